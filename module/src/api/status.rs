@@ -1,0 +1,62 @@
+//! Error shapes: OPC UA results inside a 200 response, and transport-level
+//! problem details for everything that fails before or around OPC UA.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+/// An OPC UA service result. OPC Publisher reports OPC UA failures (bad node
+/// id, access denied, ...) here with a 200 transport status, not as an error.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceResultModel {
+    /// OPC UA status code; 0 (Good) is left off the wire like .NET does.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub status_code: u32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error_message: Option<String>,
+    /// Symbolic name of the status code, e.g. `BadNodeIdUnknown`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub symbolic_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub locale: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub additional_info: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub namespace_uri: Option<String>,
+    /// Nested cause, if the server supplied one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub inner: Option<Box<ServiceResultModel>>,
+}
+
+impl ServiceResultModel {
+    /// Whether the status code has the OPC UA "Bad" severity bits.
+    pub fn is_bad(&self) -> bool {
+        self.status_code & 0x8000_0000 != 0
+    }
+}
+
+/// RFC 7807 problem details. OPC Publisher answers non-OPC-UA failures
+/// (bad request, timeout, not found, ...) with this body over HTTP, and the
+/// same object is the payload of a failed direct method / MQTT RPC call.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemDetails {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
+    pub type_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub title: Option<String>,
+    /// Mirrors the HTTP / RPC status code.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub instance: Option<String>,
+    /// Extension members (e.g. `traceId`) are kept rather than dropped.
+    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
+    pub extensions: Map<String, Value>,
+}

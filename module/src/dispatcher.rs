@@ -1,0 +1,292 @@
+//! Method name → operation, the one place both transports call.
+//!
+//! Bodies are decoded here so that every transport reports a malformed request the same way
+//! (400, `BadDecodingError`, with serde's own words on what is wrong).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use opcua::types::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::api::{
+    BrowseFirstRequestModel, BrowseNextRequestModel, BrowsePathRequestModel,
+    DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel, MethodCallRequestModel,
+    MethodMetadataRequestModel, ReadRequestModel, RequestEnvelope, RequestHeaderModel,
+    ServerEndpointQueryModel, ServerRegistrationRequestModel, TestConnectionRequestModel,
+    TestConnectionResponseModel, ValueReadRequestModel, ValueWriteRequestModel, WriteRequestModel,
+    X509CertificateModel,
+};
+use crate::discovery::Discovery;
+use crate::error::{ErrorKind, Result, ServiceError};
+use crate::opcua::session_pool::SessionPool;
+use crate::pki::{Pki, Store};
+use crate::transport::problem::{http_status, problem_body};
+use crate::twin::{self, capabilities, Twin};
+
+pub struct Dispatcher {
+    twin: Twin,
+    pki: Pki,
+    discovery: Arc<Discovery>,
+}
+
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"null".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        ServiceError::bad_request(
+            StatusCode::BadDecodingError,
+            format!("request body is not valid: {e}"),
+        )
+    })
+}
+
+fn encode<T: Serialize>(v: T) -> Result<Value> {
+    serde_json::to_value(v).map_err(|e| ServiceError::internal(e.to_string()))
+}
+
+impl Dispatcher {
+    pub fn new(pool: Arc<SessionPool>, pki: Pki, discovery: Arc<Discovery>) -> Self {
+        Self {
+            twin: Twin::new(pool),
+            pki,
+            discovery,
+        }
+    }
+
+    /// Runs a method and answers `(HTTP-style status, JSON body)`, as MQTT RPC sends it.
+    pub async fn call(&self, method: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        match self.invoke(method, body).await {
+            Ok(v) => (200, serde_json::to_vec(&v).unwrap_or_default()),
+            Err(e) => (
+                http_status(e.kind).as_u16(),
+                serde_json::to_vec(&problem_body(&e)).unwrap_or_default(),
+            ),
+        }
+    }
+
+    /// Runs a method by its OPC Publisher name (without version suffix).
+    pub async fn invoke(&self, method: &str, body: &[u8]) -> Result<Value> {
+        match method {
+            "ValueRead" => {
+                self.twin_op(
+                    body,
+                    |r: &ValueReadRequestModel| r.header.clone(),
+                    |c, r| async move { twin::read::value_read(c, &r).await },
+                )
+                .await
+            }
+            "NodeRead" => {
+                self.twin_op(
+                    body,
+                    |r: &ReadRequestModel| r.header.clone(),
+                    |c, r| async move { twin::read::node_read(c, &r).await },
+                )
+                .await
+            }
+            "ValueWrite" => {
+                self.twin_op(
+                    body,
+                    |r: &ValueWriteRequestModel| r.header.clone(),
+                    |c, r| async move { twin::write::value_write(c, &r).await },
+                )
+                .await
+            }
+            "NodeWrite" => {
+                self.twin_op(
+                    body,
+                    |r: &WriteRequestModel| r.header.clone(),
+                    |c, r| async move { twin::write::node_write(c, &r).await },
+                )
+                .await
+            }
+            "Browse" | "BrowseFirst" => {
+                self.twin_op(
+                    body,
+                    |r: &BrowseFirstRequestModel| r.header.clone(),
+                    |c, r| async move { twin::browse::browse_first(c, &r).await },
+                )
+                .await
+            }
+            "BrowseNext" => {
+                self.twin_op(
+                    body,
+                    |r: &BrowseNextRequestModel| r.header.clone(),
+                    |c, r| async move { twin::browse::browse_next(c, &r).await },
+                )
+                .await
+            }
+            "BrowsePath" => {
+                self.twin_op(
+                    body,
+                    |r: &BrowsePathRequestModel| r.header.clone(),
+                    |c, r| async move { twin::browse::browse_path(c, &r).await },
+                )
+                .await
+            }
+            "MethodMetadata" => {
+                self.twin_op(
+                    body,
+                    |r: &MethodMetadataRequestModel| r.header.clone(),
+                    |c, r| async move { twin::call::method_metadata(c, &r).await },
+                )
+                .await
+            }
+            "MethodCall" => {
+                self.twin_op(
+                    body,
+                    |r: &MethodCallRequestModel| r.header.clone(),
+                    |c, r| async move { twin::call::method_call(c, &r).await },
+                )
+                .await
+            }
+            "GetServerCapabilities" => {
+                self.twin_op(
+                    body,
+                    |r: &Option<RequestHeaderModel>| r.clone(),
+                    |c, _| capabilities::server_capabilities(c),
+                )
+                .await
+            }
+            "GetEndpointCertificate" => {
+                let endpoint: EndpointModel = decode(body)?;
+                let connection = crate::api::ConnectionModel {
+                    endpoint,
+                    ..Default::default()
+                };
+                encode(
+                    self.twin
+                        .run(&connection, None, |c| async move {
+                            capabilities::endpoint_certificate(&c)
+                        })
+                        .await?,
+                )
+            }
+            "TestConnection" => {
+                let r: RequestEnvelope<Option<TestConnectionRequestModel>> = decode(body)?;
+                let h = r.request.as_ref().and_then(|t| t.header.clone());
+                let outcome = self
+                    .twin
+                    .run(&r.connection, h.as_ref(), |_| async { Ok(()) })
+                    .await;
+                encode(match outcome {
+                    Ok(()) => TestConnectionResponseModel { error_info: None },
+                    Err(e) if e.kind == ErrorKind::BadRequest => return Err(e),
+                    Err(e) => TestConnectionResponseModel {
+                        error_info: Some(twin::error_info_of(&e)),
+                    },
+                })
+            }
+            "FindServer" => {
+                let q: ServerEndpointQueryModel = decode(body)?;
+                let mut found = self.discovery.find_server(&q).await?;
+                encode(found.swap_remove(0))
+            }
+            "Register" => {
+                let r: ServerRegistrationRequestModel = decode(body)?;
+                self.discovery.register(r)?;
+                encode(true)
+            }
+            "Discover" => {
+                let r: DiscoveryRequestModel = decode(body)?;
+                self.discovery.discover(r)?;
+                encode(true)
+            }
+            "Cancel" => {
+                let r: DiscoveryCancelRequestModel = decode(body)?;
+                self.discovery.cancel(&r)?;
+                encode(true)
+            }
+            other => Err(ServiceError::new(
+                ErrorKind::NotFound,
+                StatusCode::BadServiceUnsupported,
+                format!("unknown method '{other}'"),
+            )),
+        }
+    }
+
+    /// Decodes a `{connection, request}` envelope and runs `op` on the connection's session.
+    async fn twin_op<Req, Resp, H, F, Fut>(&self, body: &[u8], header: H, op: F) -> Result<Value>
+    where
+        Req: DeserializeOwned + Default,
+        Resp: Serialize,
+        H: FnOnce(&Req) -> Option<RequestHeaderModel>,
+        F: FnOnce(twin::OpContext, Req) -> Fut,
+        Fut: Future<Output = Result<Resp>>,
+    {
+        let r: RequestEnvelope<Req> = decode(body)?;
+        let h = header(&r.request);
+        let RequestEnvelope {
+            connection,
+            request,
+        } = r;
+        encode(
+            self.twin
+                .run(&connection, h.as_ref(), move |c| op(c, request))
+                .await?,
+        )
+    }
+
+    pub fn pki_list(&self, store: &str) -> Result<Value> {
+        let certs: Vec<X509CertificateModel> = self
+            .pki
+            .list(Store::parse(store)?)?
+            .iter()
+            .map(capabilities::certificate_model)
+            .collect();
+        encode(certs)
+    }
+
+    /// Adds a certificate sent as DER, PEM, base64 DER, or `{"pfxBlob": base64}`.
+    pub fn pki_add(&self, store: &str, body: &[u8]) -> Result<Value> {
+        let store = Store::parse(store)?;
+        let der = certificate_bytes(body)?;
+        let info = self.pki.add(store, &der)?;
+        encode(capabilities::certificate_model(&info))
+    }
+
+    pub fn pki_remove(&self, store: &str, thumbprint: &str) -> Result<()> {
+        self.pki.remove(Store::parse(store)?, thumbprint)
+    }
+
+    pub fn pki_approve(&self, thumbprint: &str) -> Result<Value> {
+        let info = self.pki.approve(thumbprint)?;
+        encode(capabilities::certificate_model(&info))
+    }
+}
+
+fn certificate_bytes(body: &[u8]) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let bad = || {
+        ServiceError::bad_request(
+            StatusCode::BadCertificateInvalid,
+            "send the certificate as DER, PEM, a base64 string or {\"pfxBlob\": \"<base64>\"}",
+        )
+    };
+    if body.first() == Some(&0x30) {
+        return Ok(body.to_vec());
+    }
+    if body.starts_with(b"-----BEGIN") {
+        return x509_parser::pem::parse_x509_pem(body)
+            .map(|(_, p)| p.contents)
+            .map_err(|_| bad());
+    }
+    let text = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::String(s)) => s,
+        Ok(Value::Object(o)) => o
+            .get("pfxBlob")
+            .or_else(|| o.get("certificate"))
+            .and_then(Value::as_str)
+            .ok_or_else(bad)?
+            .to_string(),
+        _ => String::from_utf8(body.to_vec()).map_err(|_| bad())?,
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| bad())
+}

@@ -1,0 +1,178 @@
+//! Starting and stopping the module as one unit: client, session pool, dispatcher, transports.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::discovery::events::EventSink;
+use crate::discovery::Discovery;
+use crate::dispatcher::Dispatcher;
+use crate::opcua::client::{build_client, ClientSettings};
+use crate::opcua::session_pool::{PoolConfig, SessionPool};
+use crate::pki::Pki;
+use crate::transport::{http, mqtt_rpc};
+
+/// Everything the module needs to run; defaults live in `Default`.
+#[derive(Debug, Clone)]
+pub struct ModuleConfig {
+    pub http_bind: SocketAddr,
+    pub api_key: String,
+    pub data_dir: PathBuf,
+    /// `mqtt://host:port`; without it the module serves HTTP only.
+    pub mqtt_url: Option<String>,
+    /// `{root}` of every MQTT topic.
+    pub publisher_id: String,
+    pub auto_accept: bool,
+    pub application_uri: Option<String>,
+    pub pool: PoolConfig,
+}
+
+impl Default for ModuleConfig {
+    fn default() -> Self {
+        Self {
+            http_bind: SocketAddr::from(([0, 0, 0, 0], 8082)),
+            api_key: String::new(),
+            data_dir: PathBuf::from("data/module"),
+            mqtt_url: None,
+            publisher_id: "iiot-module".into(),
+            auto_accept: false,
+            application_uri: None,
+            pool: PoolConfig::default(),
+        }
+    }
+}
+
+/// Why the module could not start; each names what the user should change.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("an API key is required (--api-key or IIOT_API_KEY)")]
+    NoApiKey,
+    #[error("HTTP port {0} is already in use; choose another with --http-port")]
+    PortInUse(u16),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("invalid --mqtt-url: {0}")]
+    MqttUrl(String),
+    #[error("cannot prepare data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("OPC UA client: {0}")]
+    Client(String),
+}
+
+/// A running module.
+pub struct ModuleHandle {
+    pub http_addr: SocketAddr,
+    pub pki: Pki,
+    pub pool: Arc<SessionPool>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl ModuleHandle {
+    /// Stops the transports and closes every OPC UA session.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.pool.close_all().await;
+    }
+}
+
+pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
+    if config.api_key.trim().is_empty() {
+        return Err(StartError::NoApiKey);
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let mqtt = match &config.mqtt_url {
+        Some(url) => Some(
+            mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
+                .map_err(StartError::MqttUrl)?,
+        ),
+        None => None,
+    };
+    let listener = TcpListener::bind(config.http_bind)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => StartError::PortInUse(config.http_bind.port()),
+            _ => StartError::Bind(config.http_bind, e),
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(config.http_bind, e))?;
+
+    let pki_dir = config.data_dir.join("pki");
+    let host = hostname();
+    let settings = ClientSettings {
+        application_name: "iiot module".into(),
+        application_uri: config
+            .application_uri
+            .clone()
+            .unwrap_or_else(|| format!("urn:{host}:iiot:module")),
+        auto_accept: config.auto_accept,
+        request_timeout: config.pool.request_timeout,
+    };
+    let client =
+        build_client(&pki_dir, &settings).map_err(|e| StartError::Client(e.to_string()))?;
+    let pool = SessionPool::new(client, config.pool.clone());
+    let pki = Pki::new(&pki_dir);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mqtt = mqtt.map(|c| {
+        let (client, event_loop) = mqtt_rpc::connect(&c);
+        (c, client, event_loop)
+    });
+    let events = match &mqtt {
+        Some((c, client, _)) => EventSink::mqtt(client.clone(), format!("{}/events", c.root)),
+        None => EventSink::log_only(),
+    };
+    let discovery = Discovery::new(pool.client().clone(), events, config.publisher_id.clone());
+    let dispatcher = Arc::new(Dispatcher::new(pool.clone(), pki.clone(), discovery));
+
+    let mut tasks = Vec::new();
+    let router = http::router(dispatcher.clone(), &config.api_key);
+    let mut rx = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        if let Err(e) = http::serve(listener, router, stop).await {
+            tracing::error!(error = %e, "HTTP API stopped");
+        }
+    }));
+    if let Some((mqtt, client, event_loop)) = mqtt {
+        info!(root = %mqtt.root, "MQTT RPC enabled");
+        tasks.push(tokio::spawn(mqtt_rpc::run(
+            mqtt,
+            client,
+            event_loop,
+            dispatcher.clone(),
+            shutdown_rx.clone(),
+        )));
+    } else {
+        info!("no --mqtt-url given: serving the HTTP API only");
+    }
+    info!(%http_addr, data_dir = %config.data_dir.display(), "module started");
+    Ok(ModuleHandle {
+        http_addr,
+        pki,
+        pool,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,6 @@
+//! Everything that speaks OPC UA to servers: sessions, node ids, value encoding.
+
+pub mod client;
+pub mod json_value;
+pub mod node_id;
+pub mod session_pool;

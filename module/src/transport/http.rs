@@ -1,0 +1,191 @@
+//! OPC Publisher's HTTP API (`/v2/...`), every route behind an API key except `/healthz`.
+//!
+//! Routes are a thin skin over the dispatcher: each names the method it calls, so HTTP and
+//! MQTT RPC can never drift apart in behaviour.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use opcua::types::StatusCode;
+use tokio::net::TcpListener;
+
+use crate::dispatcher::Dispatcher;
+use crate::error::{ErrorKind, ServiceError};
+
+/// Largest request body accepted; OPC Publisher requests are small, a bigger one is a mistake
+/// or an attack.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Clone)]
+struct AppState {
+    dispatcher: Arc<Dispatcher>,
+    api_key: Arc<str>,
+}
+
+/// Which dispatcher method serves each `POST` route.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("/v2/read", "ValueRead"),
+    ("/v2/read/attributes", "NodeRead"),
+    ("/v2/write", "ValueWrite"),
+    ("/v2/write/attributes", "NodeWrite"),
+    ("/v2/browse/first", "Browse"),
+    ("/v2/browse/next", "BrowseNext"),
+    ("/v2/browse/path", "BrowsePath"),
+    ("/v2/call", "MethodCall"),
+    ("/v2/call/$metadata", "MethodMetadata"),
+    ("/v2/capabilities", "GetServerCapabilities"),
+    ("/v2/certificate", "GetEndpointCertificate"),
+    ("/v2/test", "TestConnection"),
+    ("/v2/discovery/findserver", "FindServer"),
+    ("/v2/discovery/register", "Register"),
+    ("/v2/discovery", "Discover"),
+    ("/v2/discovery/cancel", "Cancel"),
+];
+
+pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
+    let state = AppState {
+        dispatcher,
+        api_key: Arc::from(api_key),
+    };
+    let mut api = Router::new();
+    for (path, method) in ROUTES {
+        let method: &'static str = method;
+        api = api.route(
+            path,
+            post(move |State(s): State<AppState>, body: Bytes| async move {
+                s.dispatcher.invoke(method, &body).await.map(Json)
+            }),
+        );
+    }
+    let api = api
+        .route("/v2/pki/{store}/certs", get(pki_list).patch(pki_add))
+        .route(
+            "/v2/pki/{store}/certs/{thumbprint}",
+            axum::routing::delete(pki_remove),
+        )
+        .route(
+            "/v2/pki/rejected/certs/{thumbprint}/approve",
+            post(pki_approve),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            ServiceError::new(
+                ErrorKind::NotFound,
+                StatusCode::BadNotFound,
+                "no such route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(problem_for_rejections))
+        .with_state(state)
+}
+
+/// Serves the API on an already bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn require_api_key(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("ApiKey ")
+                .or_else(|| v.strip_prefix("Bearer "))
+                .map(str::trim)
+        });
+    match presented {
+        Some(key) if constant_time_eq(key.as_bytes(), s.api_key.as_bytes()) => next.run(req).await,
+        Some(_) => unauthorized("the API key is not valid"),
+        None => unauthorized("send 'Authorization: ApiKey <key>'"),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    ServiceError::new(
+        ErrorKind::Unauthorized,
+        StatusCode::BadUserAccessDenied,
+        message,
+    )
+    .into_response()
+}
+
+/// Compares keys without leaking where they differ through timing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// axum answers a too-large body with plain text; turn it into problem+json like every other
+/// error.
+async fn problem_for_rejections(req: Request, next: Next) -> Response {
+    let res = next.run(req).await;
+    if res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        let is_problem = res
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem"));
+        if !is_problem {
+            return ServiceError::new(
+                ErrorKind::TooLarge,
+                StatusCode::BadRequestTooLarge,
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .into_response();
+        }
+    }
+    res
+}
+
+async fn pki_list(State(s): State<AppState>, Path(store): Path<String>) -> Response {
+    s.dispatcher.pki_list(&store).map(Json).into_response()
+}
+
+async fn pki_add(State(s): State<AppState>, Path(store): Path<String>, body: Bytes) -> Response {
+    s.dispatcher
+        .pki_add(&store, &body)
+        .map(Json)
+        .into_response()
+}
+
+async fn pki_remove(
+    State(s): State<AppState>,
+    Path((store, thumbprint)): Path<(String, String)>,
+) -> Response {
+    s.dispatcher
+        .pki_remove(&store, &thumbprint)
+        .map(|_| axum::http::StatusCode::NO_CONTENT)
+        .into_response()
+}
+
+async fn pki_approve(State(s): State<AppState>, Path(thumbprint): Path<String>) -> Response {
+    s.dispatcher
+        .pki_approve(&thumbprint)
+        .map(Json)
+        .into_response()
+}

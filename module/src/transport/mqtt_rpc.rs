@@ -1,0 +1,168 @@
+//! OPC Publisher's method API over MQTT v5 request/response.
+//!
+//! A request is a publish to `{root}/methods/{Method}` carrying a response topic and
+//! correlation data; the answer goes to that response topic with the same correlation data
+//! and a `StatusCode` user property holding the HTTP-style status code. Requests are handled
+//! concurrently: a slow server must not hold up calls to a fast one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::api::rpc::{strip_version, MQTT_STATUS_CODE_PROPERTY};
+use crate::dispatcher::Dispatcher;
+
+/// Where the module finds its broker and what topic root it answers on.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    /// The `{root}` of every topic; OPC Publisher's publisher id.
+    pub root: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl MqttConfig {
+    /// Parses `mqtt://host:port` (also `tcp://`, or a bare `host:port`).
+    pub fn from_url(url: &str, root: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .unwrap_or(url);
+        if url.starts_with("mqtts://") || url.starts_with("ssl://") {
+            return Err("TLS to the broker is not supported yet; use mqtt://".into());
+        }
+        let (creds, hostport) = match rest.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, rest),
+        };
+        let hostport = hostport.trim_end_matches('/');
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("invalid port in MQTT URL '{url}'"))?,
+            ),
+            None => (hostport.to_string(), 1883),
+        };
+        if host.is_empty() {
+            return Err(format!("no host in MQTT URL '{url}'"));
+        }
+        let (username, password) = match creds.map(|c| c.split_once(':')) {
+            Some(Some((u, p))) => (Some(u.to_string()), Some(p.to_string())),
+            Some(None) => (creds.map(str::to_string), None),
+            None => (None, None),
+        };
+        Ok(Self {
+            host,
+            port,
+            client_id: format!("{root}-module"),
+            root: root.to_string(),
+            username,
+            password,
+        })
+    }
+}
+
+/// Creates the MQTT client; the event loop does nothing until [`run`] polls it.
+pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
+    let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_start(true);
+    if let (Some(u), Some(p)) = (&config.username, &config.password) {
+        options.set_credentials(u, p);
+    }
+    // Without TCP_NODELAY every request/response pays Nagle's ~40 ms per hop.
+    let mut network = options.network_options();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
+    AsyncClient::new(options, 256)
+}
+
+/// Runs the RPC responder until `shutdown` turns true. Reconnects by itself; the clean
+/// session means subscriptions are renewed on every ConnAck.
+pub async fn run(
+    config: MqttConfig,
+    client: AsyncClient,
+    mut event_loop: EventLoop,
+    dispatcher: Arc<Dispatcher>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let filter = format!("{}/methods/+", config.root);
+    let prefix = format!("{}/methods/", config.root);
+    info!(broker = %format!("{}:{}", config.host, config.port), topic = %filter, "MQTT RPC starting");
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    let _ = client.disconnect().await;
+                    break;
+                }
+            }
+            event = event_loop.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    info!("connected to MQTT broker");
+                    if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                        warn!(error = %e, "subscribing to method topic failed");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let topic = String::from_utf8_lossy(&p.topic).to_string();
+                    let Some(tail) = topic.strip_prefix(&prefix) else { continue };
+                    let method = strip_version(tail).to_string();
+                    let props = p.properties.clone().unwrap_or_default();
+                    let Some(response_topic) = props.response_topic.clone() else {
+                        debug!(%topic, "request without response topic ignored");
+                        continue;
+                    };
+                    let client = client.clone();
+                    let dispatcher = dispatcher.clone();
+                    let payload = p.payload.clone();
+                    tokio::spawn(async move {
+                        let (status, body) = dispatcher.call(&method, &payload).await;
+                        let props = PublishProperties {
+                            correlation_data: props.correlation_data.clone(),
+                            content_type: Some("application/json".into()),
+                            user_properties: vec![(MQTT_STATUS_CODE_PROPERTY.into(), status.to_string())],
+                            ..Default::default()
+                        };
+                        if let Err(e) = client
+                            .publish_with_properties(response_topic, QoS::AtLeastOnce, false, Bytes::from(body), props)
+                            .await
+                        {
+                            warn!(error = %e, %method, "publishing RPC response failed");
+                        }
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(error = %e, "MQTT connection error; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_urls() {
+        let c = MqttConfig::from_url("mqtt://127.0.0.1:1884", "pub1").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 1884));
+        let c = MqttConfig::from_url("tcp://u:p@broker", "x").unwrap();
+        assert_eq!((c.username.as_deref(), c.port), (Some("u"), 1883));
+        assert!(MqttConfig::from_url("mqtt://:12", "x").is_err());
+        assert!(MqttConfig::from_url("mqtt://h:notaport", "x").is_err());
+    }
+}

@@ -1,0 +1,214 @@
+//! Command-line arguments of every `iiot` command, and their translation into the library
+//! crates' configuration structs.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "iiot", version, about = "OPC UA industrial gateway")]
+pub struct Cli {
+    /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
+    #[arg(long, global = true, default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Everything in one process: simulated PLC, embedded MQTT broker and the module.
+    Up(UpArgs),
+    /// The edge module: OPC Publisher compatible API over HTTP and MQTT.
+    Module(ModuleArgs),
+    /// The simulated PLC (OPC UA server).
+    PlcSim(PlcSimArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where state (PKI, keys) is kept between runs.
+    #[arg(long, default_value = "iiot-data", env = "IIOT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Simulated PLC OPC UA port.
+    #[arg(long, default_value_t = 50000)]
+    pub plc_port: u16,
+    /// Embedded MQTT broker port.
+    #[arg(long, default_value_t = 1883)]
+    pub mqtt_port: u16,
+    /// Module HTTP API port.
+    #[arg(long, default_value_t = 8082)]
+    pub http_port: u16,
+    /// Address the HTTP API and broker listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+}
+
+#[derive(Args, Debug)]
+pub struct ModuleArgs {
+    #[arg(long, default_value_t = 8082, env = "IIOT_HTTP_PORT")]
+    pub http_port: u16,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "0.0.0.0", env = "IIOT_HTTP_HOST")]
+    pub http_host: IpAddr,
+    /// Key every API call must present as `Authorization: ApiKey <key>`.
+    #[arg(long, env = "IIOT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Read the API key from this file instead.
+    #[arg(long, env = "IIOT_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    #[arg(long, default_value = "data/module", env = "IIOT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// MQTT broker, e.g. mqtt://127.0.0.1:1883; without it the module serves HTTP only.
+    #[arg(long, env = "IIOT_MQTT_URL")]
+    pub mqtt_url: Option<String>,
+    /// Root of every MQTT topic (OPC Publisher's PublisherId).
+    #[arg(long, default_value = "iiot-module", env = "IIOT_PUBLISHER_ID")]
+    pub publisher_id: String,
+    /// Trust every server certificate without review (not for production).
+    #[arg(long)]
+    pub auto_accept: bool,
+    /// Most OPC UA sessions open at once.
+    #[arg(long, default_value_t = 100)]
+    pub max_sessions: usize,
+    /// Seconds an idle session stays open for the next call.
+    #[arg(long, default_value_t = 60)]
+    pub session_linger: u64,
+}
+
+impl ModuleArgs {
+    pub fn into_config(self) -> Result<iiot_module::ModuleConfig> {
+        let api_key = match (self.api_key, self.api_key_file) {
+            (Some(k), _) => k,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .with_context(|| format!("reading --api-key-file {}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => {
+                bail!("an API key is required: --api-key, --api-key-file or IIOT_API_KEY")
+            }
+        };
+        let mut config = iiot_module::ModuleConfig {
+            http_bind: SocketAddr::new(self.http_host, self.http_port),
+            api_key,
+            data_dir: self.data_dir,
+            mqtt_url: self.mqtt_url,
+            publisher_id: self.publisher_id,
+            auto_accept: self.auto_accept,
+            ..Default::default()
+        };
+        config.pool.max_sessions = self.max_sessions.max(1);
+        config.pool.linger = std::time::Duration::from_secs(self.session_linger);
+        Ok(config)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PlcSimArgs {
+    #[arg(long, default_value_t = 50000)]
+    pub port: u16,
+    /// Host name or address used in endpoint URLs and bound to.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value = "plc-sim-pki")]
+    pub pki_dir: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    pub fast_nodes: u32,
+    /// Milliseconds between updates of the fast nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub fast_rate: u64,
+    #[arg(long, default_value_t = 50)]
+    pub slow_nodes: u32,
+    /// Milliseconds between updates of the slow nodes.
+    #[arg(long, default_value_t = 10000)]
+    pub slow_rate: u64,
+    /// Folder tree DEPTHxBREADTH under `Tree`, e.g. 2x316 for ~100k leaves.
+    #[arg(long)]
+    pub tree: Option<String>,
+    #[arg(long)]
+    pub max_monitored_items_per_call: Option<u32>,
+    #[arg(long)]
+    pub max_nodes_per_browse: Option<u32>,
+    #[arg(long)]
+    pub max_nodes_per_read: Option<u32>,
+    #[arg(long)]
+    pub max_nodes_per_write: Option<u32>,
+    #[arg(long)]
+    pub max_nodes_per_method_call: Option<u32>,
+    #[arg(long)]
+    pub max_sessions: Option<u32>,
+    /// A user as NAME:PASSWORD; repeat for more. Default: user1:password and user2:password1.
+    #[arg(long = "user")]
+    pub users: Vec<String>,
+    /// Trust every client certificate (a simulator convenience; logged as a warning).
+    #[arg(long)]
+    pub auto_accept: bool,
+}
+
+impl PlcSimArgs {
+    pub fn into_config(self) -> Result<iiot_plc_sim::PlcSimConfig> {
+        let mut c = iiot_plc_sim::PlcSimConfig {
+            host: self.host,
+            port: self.port,
+            pki_dir: self.pki_dir,
+            fast_nodes: self.fast_nodes,
+            fast_rate_ms: self.fast_rate,
+            slow_nodes: self.slow_nodes,
+            slow_rate_ms: self.slow_rate,
+            tree: self.tree.as_deref().map(parse_tree).transpose()?,
+            auto_accept: self.auto_accept,
+            ..Default::default()
+        };
+        if let Some(v) = self.max_monitored_items_per_call {
+            c.max_monitored_items_per_call = v;
+        }
+        if let Some(v) = self.max_nodes_per_browse {
+            c.max_nodes_per_browse = v;
+        }
+        if let Some(v) = self.max_nodes_per_read {
+            c.max_nodes_per_read = v;
+        }
+        if let Some(v) = self.max_nodes_per_write {
+            c.max_nodes_per_write = v;
+        }
+        if let Some(v) = self.max_nodes_per_method_call {
+            c.max_nodes_per_method_call = v;
+        }
+        if let Some(v) = self.max_sessions {
+            c.max_sessions = v;
+        }
+        if !self.users.is_empty() {
+            c.users = self
+                .users
+                .iter()
+                .map(|u| {
+                    u.split_once(':')
+                        .map(|(n, p)| (n.to_string(), p.to_string()))
+                        .with_context(|| format!("--user '{u}' must be NAME:PASSWORD"))
+                })
+                .collect::<Result<_>>()?;
+        }
+        Ok(c)
+    }
+}
+
+/// Parses `DEPTHxBREADTH`.
+pub fn parse_tree(text: &str) -> Result<(u32, u32)> {
+    let (d, b) = text
+        .split_once(['x', 'X'])
+        .with_context(|| format!("--tree '{text}' must be DEPTHxBREADTH, e.g. 2x316"))?;
+    let d: u32 = d
+        .trim()
+        .parse()
+        .with_context(|| format!("bad depth in --tree '{text}'"))?;
+    let b: u32 = b
+        .trim()
+        .parse()
+        .with_context(|| format!("bad breadth in --tree '{text}'"))?;
+    if d == 0 || b == 0 {
+        bail!("--tree '{text}': depth and breadth must be at least 1");
+    }
+    Ok((d, b))
+}

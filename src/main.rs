@@ -1,0 +1,57 @@
+//! The `iiot` binary: parses the command line and composes the library crates.
+
+mod broker;
+mod cli;
+mod up;
+
+use anyhow::Result;
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = cli::Cli::parse();
+    init_tracing(&cli.log);
+    match cli.command {
+        cli::Command::Up(args) => up::run(args).await,
+        cli::Command::Module(args) => {
+            let handle = iiot_module::start(args.into_config()?).await?;
+            println!("module API on http://{}", handle.http_addr);
+            wait_for_shutdown().await;
+            handle.shutdown().await;
+            Ok(())
+        }
+        cli::Command::PlcSim(args) => {
+            let sim = iiot_plc_sim::PlcSim::start(args.into_config()?).await?;
+            println!("plc-sim listening on {}", sim.endpoint_url());
+            wait_for_shutdown().await;
+            sim.shutdown().await;
+            Ok(())
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{filter},{}", QUIET_TARGETS)));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Libraries that log routine events at info or error level.
+const QUIET_TARGETS: &str = "opcua_client=warn,opcua_core=warn,opcua_server=warn,\
+opcua_crypto=warn,opcua_types=warn,rumqttd=warn,rumqttd::router=error";
+
+pub async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
