@@ -159,6 +159,14 @@ impl PlcSimConfig {
         if self.host.trim().is_empty() || self.host.chars().any(char::is_whitespace) {
             return err(format!("host {:?} is not a host name", self.host));
         }
+        if self.host.contains(':') {
+            // async-opcua formats endpoint URLs as `opc.tcp://{host}:{port}` without
+            // brackets (server/src/info.rs, `base_endpoint`), so an IPv6 literal breaks them.
+            return err(format!(
+                "host {:?}: IPv6 literals are not supported, use a name",
+                self.host
+            ));
+        }
         if self.fast_rate_ms == 0 || self.slow_rate_ms == 0 {
             return err("fast_rate_ms and slow_rate_ms must be at least 1".to_owned());
         }
@@ -242,6 +250,12 @@ mod tests {
 
         let c = PlcSimConfig {
             users: vec![("a".into(), "x".into()), ("a".into(), "y".into())],
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(PlcSimError::Config(_))));
+
+        let c = PlcSimConfig {
+            host: "::1".into(),
             ..Default::default()
         };
         assert!(matches!(c.validate(), Err(PlcSimError::Config(_))));

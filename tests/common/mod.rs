@@ -1,0 +1,373 @@
+//! Shared harness of the end-to-end tests: starts the real `iiot` binary, a simulated PLC, a
+//! private Mosquitto and the peer servers on free ports, and talks to them like a user would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const API_KEY: &str = "test-key-0123456789";
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port")
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "iiot-test-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A child process killed when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The module, run as the real binary.
+pub struct Module {
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub publisher_id: String,
+    _proc: Proc,
+}
+
+impl Module {
+    pub async fn start(name: &str, mqtt_url: Option<&str>) -> Module {
+        let port = free_port();
+        let data_dir = temp_dir(name);
+        let publisher_id = format!("test-{name}-{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iiot"));
+        cmd.args(["--log", "warn", "module", "--http-host", "127.0.0.1"])
+            .arg("--http-port")
+            .arg(port.to_string())
+            .arg("--api-key")
+            .arg(API_KEY)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--publisher-id")
+            .arg(&publisher_id)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(url) = mqtt_url {
+            cmd.arg("--mqtt-url").arg(url);
+        }
+        let mut child = cmd.spawn().expect("spawn iiot module");
+        wait_for_port(port, "iiot module", &mut child).await;
+        Module {
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir,
+            publisher_id,
+            _proc: Proc(child),
+        }
+    }
+
+    /// POSTs JSON with the API key; answers (HTTP status, body).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("ApiKey {API_KEY}"))
+            .json(body)
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", format!("ApiKey {API_KEY}"))
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = res.status().as_u16();
+        (status, res.json::<Value>().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A `{connection, request}` envelope.
+pub fn envelope(connection: &Value, request: Value) -> Value {
+    json!({ "connection": connection, "request": request })
+}
+
+pub fn connection_none(url: &str) -> Value {
+    json!({ "endpoint": { "url": url, "securityMode": "None" } })
+}
+
+pub fn connection_secure(url: &str, user: Option<(&str, &str)>) -> Value {
+    let mut c = json!({ "endpoint": {
+        "url": url,
+        "securityMode": "SignAndEncrypt",
+        "securityPolicy": "http://opcfoundation.org/UA/SecurityPolicy#Basic256Sha256"
+    }});
+    if let Some((u, p)) = user {
+        c["user"] = json!({ "type": "UserName", "value": { "user": u, "password": p } });
+    }
+    c
+}
+
+/// A private Mosquitto on a free port, configured not to drop queued QoS 1 messages.
+pub struct Mosquitto {
+    pub port: u16,
+    _proc: Proc,
+}
+
+impl Mosquitto {
+    pub async fn start() -> Mosquitto {
+        let port = free_port();
+        let dir = temp_dir("mosquitto");
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
+                 max_queued_messages 0\npersistence false\nlog_dest none\n"
+            ),
+        )
+        .expect("mosquitto.conf");
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let mut child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("mosquitto must be installed (scripts/install-test-deps.sh)");
+        wait_for_port(port, "mosquitto", &mut child).await;
+        Mosquitto {
+            port,
+            _proc: Proc(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+/// An OPC UA peer server nobody on the team wrote (asyncua or node-opcua).
+pub struct Peer {
+    pub url: String,
+    pub namespace: &'static str,
+    _proc: Proc,
+}
+
+fn peers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+impl Peer {
+    pub async fn asyncua() -> Peer {
+        let python = peers_dir().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "asyncua is not installed: run scripts/install-peers.sh"
+        );
+        let script = peers_dir().join("asyncua_server.py");
+        Self::spawn(Command::new(python).arg(script), "urn:iiot:peer:asyncua").await
+    }
+
+    pub async fn node_opcua() -> Peer {
+        assert!(
+            peers_dir().join("node_modules/node-opcua").exists(),
+            "node-opcua is not installed: run scripts/install-peers.sh"
+        );
+        let script = peers_dir().join("node_opcua_server.js");
+        Self::spawn(Command::new("node").arg(script), "urn:iiot:peer:node-opcua").await
+    }
+
+    async fn spawn(cmd: &mut Command, namespace: &'static str) -> Peer {
+        use tokio::io::AsyncBufReadExt;
+        let port = free_port();
+        let pki = temp_dir("peer-pki");
+        let child = cmd
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--pki")
+            .arg(&pki)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn peer server");
+        let mut proc = Proc(child);
+        let stdout = proc.0.stdout.take().expect("stdout");
+        let stdout = tokio::process::ChildStdout::from_std(stdout).expect("async stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("READY ") {
+                    return Some(url.trim().to_string());
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("peer server did not print READY");
+        // Keep draining stdout so the peer never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Peer {
+            url: ready,
+            namespace,
+            _proc: proc,
+        }
+    }
+
+    pub fn node(&self, id: &str) -> String {
+        format!("nsu={};s={id}", self.namespace)
+    }
+}
+
+/// Answers an MQTT v5 RPC call the way an OPC Publisher client makes it.
+pub struct RpcClient {
+    client: rumqttc::v5::AsyncClient,
+    responses: tokio::sync::mpsc::UnboundedReceiver<(Vec<u8>, String, Value)>,
+    reply_topic: String,
+}
+
+impl RpcClient {
+    pub async fn connect(port: u16) -> RpcClient {
+        use rumqttc::v5::mqttbytes::v5::Packet;
+        use rumqttc::v5::mqttbytes::QoS;
+        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+        let id = format!("rpc-test-{}", free_port());
+        let mut options = MqttOptions::new(&id, "127.0.0.1", port);
+        let mut net = options.network_options();
+        net.set_tcp_nodelay(true);
+        options.set_network_options(net);
+        let (client, mut event_loop) = AsyncClient::new(options, 64);
+        let reply_topic = format!("{id}/responses");
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (subscribed_tx, subscribed_rx) = tokio::sync::oneshot::channel();
+        let mut subscribed_tx = Some(subscribed_tx);
+        let sub_client = client.clone();
+        let topic = reply_topic.clone();
+        tokio::spawn(async move {
+            loop {
+                match event_loop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        let _ = sub_client.subscribe(topic.clone(), QoS::AtLeastOnce).await;
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(t) = subscribed_tx.take() {
+                            let _ = t.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let props = p.properties.unwrap_or_default();
+                        let status = props
+                            .user_properties
+                            .iter()
+                            .find(|(k, _)| k == "StatusCode")
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default();
+                        let corr = props
+                            .correlation_data
+                            .map(|b| b.to_vec())
+                            .unwrap_or_default();
+                        let body = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                        let _ = tx.send((corr, status, body));
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), subscribed_rx)
+            .await
+            .expect("MQTT subscribe timed out")
+            .expect("MQTT subscribe");
+        RpcClient {
+            client,
+            responses: rx,
+            reply_topic,
+        }
+    }
+
+    /// Calls `{root}/methods/{method}`; answers (status, body).
+    pub async fn call(&mut self, root: &str, method: &str, body: &Value) -> (u16, Value) {
+        use rumqttc::v5::mqttbytes::v5::PublishProperties;
+        use rumqttc::v5::mqttbytes::QoS;
+        let corr = format!("c{}", free_port()).into_bytes();
+        let props = PublishProperties {
+            response_topic: Some(self.reply_topic.clone()),
+            correlation_data: Some(corr.clone().into()),
+            ..Default::default()
+        };
+        self.client
+            .publish_with_properties(
+                format!("{root}/methods/{method}"),
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(body).expect("json"),
+                props,
+            )
+            .await
+            .expect("publish");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let (c, status, body) = tokio::time::timeout(left, self.responses.recv())
+                .await
+                .expect("no RPC response within 30 s")
+                .expect("response channel closed");
+            if c == corr {
+                return (status.parse().unwrap_or(0), body);
+            }
+        }
+    }
+}
+
+/// Starts a plc-sim in this process on a free port.
+pub async fn plc_sim(auto_accept: bool, tree: Option<(u32, u32)>) -> iiot_plc_sim::PlcSim {
+    iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
+        port: 0,
+        pki_dir: temp_dir("plc-pki"),
+        fast_rate_ms: 100,
+        tree,
+        auto_accept,
+        ..Default::default()
+    })
+    .await
+    .expect("plc-sim start")
+}
