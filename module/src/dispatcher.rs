@@ -203,7 +203,7 @@ impl Dispatcher {
                 encode(true)
             }
             other => Err(ServiceError::new(
-                ErrorKind::NotFound,
+                ErrorKind::NotImplemented,
                 StatusCode::BadServiceUnsupported,
                 format!("unknown method '{other}'"),
             )),

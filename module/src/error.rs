@@ -14,6 +14,8 @@ pub enum ErrorKind {
     Unauthorized,
     /// A named thing does not exist (certificate, discovery request): HTTP 404.
     NotFound,
+    /// The method is not one the module implements: HTTP 501.
+    NotImplemented,
     /// Request body too large: HTTP 413.
     TooLarge,
     /// The server or the module could not be reached or is overloaded: HTTP 503.

@@ -11,6 +11,7 @@ pub fn http_status(kind: ErrorKind) -> HttpStatus {
         ErrorKind::BadRequest => HttpStatus::BAD_REQUEST,
         ErrorKind::Unauthorized => HttpStatus::UNAUTHORIZED,
         ErrorKind::NotFound => HttpStatus::NOT_FOUND,
+        ErrorKind::NotImplemented => HttpStatus::NOT_IMPLEMENTED,
         ErrorKind::TooLarge => HttpStatus::PAYLOAD_TOO_LARGE,
         ErrorKind::Unavailable => HttpStatus::SERVICE_UNAVAILABLE,
         ErrorKind::Timeout => HttpStatus::GATEWAY_TIMEOUT,
