@@ -559,3 +559,48 @@ fn established_connections_to(port: u16) -> usize {
         })
         .count()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_stream_walks_a_whole_tree_in_one_call() {
+    let plc = plc_sim(false, Some((3, 4))).await;
+    let m = Module::start("stream", None).await;
+    let conn = connection_none(&plc.endpoint_url());
+    let res = reqwest::Client::new()
+        .post(format!("{}/v2/browse", m.base))
+        .header("Authorization", format!("ApiKey {API_KEY}"))
+        .json(&envelope(&conn, json!({ "nodeId": [node("Tree")] })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let text = res.text().await.unwrap();
+    let mut targets = std::collections::HashSet::new();
+    for line in text.lines() {
+        let chunk: Value = serde_json::from_str(line).unwrap();
+        assert!(chunk.get("errorInfo").is_none(), "{chunk}");
+        targets.insert(
+            chunk["reference"]["target"]["nodeId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // 4 folders, 16 sub-folders, 64 leaves.
+    assert_eq!(targets.len(), 4 + 16 + 64, "{text}");
+    assert!(targets.contains(&format!("{NS}#s=Tree/3/3/3")));
+
+    // Without recursion only the start node's children come back.
+    let res = reqwest::Client::new()
+        .post(format!("{}/v2/browse", m.base))
+        .header("Authorization", format!("ApiKey {API_KEY}"))
+        .json(&envelope(
+            &conn,
+            json!({ "nodeId": [node("Tree")], "noRecurse": true }),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.text().await.unwrap().lines().count(), 4);
+    plc.shutdown().await;
+}

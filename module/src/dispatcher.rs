@@ -13,11 +13,11 @@ use serde_json::Value;
 
 use crate::api::{
     BrowseFirstRequestModel, BrowseNextRequestModel, BrowsePathRequestModel,
-    DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel, MethodCallRequestModel,
-    MethodMetadataRequestModel, ReadRequestModel, RequestEnvelope, RequestHeaderModel,
-    ServerEndpointQueryModel, ServerRegistrationRequestModel, TestConnectionRequestModel,
-    TestConnectionResponseModel, ValueReadRequestModel, ValueWriteRequestModel, WriteRequestModel,
-    X509CertificateModel,
+    BrowseStreamRequestModel, DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel,
+    MethodCallRequestModel, MethodMetadataRequestModel, ReadRequestModel, RequestEnvelope,
+    RequestHeaderModel, ServerEndpointQueryModel, ServerRegistrationRequestModel,
+    TestConnectionRequestModel, TestConnectionResponseModel, ValueReadRequestModel,
+    ValueWriteRequestModel, WriteRequestModel, X509CertificateModel,
 };
 use crate::discovery::Discovery;
 use crate::error::{ErrorKind, Result, ServiceError};
@@ -230,6 +230,21 @@ impl Dispatcher {
                 .run(&connection, h.as_ref(), move |c| op(c, request))
                 .await?,
         )
+    }
+
+    /// Starts a BrowseStream; the receiver yields JSON lines until the walk ends.
+    pub async fn browse_stream(
+        &self,
+        body: &[u8],
+    ) -> Result<tokio::sync::mpsc::Receiver<bytes::Bytes>> {
+        let r: RequestEnvelope<BrowseStreamRequestModel> = decode(body)?;
+        let ctx = self
+            .twin
+            .context(&r.connection, r.request.header.as_ref())
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(twin::browse_stream::run(ctx, r.request, tx));
+        Ok(rx)
     }
 
     pub fn pki_list(&self, store: &str) -> Result<Value> {

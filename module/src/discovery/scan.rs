@@ -206,7 +206,7 @@ pub async fn scan(
         if ok {
             found.push(addr);
         }
-        if done % step == 0 || done == total {
+        if done.is_multiple_of(step) || done == total {
             progress(done, found.len());
         }
     }

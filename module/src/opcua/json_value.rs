@@ -452,9 +452,9 @@ where
                     return Err(err("not an integer"));
                 }
                 // Whole floats such as 5.0 are accepted when they are exact.
-                if f >= 0.0 && f < 1.8e19 {
+                if (0.0..1.8e19).contains(&f) {
                     I::try_from(f as u64).map_err(|_| err("out of range"))
-                } else if f < 0.0 && f >= -9.2e18 {
+                } else if (-9.2e18..0.0).contains(&f) {
                     I::try_from(f as i64).map_err(|_| err("out of range"))
                 } else {
                     Err(err("out of range"))

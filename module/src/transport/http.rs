@@ -65,6 +65,7 @@ pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
         );
     }
     let api = api
+        .route("/v2/browse", post(browse_stream))
         .route("/v2/pki/{store}/certs", get(pki_list).patch(pki_add))
         .route(
             "/v2/pki/{store}/certs/{thumbprint}",
@@ -160,6 +161,26 @@ async fn problem_for_rejections(req: Request, next: Next) -> Response {
         }
     }
     res
+}
+
+/// Streams the browse as newline-delimited JSON chunks.
+async fn browse_stream(State(s): State<AppState>, body: Bytes) -> Response {
+    match s.dispatcher.browse_stream(&body).await {
+        Ok(rx) => {
+            let stream = tokio_stream_from(rx);
+            Response::builder()
+                .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
+                .body(axum::body::Body::from_stream(stream))
+                .unwrap_or_else(|_| ServiceError::internal("stream").into_response())
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+fn tokio_stream_from(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok)))
 }
 
 async fn pki_list(State(s): State<AppState>, Path(store): Path<String>) -> Response {

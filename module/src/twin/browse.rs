@@ -18,7 +18,7 @@ use crate::error::{Result, ServiceError};
 use crate::opcua::json_value::to_json;
 use crate::twin::session_ops::parse_browse_name;
 
-fn class_mask(filter: Option<&[NodeClass]>) -> u32 {
+pub(crate) fn class_mask(filter: Option<&[NodeClass]>) -> u32 {
     filter.unwrap_or_default().iter().fold(0, |m, c| {
         m | match c {
             NodeClass::Object => 1,
@@ -33,7 +33,7 @@ fn class_mask(filter: Option<&[NodeClass]>) -> u32 {
     })
 }
 
-fn parse_node(ctx: &OpContext, text: Option<&str>, default: NodeId) -> Result<NodeId> {
+pub(crate) fn parse_node(ctx: &OpContext, text: Option<&str>, default: NodeId) -> Result<NodeId> {
     match text.map(str::trim).filter(|t| !t.is_empty()) {
         None => Ok(default),
         Some(t) => ctx
@@ -60,13 +60,13 @@ fn decode_token(token: &str) -> Result<ByteString> {
 }
 
 /// Options that shape how references are turned into models.
-struct Shape {
-    read_values: bool,
-    ids_only: bool,
+pub(crate) struct Shape {
+    pub read_values: bool,
+    pub ids_only: bool,
 }
 
 /// Converts a browse result's references, reading variable values in one batch if asked.
-async fn references(
+pub(crate) async fn references(
     ctx: &OpContext,
     result: &BrowseResult,
     shape: &Shape,

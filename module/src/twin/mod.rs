@@ -2,6 +2,7 @@
 //! test-connection, each run on a pooled session of the connection the caller names.
 
 pub mod browse;
+pub mod browse_stream;
 pub mod call;
 pub mod capabilities;
 pub mod node_model;
@@ -48,6 +49,23 @@ impl Twin {
 
     pub fn pool(&self) -> &Arc<SessionPool> {
         &self.pool
+    }
+
+    /// A session context for work that outlives one call, such as a stream.
+    pub async fn context(
+        &self,
+        connection: &ConnectionModel,
+        header: Option<&RequestHeaderModel>,
+    ) -> Result<OpContext> {
+        let key = connection_key(connection)?;
+        let lease = self.pool.acquire(&key).await?;
+        Ok(OpContext {
+            ns: lease.namespaces().await,
+            live: lease,
+            format: header
+                .and_then(|h| h.namespace_format)
+                .unwrap_or(DEFAULT_NAMESPACE_FORMAT),
+        })
     }
 
     /// Acquires the connection's session and runs `op` within the caller's timeout.

@@ -84,10 +84,8 @@ fn apply(ctx: &OpContext, m: &mut NodeModel, attr: AttributeId, dv: &DataValue) 
         (AttributeId::DisplayName, Variant::LocalizedText(t)) => {
             m.display_name = Some(t.text.as_ref().to_string())
         }
-        (AttributeId::Description, Variant::LocalizedText(t)) => {
-            if !t.text.is_null() {
-                m.description = Some(t.text.as_ref().to_string())
-            }
+        (AttributeId::Description, Variant::LocalizedText(t)) if !t.text.is_null() => {
+            m.description = Some(t.text.as_ref().to_string())
         }
         (AttributeId::DataType, Variant::NodeId(id)) => {
             m.data_type = Some(ctx.ns.format(id, ctx.format))
