@@ -25,6 +25,11 @@ pub enum Command {
     Module(ModuleArgs),
     /// The simulated PLC (OPC UA server).
     PlcSim(PlcSimArgs),
+    /// Benchmarks that print the figures of README's performance table.
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
 }
 
 #[derive(Args, Debug)]

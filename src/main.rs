@@ -1,5 +1,6 @@
 //! The `iiot` binary: parses the command line and composes the library crates.
 
+mod bench;
 mod broker;
 mod cli;
 mod up;
@@ -20,6 +21,7 @@ async fn main() -> Result<()> {
             handle.shutdown().await;
             Ok(())
         }
+        cli::Command::Bench { command } => bench::run(command).await,
         cli::Command::PlcSim(args) => {
             let sim = iiot_plc_sim::PlcSim::start(args.into_config()?).await?;
             println!("plc-sim listening on {}", sim.endpoint_url());

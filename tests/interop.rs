@@ -271,3 +271,39 @@ async fn asyncua_server() {
 async fn node_opcua_server() {
     run_against(Peer::node_opcua().await, "node-opcua").await;
 }
+
+/// Our simulator served to a client nobody here wrote: Python asyncua browses a whole tree
+/// (this needs the view-timestamp fix in vendor/PATCHES.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asyncua_client_browses_plc_sim() {
+    let plc = plc_sim(false, Some((2, 5))).await;
+    let python =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "asyncua is not installed: run scripts/install-peers.sh"
+    );
+    let out = tokio::process::Command::new(python)
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/peers/asyncua_browse_bench.py"),
+        )
+        .args([
+            "--url",
+            &plc.endpoint_url(),
+            "--root",
+            "nsu=urn:iiot:plc-sim;s=Tree",
+        ])
+        .output()
+        .await
+        .expect("run asyncua client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json line");
+    // Tree + 5 folders + 25 leaves.
+    assert_eq!(v["nodes"], 31, "{v}");
+    plc.shutdown().await;
+}

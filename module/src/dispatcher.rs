@@ -32,6 +32,27 @@ pub struct Dispatcher {
     discovery: Arc<Discovery>,
 }
 
+/// The methods `invoke` serves, in their canonical spelling.
+const METHODS: &[&str] = &[
+    "ValueRead",
+    "NodeRead",
+    "ValueWrite",
+    "NodeWrite",
+    "Browse",
+    "BrowseFirst",
+    "BrowseNext",
+    "BrowsePath",
+    "MethodMetadata",
+    "MethodCall",
+    "GetServerCapabilities",
+    "GetEndpointCertificate",
+    "TestConnection",
+    "FindServer",
+    "Register",
+    "Discover",
+    "Cancel",
+];
+
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"null".as_slice()
@@ -70,8 +91,13 @@ impl Dispatcher {
         }
     }
 
-    /// Runs a method by its OPC Publisher name (without version suffix).
+    /// Runs a method by its OPC Publisher name (without version suffix, any letter case).
     pub async fn invoke(&self, method: &str, body: &[u8]) -> Result<Value> {
+        let method = METHODS
+            .iter()
+            .find(|m| m.eq_ignore_ascii_case(method))
+            .copied()
+            .unwrap_or(method);
         match method {
             "ValueRead" => {
                 self.twin_op(

@@ -19,7 +19,7 @@ use crate::pki::Pki;
 use crate::transport::{http, mqtt_rpc};
 
 /// Everything the module needs to run; defaults live in `Default`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ModuleConfig {
     pub http_bind: SocketAddr,
     pub api_key: String,
@@ -31,6 +31,33 @@ pub struct ModuleConfig {
     pub auto_accept: bool,
     pub application_uri: Option<String>,
     pub pool: PoolConfig,
+}
+
+/// Written by hand so that the API key never reaches a log line.
+impl std::fmt::Debug for ModuleConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleConfig")
+            .field("http_bind", &self.http_bind)
+            .field("api_key", &"***")
+            .field("data_dir", &self.data_dir)
+            .field("mqtt_url", &self.mqtt_url.as_ref().map(|u| redact_url(u)))
+            .field("publisher_id", &self.publisher_id)
+            .field("auto_accept", &self.auto_accept)
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// `mqtt://user:pass@host` → `mqtt://user:***@host`.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
 }
 
 impl Default for ModuleConfig {

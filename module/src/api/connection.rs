@@ -84,7 +84,7 @@ pub struct EndpointModel {
 /// The secret part of a credential. Which fields matter depends on the
 /// credential type: `user`/`password` for user names; for X509 `user` is the
 /// certificate subject or `thumbprint` selects it, `password` unlocks the key.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentityModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -93,6 +93,17 @@ pub struct UserIdentityModel {
     pub password: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub thumbprint: Option<String>,
+}
+
+/// Written by hand so that a password never reaches a log line.
+impl std::fmt::Debug for UserIdentityModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserIdentityModel")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("thumbprint", &self.thumbprint)
+            .finish()
+    }
 }
 
 /// A user credential for session activation or per-request elevation.

@@ -19,7 +19,7 @@ use crate::api::rpc::{strip_version, MQTT_STATUS_CODE_PROPERTY};
 use crate::dispatcher::Dispatcher;
 
 /// Where the module finds its broker and what topic root it answers on.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MqttConfig {
     pub host: String,
     pub port: u16,
@@ -28,6 +28,20 @@ pub struct MqttConfig {
     pub root: String,
     pub username: Option<String>,
     pub password: Option<String>,
+}
+
+/// Written by hand so that the broker password never reaches a log line.
+impl std::fmt::Debug for MqttConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("root", &self.root)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl MqttConfig {
