@@ -144,6 +144,12 @@ pub struct PlcSimArgs {
     pub max_nodes_per_method_call: Option<u32>,
     #[arg(long)]
     pub max_sessions: Option<u32>,
+    /// Open TCP connections before new ones are refused (0: no limit).
+    #[arg(long)]
+    pub max_connections: Option<u32>,
+    /// Sessions not yet activated before CreateSession is refused (0: no limit).
+    #[arg(long)]
+    pub max_unactivated_sessions: Option<u32>,
     /// A user as NAME:PASSWORD; repeat for more. Default: user1:password and user2:password1.
     #[arg(long = "user")]
     pub users: Vec<String>,
@@ -183,6 +189,12 @@ impl PlcSimArgs {
         }
         if let Some(v) = self.max_sessions {
             c.max_sessions = v;
+        }
+        if let Some(v) = self.max_connections {
+            c.max_connections = v;
+        }
+        if let Some(v) = self.max_unactivated_sessions {
+            c.max_unactivated_sessions = v;
         }
         if !self.users.is_empty() {
             c.users = self

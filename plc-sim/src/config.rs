@@ -54,6 +54,11 @@ pub struct PlcSimConfig {
     pub max_nodes_per_method_call: u32,
     /// Concurrent sessions before CreateSession is refused.
     pub max_sessions: u32,
+    /// Open TCP connections before new ones are refused with Bad_TcpServerTooBusy (0: none).
+    pub max_connections: u32,
+    /// Sessions created but not yet activated before CreateSession is refused (0: none), so
+    /// a CreateSession flood cannot take every session slot.
+    pub max_unactivated_sessions: u32,
     /// Username/password pairs accepted on the secure endpoints (never on None/None, where the
     /// password would travel in clear).
     pub users: Vec<(String, String)>,
@@ -90,6 +95,8 @@ impl Default for PlcSimConfig {
             max_nodes_per_write: 10_000,
             max_nodes_per_method_call: 1_000,
             max_sessions: 100,
+            max_connections: 200,
+            max_unactivated_sessions: 20,
             users: vec![
                 ("user1".to_owned(), "password".to_owned()),
                 ("user2".to_owned(), "password1".to_owned()),
@@ -126,6 +133,8 @@ impl std::fmt::Debug for PlcSimConfig {
             .field("max_nodes_per_write", &self.max_nodes_per_write)
             .field("max_nodes_per_method_call", &self.max_nodes_per_method_call)
             .field("max_sessions", &self.max_sessions)
+            .field("max_connections", &self.max_connections)
+            .field("max_unactivated_sessions", &self.max_unactivated_sessions)
             .field("users", &users)
             .field("auto_accept", &self.auto_accept)
             .field(

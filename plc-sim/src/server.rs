@@ -332,6 +332,8 @@ fn build_server(
     limits.max_chunk_count = config.max_chunk_count as usize;
     limits.max_array_length = config.max_array_length as usize;
     limits.max_sessions = config.max_sessions as usize;
+    limits.max_connections = config.max_connections as usize;
+    limits.max_unactivated_sessions = config.max_unactivated_sessions as usize;
     limits.subscriptions.max_monitored_items_per_sub =
         config.max_monitored_items_per_subscription as usize;
     limits.subscriptions.max_subscriptions_per_session =

@@ -525,6 +525,18 @@ impl ServerBuilder {
         self
     }
 
+    /// iiot patch: maximum number of open TCP connections (0: no limit).
+    pub fn max_connections(mut self, max_connections: usize) -> Self {
+        self.config.limits.max_connections = max_connections;
+        self
+    }
+
+    /// iiot patch: maximum number of created but not yet activated sessions (0: no limit).
+    pub fn max_unactivated_sessions(mut self, max_unactivated_sessions: usize) -> Self {
+        self.config.limits.max_unactivated_sessions = max_unactivated_sessions;
+        self
+    }
+
     /// Maximum time in milliseconds a session can be inactive before it is timed out and removed.
     /// The client can request a lower value than this.
     pub fn max_session_timeout_ms(mut self, max_session_timeout_ms: u64) -> Self {

@@ -35,7 +35,7 @@ use crate::{
     },
     ServerStatusWrapper,
 };
-use opcua_types::{DateTime, LocalizedText, ServerState, UAString};
+use opcua_types::{DateTime, LocalizedText, ServerState, StatusCode, UAString};
 
 use super::{
     authenticator::DefaultAuthenticator,
@@ -372,6 +372,17 @@ impl Server {
                 _ = &mut session_expiry_fut => {}
                 rs = listener.accept() => {
                     match rs {
+                        Ok((socket, addr)) if self.info.config.limits.max_connections > 0
+                            && self.connections.len() >= self.info.config.limits.max_connections => {
+                            // iiot patch: cap concurrent connections; answer with an OPC UA ERR
+                            // message so the client learns why, then close.
+                            warn!(
+                                "Refusing connection from {addr}: {} connections open, limit max_connections = {}",
+                                self.connections.len(),
+                                self.info.config.limits.max_connections
+                            );
+                            tokio::spawn(refuse_connection(socket));
+                        }
                         Ok((socket, addr)) => {
                             info!("Accept new connection from {addr} ({connection_counter})");
                             let conn = SessionStarter::new(
@@ -551,4 +562,19 @@ impl Server {
             None
         }
     }
+}
+
+/// iiot patch: tells a refused client why (ERR message, Bad_TcpServerTooBusy) and closes.
+async fn refuse_connection(mut socket: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let reason = b"too many connections";
+    let size = 8 + 4 + 4 + reason.len();
+    let mut msg = Vec::with_capacity(size);
+    msg.extend_from_slice(b"ERRF");
+    msg.extend_from_slice(&(size as u32).to_le_bytes());
+    msg.extend_from_slice(&StatusCode::BadTcpServerTooBusy.bits().to_le_bytes());
+    msg.extend_from_slice(&(reason.len() as i32).to_le_bytes());
+    msg.extend_from_slice(reason);
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.write_all(&msg)).await;
+    let _ = socket.shutdown().await;
 }

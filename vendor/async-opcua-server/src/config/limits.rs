@@ -42,6 +42,15 @@ pub struct Limits {
     /// Maximum number of registered sessions before new ones are rejected.
     #[serde(default = "defaults::max_sessions")]
     pub max_sessions: usize,
+    /// iiot patch: maximum number of open TCP connections; further ones are answered with
+    /// Bad_TcpServerTooBusy and closed. 0 means no limit.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// iiot patch: maximum number of sessions created but not yet activated; a flood of
+    /// CreateSession without ActivateSession cannot fill `max_sessions` beyond this.
+    /// 0 means no separate limit.
+    #[serde(default = "defaults::max_unactivated_sessions")]
+    pub max_unactivated_sessions: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +69,8 @@ impl Default for Limits {
             max_query_continuation_points: defaults::max_query_continuation_points(),
             operational: OperationalLimits::default(),
             max_sessions: defaults::max_sessions(),
+            max_connections: defaults::max_connections(),
+            max_unactivated_sessions: defaults::max_unactivated_sessions(),
         }
     }
 }
@@ -243,6 +254,13 @@ mod defaults {
     pub(super) fn max_sessions() -> usize {
         constants::MAX_SESSIONS
     }
+    pub(super) fn max_connections() -> usize {
+        // iiot patch: a bounded default; sessions need a connection each, plus discovery.
+        (constants::MAX_SESSIONS * 2).max(100)
+    }
+    pub(super) fn max_unactivated_sessions() -> usize {
+        (constants::MAX_SESSIONS / 2).max(10)
+    }
 
     pub(super) fn max_subscriptions_per_session() -> usize {
         constants::MAX_SUBSCRIPTIONS_PER_SESSION
@@ -364,6 +382,8 @@ mod tests {
                 max_history_continuation_points: 500,
                 max_query_continuation_points: 500,
                 max_sessions: 20,
+                max_connections: 100,
+                max_unactivated_sessions: 10,
                 subscriptions: SubscriptionLimits {
                     max_subscriptions_per_session: 100,
                     max_pending_publish_requests: 20,

@@ -11,7 +11,7 @@ use opcua_core::{comms::secure_channel::SecureChannel, trace_read_lock, trace_wr
 use opcua_crypto::{random, CertificateStore, SecurityPolicy};
 use parking_lot::RwLock;
 use tokio::sync::Notify;
-use tracing::{error, info};
+use tracing::{warn, error, info};
 
 use crate::{identity_token::IdentityToken, info::ServerInfo};
 use opcua_types::{
@@ -67,8 +67,29 @@ impl SessionManager {
         certificate_store: &RwLock<CertificateStore>,
         request: &CreateSessionRequest,
     ) -> Result<CreateSessionResponse, StatusCode> {
-        if self.sessions.len() >= self.info.config.limits.max_sessions {
+        // iiot patch: say why a client is refused, and cap sessions that were never activated.
+        let limits = &self.info.config.limits;
+        if self.sessions.len() >= limits.max_sessions {
+            warn!(
+                "Refusing CreateSession: {} sessions open, limit max_sessions = {}",
+                self.sessions.len(),
+                limits.max_sessions
+            );
             return Err(StatusCode::BadTooManySessions);
+        }
+        if limits.max_unactivated_sessions > 0 {
+            let unactivated = self
+                .sessions
+                .values()
+                .filter(|s| !s.read().is_activated())
+                .count();
+            if unactivated >= limits.max_unactivated_sessions {
+                warn!(
+                    "Refusing CreateSession: {unactivated} sessions not yet activated, limit max_unactivated_sessions = {}",
+                    limits.max_unactivated_sessions
+                );
+                return Err(StatusCode::BadTooManySessions);
+            }
         }
 
         // TODO: Auditing and diagnostics.
