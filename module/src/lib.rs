@@ -12,6 +12,7 @@ pub mod error;
 pub mod module;
 pub mod opcua;
 pub mod pki;
+pub mod publisher;
 pub mod transport;
 pub mod twin;
 

@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod node;
 pub mod pki;
+pub mod published_nodes;
 pub mod read;
 pub mod rpc;
 pub mod status;
@@ -63,6 +64,9 @@ pub use node::{
 pub use pki::{
     AddCertificateArgs, CertificateRevocationListArgs, CertificateStoreName, RemoveCertificateArgs,
     X509CertificateChainModel, X509CertificateModel, X509ChainStatus,
+};
+pub use published_nodes::{
+    parse_published_nodes, ConfigFileError, NodeIdModel, OpcNodeModel, PublishedNodesEntryModel,
 };
 pub use read::{
     AttributeReadRequestModel, AttributeReadResponseModel, NodeAttribute, ReadRequestModel,

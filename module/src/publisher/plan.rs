@@ -1,0 +1,492 @@
+//! Normalizing configuration entries into writers and nodes.
+//!
+//! OPC Publisher's configuration has grown over versions: intervals as milliseconds or as
+//! TimeSpan strings (the TimeSpan wins), security as `UseSecurity` or `EndpointSecurityMode`
+//! (the mode wins), node ids in `Id`, `ExpandedNodeId` or a 2.5 top-level `NodeId`, and node
+//! publishing intervals that split a writer into one subscription per interval. All of that
+//! is resolved here, so the engine sees one shape.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::api::{
+    ConnectionModel, CredentialModel, CredentialType, EndpointModel, OpcNodeModel,
+    PublishedNodesEntryModel, SecurityMode, UserIdentityModel,
+};
+use crate::discovery::stable_id;
+use crate::twin::read::parse_duration_ms;
+
+pub const DEFAULT_PUBLISHING_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_SAMPLING_INTERVAL: Duration = Duration::from_secs(1);
+/// OPC Publisher's historic defaults for batching.
+pub const DEFAULT_BATCH_SIZE: u32 = 50;
+pub const DEFAULT_BATCH_TRIGGER_INTERVAL: Duration = Duration::from_secs(10);
+pub const UNKNOWN_WRITER: &str = "<<UnknownDataSet>>";
+
+/// Why an entry cannot be published; the message names the entry and the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("entry {index} ({endpoint}): {message}")]
+pub struct PlanError {
+    pub index: usize,
+    pub endpoint: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessagingMode {
+    #[default]
+    PubSub,
+    Samples,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataChangeTrigger {
+    Status,
+    #[default]
+    StatusValue,
+    StatusValueTimestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Deadband {
+    Absolute(f64),
+    Percent(f64),
+}
+
+/// One node to monitor, with its effective settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodePlan {
+    /// Node id as configured (any accepted spelling); resolved per session.
+    pub node_id: String,
+    pub browse_path: Option<Vec<String>>,
+    /// Field name in messages: DataSetFieldId, else DisplayName, else the node id.
+    pub field_name: String,
+    pub sampling_interval: Duration,
+    pub heartbeat: Option<Duration>,
+    pub skip_first: bool,
+    pub queue_size: u32,
+    pub discard_new: bool,
+    pub trigger: DataChangeTrigger,
+    pub deadband: Option<Deadband>,
+}
+
+/// A data set writer: one subscription at one publishing interval on one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriterPlan {
+    pub group: String,
+    pub id: String,
+    pub connection: ConnectionModel,
+    pub publishing_interval: Duration,
+    pub key_frame_count: Option<u32>,
+    pub messaging_mode: MessagingMode,
+    pub batch_size: u32,
+    pub batch_trigger_interval: Duration,
+    pub nodes: Vec<NodePlan>,
+}
+
+/// Picks the TimeSpan over the milliseconds, as OPC Publisher does.
+fn interval(
+    timespan: Option<&str>,
+    ms: Option<f64>,
+    what: &str,
+) -> Result<Option<Duration>, String> {
+    if let Some(t) = timespan.map(str::trim).filter(|t| !t.is_empty()) {
+        let ms = parse_duration_ms(t)
+            .ok_or_else(|| format!("{what}Timespan '{t}' is not a duration"))?;
+        return millis(ms, what).map(Some);
+    }
+    ms.map(|ms| millis(ms, what)).transpose()
+}
+
+fn millis(ms: f64, what: &str) -> Result<Duration, String> {
+    if !ms.is_finite() || ms < 0.0 {
+        return Err(format!(
+            "{what} must be a non-negative number of milliseconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(ms / 1000.0))
+}
+
+fn security(entry: &PublishedNodesEntryModel) -> Result<SecurityMode, String> {
+    if let Some(mode) = entry.endpoint_security_mode.as_deref() {
+        return mode
+            .parse::<SecurityMode>()
+            .map_err(|_| format!("EndpointSecurityMode '{mode}' is not one of Best, None, Sign, SignAndEncrypt, NotNone"));
+    }
+    // UseSecurity true asks for any secured endpoint; false (the default) for None.
+    Ok(if entry.use_security.unwrap_or(false) {
+        SecurityMode::NotNone
+    } else {
+        SecurityMode::None
+    })
+}
+
+fn credential(entry: &PublishedNodesEntryModel) -> Result<Option<CredentialModel>, String> {
+    match entry.opc_authentication_mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("anonymous") => Ok(None),
+        Some("usernamepassword") => {
+            let user = entry
+                .opc_authentication_username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .ok_or("OpcAuthenticationMode UsernamePassword needs OpcAuthenticationUsername")?;
+            Ok(Some(CredentialModel {
+                type_: Some(CredentialType::UserName),
+                value: Some(UserIdentityModel {
+                    user: Some(user),
+                    password: Some(entry.opc_authentication_password.clone().unwrap_or_default()),
+                    thumbprint: None,
+                }),
+            }))
+        }
+        Some("certificate") => Err("OpcAuthenticationMode Certificate is not supported yet".into()),
+        Some(other) => Err(format!("OpcAuthenticationMode '{other}' is not one of Anonymous, UsernamePassword, Certificate")),
+    }
+}
+
+fn node_plan(
+    entry: &PublishedNodesEntryModel,
+    node: &OpcNodeModel,
+    sampling_default: Duration,
+) -> Result<NodePlan, String> {
+    let node_id = node
+        .id
+        .clone()
+        .or_else(|| node.expanded_node_id.clone())
+        .filter(|i| !i.trim().is_empty());
+    let browse_path = node.browse_path.clone().filter(|p| !p.is_empty());
+    let node_id = match (node_id, &browse_path) {
+        (Some(id), _) => id,
+        // A browse path alone starts at the Root folder.
+        (None, Some(_)) => "i=84".to_string(),
+        (None, None) => return Err("a node needs Id, ExpandedNodeId or BrowsePath".into()),
+    };
+    let heartbeat = match node.heartbeat_interval_timespan.as_deref() {
+        Some(_) => interval(
+            node.heartbeat_interval_timespan.as_deref(),
+            None,
+            "HeartbeatInterval",
+        )?,
+        // The integer HeartbeatInterval has been seconds since OPC Publisher 2.5.
+        None => match node.heartbeat_interval {
+            Some(s) => Some(millis(s * 1000.0, "HeartbeatInterval")?),
+            None => interval(
+                entry.default_heartbeat_interval_timespan.as_deref(),
+                entry.default_heartbeat_interval,
+                "DefaultHeartbeatInterval",
+            )?,
+        },
+    }
+    .filter(|d| !d.is_zero());
+    let trigger = match node
+        .data_change_trigger
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("statusvalue") => DataChangeTrigger::StatusValue,
+        Some("status") => DataChangeTrigger::Status,
+        Some("statusvaluetimestamp") => DataChangeTrigger::StatusValueTimestamp,
+        Some(other) => {
+            return Err(format!(
+            "DataChangeTrigger '{other}' is not one of Status, StatusValue, StatusValueTimestamp"
+        ))
+        }
+    };
+    let deadband = match (
+        node.deadband_type
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        node.deadband_value,
+    ) {
+        (None, _) => None,
+        (Some("absolute"), v) => Some(Deadband::Absolute(v.unwrap_or(1.0).max(0.0))),
+        (Some("percent"), v) => Some(Deadband::Percent(v.unwrap_or(1.0).clamp(0.0, 100.0))),
+        (Some(other), _) => {
+            return Err(format!(
+                "DeadbandType '{other}' is not one of Absolute, Percent"
+            ))
+        }
+    };
+    let field_name = node
+        .data_set_field_id
+        .clone()
+        .or_else(|| node.display_name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| node_id.clone());
+    Ok(NodePlan {
+        sampling_interval: interval(
+            node.opc_sampling_interval_timespan.as_deref(),
+            node.opc_sampling_interval,
+            "OpcSamplingInterval",
+        )?
+        .unwrap_or(sampling_default),
+        node_id,
+        browse_path,
+        field_name,
+        heartbeat,
+        skip_first: node.skip_first.unwrap_or(false),
+        queue_size: node.queue_size.unwrap_or(1).max(1),
+        discard_new: node.discard_new.unwrap_or(false),
+        trigger,
+        deadband,
+    })
+}
+
+/// Turns configuration entries into writers. Entries naming the same group, writer and
+/// connection are merged; a node listed twice in one writer is kept once.
+pub fn plan(entries: &[PublishedNodesEntryModel]) -> Result<Vec<WriterPlan>, Vec<PlanError>> {
+    let mut writers: BTreeMap<(String, String, u128, String), WriterPlan> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let err = |message: String| PlanError {
+            index,
+            endpoint: entry.endpoint_url.clone(),
+            message,
+        };
+        let outcome = (|| -> Result<Vec<(WriterPlan, NodePlan)>, String> {
+            let url = entry.endpoint_url.trim();
+            if !url.starts_with("opc.tcp://") {
+                return Err(format!("EndpointUrl '{url}' is not an opc.tcp:// URL"));
+            }
+            let mode = security(entry)?;
+            let user = credential(entry)?;
+            let connection = ConnectionModel {
+                endpoint: EndpointModel {
+                    url: url.to_string(),
+                    security_mode: Some(mode),
+                    security_policy: entry
+                        .endpoint_security_policy
+                        .clone()
+                        .filter(|p| !p.is_empty()),
+                    ..Default::default()
+                },
+                user,
+                ..Default::default()
+            };
+            let group = entry
+                .data_set_writer_group
+                .clone()
+                .filter(|g| !g.is_empty())
+                .unwrap_or_else(|| {
+                    let user = connection
+                        .user
+                        .as_ref()
+                        .and_then(|c| c.value.as_ref())
+                        .and_then(|v| v.user.clone())
+                        .unwrap_or_default();
+                    let hash = stable_id("", &[url, mode.as_str(), &user]);
+                    format!("{url}_{}", &hash[..8])
+                });
+            let publishing = interval(
+                entry.data_set_publishing_interval_timespan.as_deref(),
+                entry.data_set_publishing_interval,
+                "DataSetPublishingInterval",
+            )?
+            .unwrap_or(DEFAULT_PUBLISHING_INTERVAL);
+            let sampling = interval(
+                entry.data_set_sampling_interval_timespan.as_deref(),
+                entry.data_set_sampling_interval,
+                "DataSetSamplingInterval",
+            )?
+            .unwrap_or(DEFAULT_SAMPLING_INTERVAL);
+            let messaging_mode = match entry
+                .messaging_mode
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                None | Some("pubsub") | Some("fullnetworkmessages") => MessagingMode::PubSub,
+                Some("samples") | Some("fullsamples") => MessagingMode::Samples,
+                Some(other) => {
+                    return Err(format!(
+                        "MessagingMode '{other}' is not supported (PubSub, Samples)"
+                    ))
+                }
+            };
+            let template = WriterPlan {
+                group,
+                id: entry
+                    .data_set_writer_id
+                    .clone()
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or_else(|| UNKNOWN_WRITER.into()),
+                connection,
+                publishing_interval: publishing,
+                key_frame_count: entry.data_set_key_frame_count,
+                messaging_mode,
+                batch_size: entry.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
+                batch_trigger_interval: interval(
+                    entry.batch_trigger_interval_timespan.as_deref(),
+                    entry.batch_trigger_interval,
+                    "BatchTriggerInterval",
+                )?
+                .unwrap_or(DEFAULT_BATCH_TRIGGER_INTERVAL),
+                nodes: Vec::new(),
+            };
+            let mut nodes: Vec<OpcNodeModel> = entry.opc_nodes.clone().unwrap_or_default();
+            if let Some(legacy) = &entry.node_id {
+                nodes.push(OpcNodeModel {
+                    id: Some(legacy.identifier.clone()),
+                    ..Default::default()
+                });
+            }
+            let mut out = Vec::with_capacity(nodes.len());
+            for (i, node) in nodes.iter().enumerate() {
+                let plan =
+                    node_plan(entry, node, sampling).map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
+                let mut writer = template.clone();
+                // A node's own publishing interval puts it in a subscription of its own rate.
+                if let Some(p) = interval(
+                    node.opc_publishing_interval_timespan.as_deref(),
+                    node.opc_publishing_interval,
+                    "OpcPublishingInterval",
+                )
+                .map_err(|m| format!("OpcNodes[{i}]: {m}"))?
+                {
+                    writer.publishing_interval = p;
+                }
+                out.push((writer, plan));
+            }
+            Ok(out)
+        })();
+        match outcome {
+            Ok(pairs) => {
+                for (writer, node) in pairs {
+                    let key = (
+                        writer.group.clone(),
+                        writer.id.clone(),
+                        writer.publishing_interval.as_millis(),
+                        serde_json::to_string(&writer.connection).unwrap_or_default(),
+                    );
+                    let entry = writers.entry(key).or_insert_with(|| WriterPlan {
+                        nodes: Vec::new(),
+                        ..writer
+                    });
+                    if !entry
+                        .nodes
+                        .iter()
+                        .any(|n| n.node_id == node.node_id && n.browse_path == node.browse_path)
+                    {
+                        entry.nodes.push(node);
+                    }
+                }
+            }
+            Err(message) => errors.push(err(message)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(writers
+        .into_values()
+        .filter(|w| !w.nodes.is_empty())
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_published_nodes;
+
+    fn plan_of(text: &str) -> Vec<WriterPlan> {
+        plan(&parse_published_nodes(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn legacy_2_5_entry_becomes_one_writer() {
+        let w = plan_of(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "UseSecurity": true,
+            "NodeId": { "Identifier": "nsu=urn:x;s=FastUInt1" } }]"#,
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(
+            w[0].connection.endpoint.security_mode,
+            Some(SecurityMode::NotNone)
+        );
+        assert_eq!(w[0].nodes[0].node_id, "nsu=urn:x;s=FastUInt1");
+        assert_eq!(w[0].id, UNKNOWN_WRITER);
+        assert_eq!(w[0].publishing_interval, DEFAULT_PUBLISHING_INTERVAL);
+    }
+
+    #[test]
+    fn timespans_win_and_node_intervals_split_writers() {
+        let w = plan_of(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "DataSetWriterId": "w1",
+            "DataSetPublishingInterval": 5000, "DataSetPublishingIntervalTimespan": "00:00:02",
+            "DataSetSamplingInterval": 500,
+            "OpcNodes": [
+              { "Id": "i=1", "DisplayName": "one" },
+              { "Id": "i=2", "OpcPublishingInterval": 100, "OpcSamplingIntervalTimespan": "00:00:00.050" },
+              { "Id": "i=1", "DisplayName": "duplicate" },
+              { "Id": "i=3", "HeartbeatInterval": 2, "DataSetFieldId": "three",
+                "DeadbandType": "Percent", "DeadbandValue": 250 } ] }]"#,
+        );
+        assert_eq!(w.len(), 2);
+        let slow = w
+            .iter()
+            .find(|w| w.publishing_interval == Duration::from_secs(2))
+            .unwrap();
+        let fast = w
+            .iter()
+            .find(|w| w.publishing_interval == Duration::from_millis(100))
+            .unwrap();
+        assert_eq!(slow.nodes.len(), 2, "{slow:?}");
+        assert_eq!(slow.nodes[0].field_name, "one");
+        assert_eq!(slow.nodes[0].sampling_interval, Duration::from_millis(500));
+        assert_eq!(slow.nodes[1].heartbeat, Some(Duration::from_secs(2)));
+        assert_eq!(slow.nodes[1].field_name, "three");
+        assert_eq!(slow.nodes[1].deadband, Some(Deadband::Percent(100.0)));
+        assert_eq!(fast.nodes[0].sampling_interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn security_mode_overrides_use_security_and_credentials_map() {
+        let w = plan_of(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "UseSecurity": false,
+            "EndpointSecurityMode": "SignAndEncrypt", "DataSetWriterGroup": "g",
+            "OpcAuthenticationMode": "UsernamePassword", "OpcAuthenticationUsername": "user1",
+            "OpcAuthenticationPassword": "password", "OpcNodes": [{ "Id": "i=2258" }] }]"#,
+        );
+        assert_eq!(w[0].group, "g");
+        assert_eq!(
+            w[0].connection.endpoint.security_mode,
+            Some(SecurityMode::SignAndEncrypt)
+        );
+        let user = w[0]
+            .connection
+            .user
+            .as_ref()
+            .unwrap()
+            .value
+            .as_ref()
+            .unwrap();
+        assert_eq!(user.user.as_deref(), Some("user1"));
+    }
+
+    #[test]
+    fn merges_entries_of_the_same_writer_and_names_bad_entries() {
+        let w = plan_of(
+            r#"[
+            { "EndpointUrl": "opc.tcp://a:1", "DataSetWriterId": "w", "OpcNodes": [{ "Id": "i=1" }] },
+            { "EndpointUrl": "opc.tcp://a:1", "DataSetWriterId": "w", "OpcNodes": [{ "Id": "i=2" }] }]"#,
+        );
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].nodes.len(), 2);
+        let errors = plan(&parse_published_nodes(r#"[
+            { "EndpointUrl": "opc.tcp://a:1", "OpcNodes": [{ "Id": "i=1" }] },
+            { "EndpointUrl": "http://b", "OpcNodes": [{ "Id": "i=1" }] },
+            { "EndpointUrl": "opc.tcp://c:1", "OpcNodes": [{ "DisplayName": "no id" }] },
+            { "EndpointUrl": "opc.tcp://c:1", "DataSetPublishingIntervalTimespan": "soon", "OpcNodes": [{ "Id": "i=1" }] },
+            { "EndpointUrl": "opc.tcp://c:1", "OpcAuthenticationMode": "UsernamePassword", "OpcNodes": [{ "Id": "i=1" }] }
+        ]"#).unwrap()).unwrap_err();
+        let indexes: Vec<_> = errors.iter().map(|e| e.index).collect();
+        assert_eq!(indexes, vec![1, 2, 3, 4]);
+        assert!(
+            errors[1].to_string().contains("OpcNodes[0]"),
+            "{}",
+            errors[1]
+        );
+    }
+}
