@@ -5,4 +5,5 @@
 //! precedence rule applied in one place. The subscription engine, encoders, outbox and
 //! transport build on the plan.
 
+pub mod encoder;
 pub mod plan;
