@@ -7,3 +7,4 @@
 
 pub mod encoder;
 pub mod plan;
+pub mod writer;

@@ -1,0 +1,317 @@
+//! One data set writer's message logic: sequence numbers, key and delta frames, SkipFirst,
+//! heartbeats with the last known value, keep-alives.
+//!
+//! It is a state machine fed with notifications and clock ticks (time is passed in), so the
+//! OPC Publisher semantics are tested without a server and the subscription engine only has
+//! to route notifications to it.
+
+use std::time::{Duration, Instant};
+
+use super::encoder::{DataSetMessage, FieldValue, FrameKind};
+use super::plan::WriterPlan;
+
+/// How heartbeats are produced (OPC Publisher's `HeartbeatBehavior`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeartbeatBehavior {
+    /// Resend the last known value when nothing arrived for the interval.
+    #[default]
+    WatchdogLkv,
+    /// Resend the last known value every interval, whether or not it changed.
+    PeriodicLkv,
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    node_id: String,
+    last: Option<FieldValue>,
+    skip_first: bool,
+    heartbeat: Option<Duration>,
+    /// Last value or heartbeat sent: the watchdog's reference.
+    last_activity: Instant,
+    /// Last heartbeat sent: the periodic behaviour's reference.
+    last_beat: Instant,
+}
+
+/// The state of one writer.
+#[derive(Debug, Clone)]
+pub struct WriterState {
+    pub writer_id: u16,
+    pub name: String,
+    key_frame_count: Option<u32>,
+    behavior: HeartbeatBehavior,
+    fields: Vec<Field>,
+    sequence: u32,
+    since_key_frame: u32,
+    endpoint_url: String,
+    application_uri: String,
+    metadata_version: (u32, u32),
+}
+
+impl WriterState {
+    pub fn new(writer_id: u16, plan: &WriterPlan, now: Instant) -> Self {
+        Self {
+            writer_id,
+            name: plan.id.clone(),
+            key_frame_count: plan.key_frame_count.filter(|n| *n > 0),
+            behavior: HeartbeatBehavior::default(),
+            fields: plan
+                .nodes
+                .iter()
+                .map(|n| Field {
+                    name: n.field_name.clone(),
+                    node_id: n.node_id.clone(),
+                    last: None,
+                    skip_first: n.skip_first,
+                    heartbeat: n.heartbeat,
+                    last_activity: now,
+                    last_beat: now,
+                })
+                .collect(),
+            sequence: 0,
+            since_key_frame: 0,
+            endpoint_url: plan.connection.endpoint.url.clone(),
+            application_uri: String::new(),
+            metadata_version: (1, 0),
+        }
+    }
+
+    pub fn with_behavior(mut self, behavior: HeartbeatBehavior) -> Self {
+        self.behavior = behavior;
+        self
+    }
+
+    pub fn set_application_uri(&mut self, uri: String) {
+        self.application_uri = uri;
+    }
+
+    /// Sequence number of the next message; continues across reconnects.
+    pub fn next_sequence(&self) -> u32 {
+        self.sequence.wrapping_add(1)
+    }
+
+    /// Values that arrived from the subscription (field index, value). Returns the message
+    /// to send, if any.
+    pub fn on_values(
+        &mut self,
+        values: Vec<(usize, FieldValue)>,
+        timestamp: String,
+        now: Instant,
+    ) -> Option<DataSetMessage> {
+        let mut changed = Vec::new();
+        for (index, mut value) in values {
+            let Some(field) = self.fields.get_mut(index) else {
+                continue;
+            };
+            value.name = field.name.clone();
+            value.node_id = field.node_id.clone();
+            field.last = Some(value.clone());
+            field.last_activity = now;
+            if field.skip_first {
+                // The server always sends the current value first; SkipFirst drops that one.
+                field.skip_first = false;
+                continue;
+            }
+            changed.retain(|c: &FieldValue| c.name != value.name);
+            changed.push(value);
+        }
+        if changed.is_empty() {
+            return None;
+        }
+        Some(self.frame(changed, timestamp))
+    }
+
+    /// Heartbeats due at `now`: the last known value of every field whose interval passed.
+    pub fn on_tick(&mut self, timestamp: String, now: Instant) -> Option<DataSetMessage> {
+        let behavior = self.behavior;
+        let mut due = Vec::new();
+        for field in &mut self.fields {
+            let (Some(interval), Some(last)) = (field.heartbeat, &field.last) else {
+                continue;
+            };
+            let reference = match behavior {
+                HeartbeatBehavior::WatchdogLkv => field.last_activity,
+                HeartbeatBehavior::PeriodicLkv => field.last_beat,
+            };
+            if now.duration_since(reference) >= interval {
+                due.push(last.clone());
+                field.last_activity = now;
+                field.last_beat = now;
+            }
+        }
+        if due.is_empty() {
+            return None;
+        }
+        Some(self.frame(due, timestamp))
+    }
+
+    /// When the next heartbeat may be due, so the engine can sleep until then.
+    pub fn next_heartbeat(&self) -> Option<Instant> {
+        self.fields
+            .iter()
+            .filter(|f| f.last.is_some())
+            .filter_map(|f| {
+                let reference = match self.behavior {
+                    HeartbeatBehavior::WatchdogLkv => f.last_activity,
+                    HeartbeatBehavior::PeriodicLkv => f.last_beat,
+                };
+                f.heartbeat.map(|h| reference + h)
+            })
+            .min()
+    }
+
+    /// A keep-alive message (subscription keep-alive with no data).
+    pub fn keep_alive(&mut self, timestamp: String) -> DataSetMessage {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.message(FrameKind::KeepAlive, Vec::new(), timestamp)
+    }
+
+    fn frame(&mut self, changed: Vec<FieldValue>, timestamp: String) -> DataSetMessage {
+        self.sequence = self.sequence.wrapping_add(1);
+        let key = match self.key_frame_count {
+            Some(n) => {
+                let key = self.since_key_frame == 0;
+                self.since_key_frame = (self.since_key_frame + 1) % n;
+                key
+            }
+            None => false,
+        };
+        if key {
+            let all = self.fields.iter().filter_map(|f| f.last.clone()).collect();
+            self.message(FrameKind::KeyFrame, all, timestamp)
+        } else {
+            self.message(FrameKind::DeltaFrame, changed, timestamp)
+        }
+    }
+
+    fn message(
+        &self,
+        kind: FrameKind,
+        fields: Vec<FieldValue>,
+        timestamp: String,
+    ) -> DataSetMessage {
+        DataSetMessage {
+            writer_id: self.writer_id,
+            writer_name: self.name.clone(),
+            sequence_number: self.sequence,
+            kind,
+            timestamp,
+            metadata_version: self.metadata_version,
+            fields,
+            endpoint_url: self.endpoint_url.clone(),
+            application_uri: self.application_uri.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_published_nodes;
+    use crate::publisher::plan::plan;
+    use serde_json::json;
+
+    fn writer(extra_entry: &str, nodes: &str, now: Instant) -> WriterState {
+        let text = format!(
+            r#"[{{ "EndpointUrl": "opc.tcp://plc:1", "DataSetWriterId": "w" {extra_entry}, "OpcNodes": [{nodes}] }}]"#
+        );
+        let plans = plan(&parse_published_nodes(&text).unwrap()).unwrap();
+        WriterState::new(1, &plans[0], now)
+    }
+
+    fn v(n: i64) -> FieldValue {
+        FieldValue {
+            name: String::new(),
+            value: Some(json!(n)),
+            status: 0,
+            status_symbol: "Good",
+            source_timestamp: None,
+            server_timestamp: None,
+            node_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_and_skip_first() {
+        let t0 = Instant::now();
+        let mut w = writer(
+            "",
+            r#"{ "Id": "i=1", "SkipFirst": true }, { "Id": "i=2", "DisplayName": "two" }"#,
+            t0,
+        );
+        let m = w
+            .on_values(vec![(0, v(1)), (1, v(2))], "t".into(), t0)
+            .unwrap();
+        assert_eq!(m.sequence_number, 1);
+        assert_eq!(
+            m.fields.len(),
+            1,
+            "the first value of a SkipFirst node is dropped"
+        );
+        assert_eq!(m.fields[0].name, "two");
+        assert_eq!(m.kind, FrameKind::DeltaFrame);
+        let m = w.on_values(vec![(0, v(3))], "t".into(), t0).unwrap();
+        assert_eq!((m.sequence_number, m.fields[0].name.as_str()), (2, "i=1"));
+        assert!(
+            w.on_values(vec![(7, v(1))], "t".into(), t0).is_none(),
+            "unknown field ignored"
+        );
+        assert_eq!(w.keep_alive("t".into()).sequence_number, 3);
+    }
+
+    #[test]
+    fn key_frames_carry_every_field() {
+        let t0 = Instant::now();
+        let mut w = writer(
+            r#", "DataSetKeyFrameCount": 3"#,
+            r#"{ "Id": "i=1" }, { "Id": "i=2" }"#,
+            t0,
+        );
+        let kinds: Vec<_> = (0..6)
+            .map(|i| {
+                let m = w
+                    .on_values(vec![(i % 2, v(i as i64))], "t".into(), t0)
+                    .unwrap();
+                (m.kind, m.fields.len())
+            })
+            .collect();
+        assert_eq!(
+            kinds[0],
+            (FrameKind::KeyFrame, 1),
+            "only one value known yet"
+        );
+        assert_eq!(kinds[1], (FrameKind::DeltaFrame, 1));
+        assert_eq!(kinds[3], (FrameKind::KeyFrame, 2));
+    }
+
+    #[test]
+    fn heartbeat_resends_the_last_known_value_when_quiet() {
+        let t0 = Instant::now();
+        let mut w = writer("", r#"{ "Id": "i=1", "HeartbeatInterval": 2 }"#, t0);
+        assert!(
+            w.on_tick("t".into(), t0 + Duration::from_secs(5)).is_none(),
+            "nothing known yet"
+        );
+        w.on_values(vec![(0, v(42))], "t".into(), t0).unwrap();
+        assert_eq!(w.next_heartbeat(), Some(t0 + Duration::from_secs(2)));
+        assert!(w.on_tick("t".into(), t0 + Duration::from_secs(1)).is_none());
+        let hb = w.on_tick("t".into(), t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(hb.fields[0].value, Some(json!(42)));
+        assert_eq!(hb.sequence_number, 2);
+        // A fresh value restarts the watchdog.
+        w.on_values(vec![(0, v(43))], "t".into(), t0 + Duration::from_secs(3))
+            .unwrap();
+        assert!(w.on_tick("t".into(), t0 + Duration::from_secs(4)).is_none());
+    }
+
+    #[test]
+    fn periodic_heartbeat_ignores_fresh_values() {
+        let t0 = Instant::now();
+        let mut w = writer("", r#"{ "Id": "i=1", "HeartbeatInterval": 2 }"#, t0)
+            .with_behavior(HeartbeatBehavior::PeriodicLkv);
+        w.on_values(vec![(0, v(1))], "t".into(), t0 + Duration::from_secs(1))
+            .unwrap();
+        let hb = w.on_tick("t".into(), t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(hb.fields[0].value, Some(json!(1)));
+    }
+}
