@@ -258,6 +258,11 @@ impl BinaryDecodable for DiagnosticInfo {
             diagnostic_info.inner_status_code = Some(StatusCode::decode(stream, ctx)?);
         }
         if encoding_mask.contains(DiagnosticInfoMask::HAS_INNER_DIAGNOSTIC_INFO) {
+            // iiot patch: the inner diagnostic info is depth checked like a nested Variant.
+            // Upstream 0.19.0 recursed here without any limit, so one ~20 KB message with
+            // inner diagnostic infos nested 20,000 deep overflowed the stack and aborted the
+            // process. Over the limit this now fails with BadDecodingError.
+            let _depth_lock = ctx.options().depth_lock()?;
             // Read inner diagnostic info
             diagnostic_info.inner_diagnostic_info =
                 Some(Box::new(DiagnosticInfo::decode(stream, ctx)?));

@@ -682,6 +682,26 @@ pub fn read_bytes<R: Read + ?Sized>(stream: &mut R, buf: &mut [u8]) -> EncodingR
     Ok(buf.len())
 }
 
+/// iiot patch: read exactly `len` bytes whose length came from the stream itself.
+///
+/// Upstream 0.19.0 allocated `vec![0u8; len]` up front for ExtensionObject bodies, so a
+/// message of a few bytes claiming a 2 GiB body made the process allocate 2 GiB (or abort
+/// where the allocation fails). This reads through `take` instead: memory grows only with
+/// bytes that are actually present, and a short stream is a decoding error.
+pub(crate) fn read_exact_vec<R: Read + ?Sized>(
+    stream: &mut R,
+    len: usize,
+) -> EncodingResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    let read = process_decode_io_result((&mut *stream).take(len as u64).read_to_end(&mut buf))?;
+    if read != len {
+        return Err(Error::decoding(format!(
+            "Stream ended after {read} of {len} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
 /// Read an unsigned byte from the stream
 pub fn read_u8<R: Read + ?Sized>(stream: &mut R) -> EncodingResult<u8> {
     let mut buf = [0u8];

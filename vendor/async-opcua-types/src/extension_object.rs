@@ -597,8 +597,9 @@ impl BinaryDecodable for ExtensionObject {
                 {
                     let size = i32::decode(stream, ctx)?;
                     if size > 0 {
-                        let mut bytes = vec![0u8; size as usize];
-                        stream.read_exact(&mut bytes)?;
+                        // iiot patch: bounded read instead of allocating the claimed length
+                        // up front (see `read_exact_vec`).
+                        let bytes = crate::encoding::read_exact_vec(stream, size as usize)?;
                         Some(ExtensionObject::new(crate::type_loader::XmlBody::new(
                             bytes,
                             node_id,

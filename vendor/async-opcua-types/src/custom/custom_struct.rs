@@ -449,6 +449,11 @@ impl DynamicTypeLoader {
                         stream, ctx,
                     )?))
                 } else {
+                    // iiot patch: a structure field decoded directly (not as an
+                    // ExtensionObject) is depth checked too. Upstream 0.19.0 bypassed the
+                    // ExtensionObject depth check here, so a self-referencing structure type
+                    // from a server's type tree recursed without limit.
+                    let _depth_lock = ctx.options().depth_lock()?;
                     // Else, load the extension object body directly.
                     Ok(Variant::from(ctx.load_from_binary(
                         &field_ty.node_id,
@@ -486,13 +491,17 @@ impl DynamicTypeLoader {
                         "Array has incorrect ArrayDimensions, must match value rank",
                     ));
                 }
-                let mut len = 1;
+                let mut len: u32 = 1;
                 let mut final_dims = Vec::with_capacity(array_dims.len());
                 for dim in &array_dims {
                     if *dim <= 0 {
                         return Err(Error::decoding("Array has incorrect ArrayDimensions, all dimensions must be greater than zero"));
                     }
-                    len *= *dim as u32;
+                    // iiot patch: checked product; upstream 0.19.0 multiplied unchecked, which
+                    // panics in debug builds on hostile ArrayDimensions (e.g. [65536, 65536]).
+                    len = len
+                        .checked_mul(*dim as u32)
+                        .ok_or_else(|| Error::decoding("Array dimension overflow"))?;
                     final_dims.push(*dim as u32);
                 }
                 (len as usize, Some(final_dims))

@@ -1,4 +1,6 @@
 mod date_time;
+// iiot patch: decoding hostile, deeply nested input.
+mod depth_limits;
 mod encoding;
 mod fallback;
 #[cfg(feature = "json")]

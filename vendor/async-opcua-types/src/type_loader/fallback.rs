@@ -58,10 +58,12 @@ impl TypeLoader for FallbackTypeLoader {
     ) -> Option<crate::EncodingResult<Box<dyn crate::DynEncodable>>> {
         // If the length is unknown, there really isn't a lot we can do.
         let length = length?;
-        let mut buf = vec![0u8; length];
-        if let Err(e) = stream.read_exact(&mut buf) {
-            return Some(Err(e.into()));
-        }
+        // iiot patch: bounded read instead of allocating the claimed length up front
+        // (see `read_exact_vec`).
+        let buf = match crate::encoding::read_exact_vec(stream, length) {
+            Ok(buf) => buf,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Ok(Box::new(ByteStringBody {
             raw: ByteString::from(buf),
             encoding_id: node_id.clone(),

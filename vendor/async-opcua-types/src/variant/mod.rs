@@ -628,6 +628,11 @@ impl Variant {
             let _depth_lock = ctx.options().depth_lock()?;
             Variant::Variant(Box::new(Variant::decode(stream, ctx)?))
         } else if Self::test_encoding_flag(encoding_mask, EncodingMask::DATA_VALUE) {
+            // iiot patch: a DataValue inside a Variant is depth checked like a nested Variant.
+            // Upstream 0.19.0 left the Variant -> DataValue -> Variant cycle unguarded, so a
+            // deep chain (scalar or inside Variant arrays) overflowed the stack. Over the limit
+            // this now fails with BadDecodingError.
+            let _depth_lock = ctx.options().depth_lock()?;
             Self::from(DataValue::decode(stream, ctx)?)
         } else if Self::test_encoding_flag(encoding_mask, EncodingMask::DIAGNOSTIC_INFO) {
             Self::from(DiagnosticInfo::decode(stream, ctx)?)
