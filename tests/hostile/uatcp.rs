@@ -54,7 +54,7 @@ fn ctx() -> ContextOwned {
     ContextOwned::default()
 }
 
-fn encode<T: BinaryEncodable>(value: &T) -> Vec<u8> {
+pub fn encode<T: BinaryEncodable>(value: &T) -> Vec<u8> {
     value.encode_to_vec(&ctx().context())
 }
 

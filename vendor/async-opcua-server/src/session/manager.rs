@@ -78,17 +78,24 @@ impl SessionManager {
             return Err(StatusCode::BadTooManySessions);
         }
         if limits.max_unactivated_sessions > 0 {
-            let unactivated = self
+            let unactivated: Vec<(NodeId, Instant)> = self
                 .sessions
-                .values()
-                .filter(|s| !s.read().is_activated())
-                .count();
-            if unactivated >= limits.max_unactivated_sessions {
-                warn!(
-                    "Refusing CreateSession: {unactivated} sessions not yet activated, limit max_unactivated_sessions = {}",
-                    limits.max_unactivated_sessions
-                );
-                return Err(StatusCode::BadTooManySessions);
+                .iter()
+                .filter(|(_, s)| !s.read().is_activated())
+                .map(|(id, s)| (id.clone(), s.read().deadline()))
+                .collect();
+            if unactivated.len() >= limits.max_unactivated_sessions {
+                // Closing the oldest never-activated session, rather than refusing this one,
+                // keeps a CreateSession flood from locking out clients that do activate.
+                if let Some((oldest, _)) = unactivated.iter().min_by_key(|(_, deadline)| *deadline) {
+                    warn!(
+                        "{} sessions not yet activated, limit max_unactivated_sessions = {}: closing the oldest, {oldest}",
+                        unactivated.len(),
+                        limits.max_unactivated_sessions
+                    );
+                    let oldest = oldest.clone();
+                    self.expire_session(&oldest);
+                }
             }
         }
 
