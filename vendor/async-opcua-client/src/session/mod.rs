@@ -450,7 +450,8 @@ impl Session {
                 0.0,
             )
             .await?;
-        if let Some(Variant::Array(array)) = &result[0].value {
+        // iiot patch: no panic when the server returns an empty result array.
+        if let Some(Variant::Array(array)) = result.first().and_then(|r| r.value.as_ref()) {
             let map = NamespaceMap::new_from_variant_array(&array.values)
                 .map_err(|e| Error::new(StatusCode::Bad, e))?;
             let map_clone = map.clone();

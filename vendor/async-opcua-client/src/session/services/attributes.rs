@@ -568,14 +568,18 @@ impl Session {
         timestamps_to_return: TimestampsToReturn,
         max_age: f64,
     ) -> Result<Vec<DataValue>, Error> {
-        Ok(Read::new(self)
-            .nodes_to_read(nodes_to_read.to_vec())
-            .timestamps_to_return(timestamps_to_return)
-            .max_age(max_age)
-            .send(&self.channel)
-            .await?
-            .results
-            .unwrap_or_default())
+        // iiot patch: one result per node to read, or an error (see `expect_results`).
+        super::expect_results(
+            "Read",
+            Read::new(self)
+                .nodes_to_read(nodes_to_read.to_vec())
+                .timestamps_to_return(timestamps_to_return)
+                .max_age(max_age)
+                .send(&self.channel)
+                .await?
+                .results,
+            nodes_to_read.len(),
+        )
     }
 
     /// Reads historical values or events of one or more nodes. The caller is expected to provide
@@ -632,12 +636,16 @@ impl Session {
     /// * `Err(Error)` - Request failed, [Status code](StatusCode) is the reason for failure.
     ///
     pub async fn write(&self, nodes_to_write: &[WriteValue]) -> Result<Vec<StatusCode>, Error> {
-        Ok(Write::new(self)
-            .nodes_to_write(nodes_to_write.to_vec())
-            .send(&self.channel)
-            .await?
-            .results
-            .unwrap_or_default())
+        // iiot patch: one result per node to write, or an error (see `expect_results`).
+        super::expect_results(
+            "Write",
+            Write::new(self)
+                .nodes_to_write(nodes_to_write.to_vec())
+                .send(&self.channel)
+                .await?
+                .results,
+            nodes_to_write.len(),
+        )
     }
 
     /// Updates historical values. The caller is expected to provide one or more history update operations

@@ -168,12 +168,19 @@ impl Session {
         &self,
         method: impl Into<CallMethodRequest>,
     ) -> Result<CallMethodResult, Error> {
-        Ok(self
-            .call(vec![method.into()])
+        // iiot patch: upstream unwrapped the first result. `Call::send` already turns a result
+        // count that differs from the request into an error, so this only removes the last
+        // `unwrap` on server data from the helper: an empty result is an error, never a panic.
+        self.call(vec![method.into()])
             .await?
             .into_iter()
             .next()
-            .unwrap())
+            .ok_or_else(|| {
+                Error::new(
+                    StatusCode::BadUnexpectedError,
+                    "Call: server returned no result for the method call",
+                )
+            })
     }
 
     /// Calls GetMonitoredItems via call_method(), putting a sane interface on the input / output.

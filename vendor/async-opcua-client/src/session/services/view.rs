@@ -534,14 +534,18 @@ impl Session {
         max_references_per_node: u32,
         view: Option<ViewDescription>,
     ) -> Result<Vec<BrowseResult>, Error> {
-        Ok(Browse::new(self)
-            .nodes_to_browse(nodes_to_browse.to_vec())
-            .view(view.unwrap_or_default())
-            .max_references_per_node(max_references_per_node)
-            .send(&self.channel)
-            .await?
-            .results
-            .unwrap_or_default())
+        // iiot patch: one result per node to browse, or an error (see `expect_results`).
+        super::expect_results(
+            "Browse",
+            Browse::new(self)
+                .nodes_to_browse(nodes_to_browse.to_vec())
+                .view(view.unwrap_or_default())
+                .max_references_per_node(max_references_per_node)
+                .send(&self.channel)
+                .await?
+                .results,
+            nodes_to_browse.len(),
+        )
     }
 
     /// Continue to discover references to nodes by sending continuation points in a [`BrowseNextRequest`]
@@ -565,13 +569,19 @@ impl Session {
         release_continuation_points: bool,
         continuation_points: &[ByteString],
     ) -> Result<Vec<BrowseResult>, Error> {
-        Ok(BrowseNext::new(self)
+        let results = BrowseNext::new(self)
             .continuation_points(continuation_points.to_vec())
             .release_continuation_points(release_continuation_points)
             .send(&self.channel)
             .await?
-            .results
-            .unwrap_or_default())
+            .results;
+        // iiot patch: one result per continuation point, or an error (see `expect_results`).
+        // Servers may answer a release with no results at all, so that case is not checked.
+        if release_continuation_points {
+            Ok(results.unwrap_or_default())
+        } else {
+            super::expect_results("BrowseNext", results, continuation_points.len())
+        }
     }
 
     /// Translate browse paths to NodeIds by sending a [`TranslateBrowsePathsToNodeIdsRequest`] request to the Server
@@ -596,12 +606,16 @@ impl Session {
         &self,
         browse_paths: &[BrowsePath],
     ) -> Result<Vec<BrowsePathResult>, Error> {
-        Ok(TranslateBrowsePaths::new(self)
-            .browse_paths(browse_paths.to_vec())
-            .send(&self.channel)
-            .await?
-            .results
-            .unwrap_or_default())
+        // iiot patch: one result per browse path, or an error (see `expect_results`).
+        super::expect_results(
+            "TranslateBrowsePathsToNodeIds",
+            TranslateBrowsePaths::new(self)
+                .browse_paths(browse_paths.to_vec())
+                .send(&self.channel)
+                .await?
+                .results,
+            browse_paths.len(),
+        )
     }
 
     /// Register nodes on the server by sending a [`RegisterNodesRequest`]. The purpose of this
@@ -621,12 +635,16 @@ impl Session {
     /// * `Err(Error)` - Request failed, [Status code](StatusCode) is the reason for failure.
     ///
     pub async fn register_nodes(&self, nodes_to_register: &[NodeId]) -> Result<Vec<NodeId>, Error> {
-        Ok(RegisterNodes::new(self)
-            .nodes_to_register(nodes_to_register.to_vec())
-            .send(&self.channel)
-            .await?
-            .registered_node_ids
-            .unwrap_or_default())
+        // iiot patch: one node id per node to register, or an error (see `expect_results`).
+        super::expect_results(
+            "RegisterNodes",
+            RegisterNodes::new(self)
+                .nodes_to_register(nodes_to_register.to_vec())
+                .send(&self.channel)
+                .await?
+                .registered_node_ids,
+            nodes_to_register.len(),
+        )
     }
 
     /// Unregister nodes on the server by sending a [`UnregisterNodesRequest`]. This indicates to

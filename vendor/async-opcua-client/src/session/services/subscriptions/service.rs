@@ -1886,12 +1886,12 @@ impl Session {
             .subscription_ids(subscription_ids.to_vec())
             .send(&self.channel)
             .await?
-            .results
-            .unwrap_or_default();
+            .results;
 
         self.trigger_publish_now();
 
-        Ok(r)
+        // iiot patch: one result per subscription, or an error (see `expect_results`).
+        crate::session::services::expect_results("TransferSubscriptions", r, subscription_ids.len())
     }
 
     /// Deletes a subscription by sending a [`DeleteSubscriptionsRequest`] to the server.
@@ -1928,8 +1928,14 @@ impl Session {
                 ),
             ))
         } else {
+            // iiot patch: upstream indexed the first result and panicked on an empty array.
             let result = self.delete_subscriptions(&[subscription_id]).await?;
-            Ok(result[0])
+            result.first().copied().ok_or_else(|| {
+                Error::new(
+                    StatusCode::BadUnexpectedError,
+                    "DeleteSubscriptions: server returned no result",
+                )
+            })
         }
     }
 
@@ -1956,8 +1962,7 @@ impl Session {
             .subscription_ids(subscription_ids.to_vec())
             .send(&self.channel)
             .await?
-            .results
-            .unwrap_or_default();
+            .results;
         {
             // Clear out deleted subscriptions, assuming the delete worked
             let mut subscription_state = trace_lock!(self.subscription_state);
@@ -1966,7 +1971,12 @@ impl Session {
             }
         }
 
-        Ok(result)
+        // iiot patch: one result per subscription, or an error (see `expect_results`).
+        crate::session::services::expect_results(
+            "DeleteSubscriptions",
+            result,
+            subscription_ids.len(),
+        )
     }
 
     /// Creates monitored items on a subscription by sending a [`CreateMonitoredItemsRequest`] to the server.
@@ -2290,11 +2300,17 @@ impl Session {
             .items_to_delete(items_to_delete.to_vec())
             .send(&self.channel)
             .await?
-            .results
-            .unwrap_or_default();
-        let mut subscription_state = trace_lock!(self.subscription_state);
-        subscription_state.delete_monitored_items(subscription_id, items_to_delete);
-        Ok(response)
+            .results;
+        {
+            let mut subscription_state = trace_lock!(self.subscription_state);
+            subscription_state.delete_monitored_items(subscription_id, items_to_delete);
+        }
+        // iiot patch: one result per item, or an error (see `expect_results`).
+        crate::session::services::expect_results(
+            "DeleteMonitoredItems",
+            response,
+            items_to_delete.len(),
+        )
     }
 
     pub(crate) fn next_publish_time(&self, set_last_publish: bool) -> Option<Instant> {
@@ -2400,12 +2416,14 @@ impl Session {
             subscription_ids.iter().copied().collect::<HashSet<u32>>();
         if let Ok(transfer_results) = self.transfer_subscriptions(&subscription_ids, true).await {
             session_debug!(self, "transfer_results = {:?}", transfer_results);
-            transfer_results.iter().enumerate().for_each(|(i, r)| {
+            // iiot patch: pair results with ids instead of indexing the ids by result position,
+            // which panicked when a server returned more results than ids.
+            for (id, r) in subscription_ids.iter().zip(transfer_results.iter()) {
                 if r.status_code.is_good() {
                     // Subscription was transferred so it does not need to be recreated
-                    subscription_ids_to_recreate.remove(&subscription_ids[i]);
+                    subscription_ids_to_recreate.remove(id);
                 }
-            });
+            }
         }
 
         // But if it didn't work, then some or all subscriptions have to be remade.
