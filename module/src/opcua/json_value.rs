@@ -111,7 +111,15 @@ pub fn to_json(value: &Variant, ns: &Namespaces, format: NamespaceFormat) -> Val
         Variant::Float(v) => float(f64::from(*v)),
         Variant::Double(v) => float(*v),
         Variant::String(v) => ua_string(v),
-        Variant::XmlElement(v) => json!(v.to_string()),
+        Variant::XmlElement(v) => {
+            let text = v.to_string();
+            // A null XmlElement prints as "[null]"; it is JSON null.
+            if *v == XmlElement::null() {
+                Value::Null
+            } else {
+                json!(text)
+            }
+        }
         Variant::DateTime(v) => json!(v.to_rfc3339()),
         Variant::Guid(v) => json!(v.to_string()),
         Variant::ByteString(v) => {
@@ -254,6 +262,16 @@ pub fn from_json(
         let mut values = Vec::with_capacity(items.len());
         let mut dims: Option<Vec<u32>> = None;
         flatten(value, target, ns, &mut values, &mut dims, 0)?;
+        if target == VariantScalarTypeId::Variant {
+            // An array of Variant holds each element wrapped as a Variant.
+            values = values
+                .into_iter()
+                .map(|v| match v {
+                    Variant::Variant(_) => v,
+                    other => Variant::Variant(Box::new(other)),
+                })
+                .collect();
+        }
         let array = match dims {
             Some(d) if d.len() > 1 => Array::new_multi(target, values, d),
             _ => Array::new(target, values),
@@ -600,6 +618,16 @@ mod tests {
         assert_eq!(
             to_json(&Variant::Double(f64::NAN), &n, NamespaceFormat::Uri),
             json!("NaN")
+        );
+    }
+
+    #[test]
+    fn arrays_of_abstract_type_hold_variants() {
+        let n = ns();
+        let v = from_json(&json!([1, "a", true]), T::Variant, true, &n).unwrap();
+        assert_eq!(
+            to_json(&v, &n, NamespaceFormat::Expanded),
+            json!([1, "a", true])
         );
     }
 

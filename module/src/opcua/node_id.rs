@@ -45,6 +45,10 @@ impl Namespaces {
         }
         if let Some(rest) = text.strip_prefix("nsu=") {
             let (uri, id) = rest.split_once(';').ok_or_else(malformed)?;
+            // The stack's parser slices the first two bytes: check they are an ASCII prefix.
+            if !is_identifier(id) {
+                return Err(malformed());
+            }
             let identifier = Identifier::from_str(id).map_err(|_| malformed())?;
             return self.with_uri(text, uri, identifier);
         }
@@ -177,6 +181,8 @@ mod tests {
             "nsu=urn:x",
             "g=not-a-guid",
             "#i=1",
+            "nsu=urn:iiot:plc-sim;s\u{e9}",
+            "nsu=u;\u{e9}",
         ] {
             assert!(
                 matches!(n.parse(bad), Err(NodeIdError::Malformed(_))),

@@ -109,6 +109,14 @@ impl BinaryDecodable for Argument {
         let value_rank = i32::decode(stream, ctx)?;
         // Decode array dimensions
         let mut array_dimensions: Option<Vec<u32>> = BinaryDecodable::decode(stream, ctx)?;
+        // iiot patch: the rank comes from the message; padding the dimensions to it allocated
+        // up to 8 GiB for a 16-byte Argument. No real array has more than a few dimensions.
+        const MAX_ARRAY_RANK: i32 = 32;
+        if value_rank > MAX_ARRAY_RANK {
+            return Err(Error::decoding(format!(
+                "Argument value rank {value_rank} exceeds the supported {MAX_ARRAY_RANK}"
+            )));
+        }
         if value_rank > 0 {
             if let Some(array_dimensions) = array_dimensions.as_mut() {
                 let expected_rank = value_rank as usize;
