@@ -73,7 +73,13 @@ impl BinaryEncodable for Argument {
         size += self.name.byte_len(ctx);
         size += self.data_type.byte_len(ctx);
         size += self.value_rank.byte_len(ctx);
-        size += self.array_dimensions.byte_len(ctx);
+        // iiot patch: count what `encode` writes: for a rank <= 0 it writes an empty array
+        // (4 bytes) whatever the dimensions hold, so the ExtensionObject length stays true.
+        size += if self.value_rank > 0 {
+            self.array_dimensions.byte_len(ctx)
+        } else {
+            4
+        };
         size += self.description.byte_len(ctx);
         size
     }
