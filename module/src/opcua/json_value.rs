@@ -120,7 +120,7 @@ pub fn to_json(value: &Variant, ns: &Namespaces, format: NamespaceFormat) -> Val
                 json!(text)
             }
         }
-        Variant::DateTime(v) => json!(v.to_rfc3339()),
+        Variant::DateTime(v) => json!(iso8601(v)),
         Variant::Guid(v) => json!(v.to_string()),
         Variant::ByteString(v) => {
             if v.is_null() {
@@ -154,10 +154,10 @@ pub fn to_json(value: &Variant, ns: &Namespaces, format: NamespaceFormat) -> Val
                 );
             }
             if let Some(t) = &dv.source_timestamp {
-                m.insert("SourceTimestamp".into(), json!(t.to_rfc3339()));
+                m.insert("SourceTimestamp".into(), json!(iso8601(t)));
             }
             if let Some(t) = &dv.server_timestamp {
-                m.insert("ServerTimestamp".into(), json!(t.to_rfc3339()));
+                m.insert("ServerTimestamp".into(), json!(iso8601(t)));
             }
             Value::Object(m)
         }
@@ -212,9 +212,20 @@ fn ua_string(v: &UAString) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// ISO 8601 with all the precision the value has (OPC UA DateTime counts 100 ns ticks), in
+/// UTC with a `Z`.
+pub fn iso8601(t: &DateTime) -> String {
+    t.as_chrono()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 fn qualified_name_json(q: &QualifiedName, ns: &Namespaces, format: NamespaceFormat) -> Value {
     let name = q.name.as_ref();
     if q.namespace_index == 0 {
+        // A name that would read back with a namespace prefix keeps an explicit `0:`.
+        if name.contains(':') || name.contains('#') {
+            return json!(format!("0:{name}"));
+        }
         return json!(name);
     }
     match (format, ns.uri_of(q.namespace_index)) {
@@ -614,6 +625,23 @@ mod tests {
             assert_eq!(to_json(&v, &n, NamespaceFormat::Expanded), value, "{t}");
         }
         let q = from_json(&json!("urn:a#Name"), T::QualifiedName, false, &n).unwrap();
+        let tricky = Variant::QualifiedName(Box::new(QualifiedName::new(0, "1:x")));
+        let text = to_json(&tricky, &n, NamespaceFormat::Uri);
+        assert_eq!(
+            from_json(&text, T::QualifiedName, false, &n).unwrap(),
+            tricky
+        );
+        let fine = from_json(
+            &json!("2024-01-02T03:04:05.1234567Z"),
+            T::DateTime,
+            false,
+            &n,
+        )
+        .unwrap();
+        assert_eq!(
+            to_json(&fine, &n, NamespaceFormat::Uri),
+            json!("2024-01-02T03:04:05.123456700Z")
+        );
         assert_eq!(to_json(&q, &n, NamespaceFormat::Uri), json!("urn:a#Name"));
         assert_eq!(
             to_json(&Variant::Double(f64::NAN), &n, NamespaceFormat::Uri),

@@ -44,27 +44,41 @@ impl Namespaces {
             return Err(malformed());
         }
         if let Some(rest) = text.strip_prefix("nsu=") {
-            let (uri, id) = rest.split_once(';').ok_or_else(malformed)?;
-            // The stack's parser slices the first two bytes: check they are an ASCII prefix.
-            if !is_identifier(id) {
-                return Err(malformed());
-            }
-            let identifier = Identifier::from_str(id).map_err(|_| malformed())?;
-            return self.with_uri(text, uri, identifier);
+            return self.split_uri_and_id(text, rest, ';');
         }
         if text.starts_with("ns=") || is_identifier(text) {
+            if has_empty_value(text.rsplit(';').next().unwrap_or(text)) {
+                return Err(malformed());
+            }
             return NodeId::from_str(text).map_err(|_| malformed());
         }
-        // `{uri}#{identifier}`: the URI may itself contain '#', the identifier never starts
-        // with one, so split at the last '#' followed by an identifier prefix.
-        if let Some(pos) = text.rfind('#') {
-            let (uri, id) = (&text[..pos], &text[pos + 1..]);
-            if is_identifier(id) && !uri.is_empty() {
-                let identifier = Identifier::from_str(id).map_err(|_| malformed())?;
-                return self.with_uri(text, uri, identifier);
-            }
+        if text.contains('#') {
+            return self.split_uri_and_id(text, text, '#');
         }
         Err(malformed())
+    }
+
+    /// Splits `{uri}{sep}{identifier}`. URIs may contain the separator and string identifiers
+    /// may too, so the split chosen is the first whose left side is a namespace of this server
+    /// and whose right side is an identifier; without a known URI, the first well-formed split
+    /// names the unknown namespace.
+    fn split_uri_and_id(&self, text: &str, rest: &str, sep: char) -> Result<NodeId, NodeIdError> {
+        let malformed = || NodeIdError::Malformed(text.to_string());
+        let candidates: Vec<(&str, &str)> = rest
+            .match_indices(sep)
+            .map(|(pos, _)| (&rest[..pos], &rest[pos + 1..]))
+            .filter(|(uri, id)| !uri.is_empty() && is_identifier(id) && !has_empty_value(id))
+            .collect();
+        let (uri, id) = candidates
+            .iter()
+            .find(|(uri, _)| self.index_of(uri).is_some())
+            .or_else(|| candidates.first())
+            .copied()
+            .ok_or_else(malformed)?;
+        // The stack's parser slices the first two bytes: `is_identifier` checked they are an
+        // ASCII prefix.
+        let identifier = Identifier::from_str(id).map_err(|_| malformed())?;
+        self.with_uri(text, uri, identifier)
     }
 
     /// Parses an expanded node id (`nsu=`/`svr=` forms) and resolves it to a local node id.
@@ -138,6 +152,11 @@ fn is_identifier(text: &str) -> bool {
     matches!(text.get(..2), Some("i=" | "s=" | "g=" | "b="))
 }
 
+/// `s=` with nothing after it: refused in every spelling alike.
+fn has_empty_value(id: &str) -> bool {
+    id.len() <= 2 && is_identifier(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +212,33 @@ mod tests {
             n.parse("nsu=urn:nope;i=1"),
             Err(NodeIdError::UnknownNamespace { .. })
         ));
+    }
+
+    #[test]
+    fn separators_inside_uris_and_ids_round_trip() {
+        let n = Namespaces(vec![
+            "http://opcfoundation.org/UA/".into(),
+            "urn:a;b".into(),
+            "http://x/#frag".into(),
+        ]);
+        for id in [
+            NodeId::new(1, "p;q"),
+            NodeId::new(2, "a#b"),
+            NodeId::new(2, "s=#"),
+        ] {
+            for f in [
+                NamespaceFormat::Uri,
+                NamespaceFormat::Index,
+                NamespaceFormat::Expanded,
+                NamespaceFormat::ExpandedWithNamespace0,
+            ] {
+                let text = n.format(&id, f);
+                assert_eq!(n.parse(&text).unwrap(), id, "{text}");
+            }
+        }
+        for empty in ["s=", "ns=1;s=", "nsu=urn:a;b;s=", "urn:a;b#s="] {
+            assert!(n.parse(empty).is_err(), "{empty}");
+        }
     }
 
     #[test]

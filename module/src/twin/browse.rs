@@ -140,8 +140,12 @@ pub(crate) async fn references(
             for ((i, _), dv) in variables.iter().zip(values.iter()) {
                 let t = &mut out[*i].target;
                 t.value = dv.value.as_ref().map(|v| to_json(v, &ctx.ns, ctx.format));
-                t.source_timestamp = dv.source_timestamp.map(|t| t.to_rfc3339());
-                t.server_timestamp = dv.server_timestamp.map(|t| t.to_rfc3339());
+                t.source_timestamp = dv
+                    .source_timestamp
+                    .map(|t| crate::opcua::json_value::iso8601(&t));
+                t.server_timestamp = dv
+                    .server_timestamp
+                    .map(|t| crate::opcua::json_value::iso8601(&t));
                 t.error_info = error_info(dv.status(), None);
             }
         }

@@ -123,8 +123,12 @@ fn apply(ctx: &OpContext, m: &mut NodeModel, attr: AttributeId, dv: &DataValue) 
         (AttributeId::WriteMask, Variant::UInt32(w)) => m.write_mask = Some(*w),
         (AttributeId::Value, value) => {
             m.value = Some(to_json(value, &ctx.ns, ctx.format));
-            m.source_timestamp = dv.source_timestamp.map(|t| t.to_rfc3339());
-            m.server_timestamp = dv.server_timestamp.map(|t| t.to_rfc3339());
+            m.source_timestamp = dv
+                .source_timestamp
+                .map(|t| crate::opcua::json_value::iso8601(&t));
+            m.server_timestamp = dv
+                .server_timestamp
+                .map(|t| crate::opcua::json_value::iso8601(&t));
         }
         _ => {}
     }

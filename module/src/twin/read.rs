@@ -71,9 +71,13 @@ pub async fn value_read(
     })?;
     let status = dv.status();
     let mut res = ValueReadResponseModel {
-        source_timestamp: dv.source_timestamp.map(|t| t.to_rfc3339()),
+        source_timestamp: dv
+            .source_timestamp
+            .map(|t| crate::opcua::json_value::iso8601(&t)),
         source_picoseconds: dv.source_picoseconds.filter(|p| *p != 0),
-        server_timestamp: dv.server_timestamp.map(|t| t.to_rfc3339()),
+        server_timestamp: dv
+            .server_timestamp
+            .map(|t| crate::opcua::json_value::iso8601(&t)),
         server_picoseconds: dv.server_picoseconds.filter(|p| *p != 0),
         error_info: error_info(status, None),
         ..Default::default()
