@@ -107,8 +107,15 @@ for t in "${targets[@]}"; do
   esac
   echo "== $t: fuzzing for ${secs} s"
   run=$log.fuzz
+  # FUZZ_RUNS=N: a fixed number of runs from a fixed seed instead of SECONDS, so that a CI
+  # run (empty working corpus) is repeatable.
+  if [[ -n ${FUZZ_RUNS:-} ]]; then
+    budget=(-runs="$FUZZ_RUNS" -seed=1)
+  else
+    budget=(-max_total_time="$secs")
+  fi
   if "$bin" "fuzz/corpus/$t" "fuzz/seeds/$t" \
-    -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "${budget[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" "${extra[@]}" >"$run" 2>&1; then
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$run" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$run" | tail -1)

@@ -38,7 +38,8 @@ impl Namespaces {
 
     /// Parses any accepted spelling of a node id.
     pub fn parse(&self, text: &str) -> Result<NodeId, NodeIdError> {
-        let text = text.trim();
+        // Leading blanks cannot belong to an id; trailing ones can (string ids are arbitrary).
+        let text = text.trim_start();
         let malformed = || NodeIdError::Malformed(text.to_string());
         if text.is_empty() {
             return Err(malformed());
@@ -186,7 +187,7 @@ mod tests {
             n.parse("http://opcfoundation.org/UA/#i=2253").unwrap(),
             NodeId::new(0, 2253u32)
         );
-        assert_eq!(n.parse(" s=a;b ").unwrap(), NodeId::new(0, "a;b"));
+        assert_eq!(n.parse(" s=a;b ").unwrap(), NodeId::new(0, "a;b "));
     }
 
     #[test]
