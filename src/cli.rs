@@ -22,7 +22,7 @@ pub enum Command {
     /// Everything in one process: simulated PLC, embedded MQTT broker and the module.
     Up(UpArgs),
     /// The edge module: OPC Publisher compatible API over HTTP and MQTT.
-    Module(ModuleArgs),
+    Module(Box<ModuleArgs>),
     /// The simulated PLC (OPC UA server).
     PlcSim(PlcSimArgs),
     /// Benchmarks that print the figures of README's performance table.
@@ -81,10 +81,75 @@ pub struct ModuleArgs {
     /// Seconds an idle session stays open for the next call.
     #[arg(long, default_value_t = 60)]
     pub session_linger: u64,
+    /// The publishednodes.json to publish from and persist API changes to (OPC Publisher's
+    /// -f/--pf/--publishfile/--PublishedNodesFile); default <data-dir>/publishednodes.json.
+    #[arg(
+        short = 'f',
+        long = "pf",
+        visible_aliases = ["publishfile", "PublishedNodesFile"],
+        env = "IIOT_PUBLISHED_NODES_FILE"
+    )]
+    pub published_nodes_file: Option<PathBuf>,
+    /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
+    #[arg(long = "mm", visible_alias = "messagingmode", default_value = "PubSub")]
+    pub messaging_mode: String,
+    /// Largest network message in bytes; bigger batches are split without dropping values.
+    #[arg(long = "ms", visible_alias = "maxmessagesize", default_value_t = 256 * 1024)]
+    pub max_message_size: usize,
+    /// Root topic template (`{PublisherId}`, `{SiteId}`).
+    #[arg(
+        long = "rtt",
+        visible_alias = "roottopictemplate",
+        default_value = "{PublisherId}"
+    )]
+    pub root_topic_template: String,
+    /// Telemetry topic template (`{RootTopic}`, `{WriterGroup}`, `{DataSetWriter}`, `{Encoding}`, ...).
+    #[arg(
+        long = "ttt",
+        visible_alias = "telemetrytopictemplate",
+        default_value = "{RootTopic}/messages/{WriterGroup}"
+    )]
+    pub telemetry_topic_template: String,
+    /// Retained `ua-metadata` topic template (`{TelemetryTopic}` and the telemetry variables).
+    #[arg(
+        long = "mdt",
+        visible_alias = "metadatatopictemplate",
+        default_value = "{TelemetryTopic}/metadata/{DataSetWriter}"
+    )]
+    pub metadata_topic_template: String,
+    /// Site id for `{SiteId}` in topic templates.
+    #[arg(long = "site")]
+    pub site_id: Option<String>,
+    /// Do not send `ua-metadata` messages.
+    #[arg(long = "dm", visible_alias = "disablemetadata")]
+    pub disable_metadata: bool,
+    /// MQTT protocol for telemetry: 5 or 311.
+    #[arg(long, default_value = "5")]
+    pub mqtt_version: String,
+    /// Telemetry QoS: 1 (acknowledged, never lost) or 0.
+    #[arg(long, default_value = "1")]
+    pub qos: String,
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
+    #[arg(long)]
+    pub mqtt_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for brokers that require mutual TLS.
+    #[arg(long, requires = "mqtt_key")]
+    pub mqtt_cert: Option<PathBuf>,
+    #[arg(long, requires = "mqtt_cert")]
+    pub mqtt_key: Option<PathBuf>,
+    /// Store-and-forward directory; default <data-dir>/outbox.
+    #[arg(long)]
+    pub outbox_dir: Option<PathBuf>,
+    /// Bytes the outbox may hold while the broker is away.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub outbox_max_bytes: u64,
+    /// When the outbox is full: drop-oldest (keep the newest data) or reject-new.
+    #[arg(long, default_value = "drop-oldest")]
+    pub outbox_overflow: String,
 }
 
 impl ModuleArgs {
-    pub fn into_config(self) -> Result<iiot_module::ModuleConfig> {
+    pub fn into_config(self: Box<Self>) -> Result<iiot_module::ModuleConfig> {
         let api_key = match (self.api_key, self.api_key_file) {
             (Some(k), _) => k,
             (None, Some(path)) => std::fs::read_to_string(&path)
@@ -102,10 +167,34 @@ impl ModuleArgs {
             mqtt_url: self.mqtt_url,
             publisher_id: self.publisher_id,
             auto_accept: self.auto_accept,
+            published_nodes_file: self.published_nodes_file,
             ..Default::default()
         };
         config.pool.max_sessions = self.max_sessions.max(1);
         config.pool.linger = std::time::Duration::from_secs(self.session_linger);
+        use iiot_module::publisher::plan::MessagingMode;
+        config.publisher.messaging_mode = match self.messaging_mode.to_ascii_lowercase().as_str() {
+            "pubsub" => MessagingMode::PubSub,
+            "samples" => MessagingMode::Samples,
+            other => bail!("--mm {other}: use PubSub or Samples"),
+        };
+        if self.max_message_size < 1024 {
+            bail!("--ms must be at least 1024 bytes");
+        }
+        config.publisher.max_message_size = self.max_message_size;
+        config.publisher.topics.root = self.root_topic_template;
+        config.publisher.topics.telemetry = self.telemetry_topic_template;
+        config.publisher.topics.metadata = self.metadata_topic_template;
+        config.publisher.topics.site_id = self.site_id;
+        config.publisher.send_metadata = !self.disable_metadata;
+        config.telemetry.version = Some(self.mqtt_version.parse().map_err(anyhow::Error::msg)?);
+        config.telemetry.qos = Some(self.qos.parse().map_err(anyhow::Error::msg)?);
+        config.telemetry.ca_file = self.mqtt_ca;
+        config.telemetry.cert_file = self.mqtt_cert;
+        config.telemetry.key_file = self.mqtt_key;
+        config.outbox_dir = self.outbox_dir;
+        config.outbox.max_bytes = self.outbox_max_bytes;
+        config.outbox.overflow = self.outbox_overflow.parse().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }

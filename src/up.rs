@@ -29,12 +29,19 @@ pub async fn run(args: UpArgs) -> Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("{e} (choose another port with --plc-port)"))?;
 
+    let module_dir = data_dir.join("module");
+    std::fs::create_dir_all(&module_dir)?;
+    let published_nodes = module_dir.join("publishednodes.json");
+    if !published_nodes.exists() {
+        write_demo_configuration(&published_nodes, &plc.endpoint_url())?;
+    }
     let module = iiot_module::start(iiot_module::ModuleConfig {
         http_bind: SocketAddr::new(args.bind, args.http_port),
         api_key,
-        data_dir: data_dir.join("module"),
+        data_dir: module_dir,
         mqtt_url: Some(format!("mqtt://{mqtt_addr}")),
         publisher_id: "iiot-up".into(),
+        published_nodes_file: Some(published_nodes.clone()),
         ..Default::default()
     })
     .await?;
@@ -66,6 +73,16 @@ pub async fn run(args: UpArgs) -> Result<()> {
         api_key_file.display()
     );
     println!();
+    println!(
+        "Telemetry (OPC UA PubSub JSON) from {} on iiot-up/messages/plc; a line every 5 s below.",
+        published_nodes.display()
+    );
+    println!(
+        "  mosquitto_sub -h {} -p {} -t 'iiot-up/messages/#' -v",
+        args.bind, args.mqtt_port
+    );
+    println!();
+    tokio::spawn(tail_telemetry(mqtt_addr));
     crate::wait_for_shutdown().await;
     module.shutdown().await;
     plc.shutdown().await;
@@ -101,4 +118,79 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(data)?;
     Ok(())
+}
+
+/// A first configuration so a newcomer sees telemetry at once: a few changing PLC values over
+/// a signed and encrypted session, batched once a second.
+fn write_demo_configuration(path: &Path, plc_url: &str) -> Result<()> {
+    let mut nodes: Vec<serde_json::Value> = (0..5)
+        .map(|i| {
+            serde_json::json!({
+                "Id": format!("nsu=urn:iiot:plc-sim;s=Fast/{i}"),
+                "DisplayName": format!("Fast{i}"),
+                "OpcSamplingInterval": 1000,
+            })
+        })
+        .collect();
+    nodes.push(serde_json::json!({
+        "Id": "nsu=urn:iiot:plc-sim;s=Slow/0", "DisplayName": "Slow0",
+        "OpcSamplingInterval": 1000, "HeartbeatInterval": 5
+    }));
+    let entries = serde_json::json!([{
+        "EndpointUrl": plc_url,
+        "EndpointSecurityMode": "SignAndEncrypt",
+        "DataSetWriterGroup": "plc",
+        "DataSetWriterId": "demo",
+        "DataSetPublishingInterval": 1000,
+        "BatchSize": 50,
+        "BatchTriggerInterval": 1000,
+        "OpcNodes": nodes,
+    }]);
+    std::fs::write(path, serde_json::to_vec_pretty(&entries)?)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Prints a summary of the telemetry arriving at the embedded broker every 5 s.
+async fn tail_telemetry(broker: SocketAddr) {
+    use rumqttc::v5::mqttbytes::{v5::Packet, QoS};
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let mut opts = MqttOptions::new("iiot-up-tail", broker.ip().to_string(), broker.port());
+    opts.set_max_packet_size(Some(16 << 20));
+    let (client, mut events) = AsyncClient::new(opts, 100);
+    if client
+        .subscribe("iiot-up/messages/#", QoS::AtMostOnce)
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let mut last = std::collections::BTreeMap::<String, String>::new();
+    let (mut messages, mut values) = (0u64, 0u64);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            ev = events.poll() => match ev {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let Ok(body) = serde_json::from_slice::<serde_json::Value>(&p.payload) else { continue };
+                    if body["MessageType"] != "ua-data" { continue; }
+                    messages += 1;
+                    for m in body["Messages"].as_array().into_iter().flatten() {
+                        for (name, f) in m["Payload"].as_object().into_iter().flatten() {
+                            values += 1;
+                            last.insert(name.clone(), f["Value"].to_string());
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(std::time::Duration::from_secs(1)).await,
+            },
+            _ = tick.tick() => {
+                let latest: Vec<String> = last.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("telemetry: {messages} messages, {values} values in 5 s; latest {}", latest.join(" "));
+                messages = 0;
+                values = 0;
+            }
+        }
+    }
 }

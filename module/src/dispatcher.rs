@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::api::publisher_config::{parse_entries, parse_entry, parse_set_configured_endpoints};
 use crate::api::{
     BrowseFirstRequestModel, BrowseNextRequestModel, BrowsePathRequestModel,
     BrowseStreamRequestModel, DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel,
@@ -19,10 +20,17 @@ use crate::api::{
     TestConnectionRequestModel, TestConnectionResponseModel, ValueReadRequestModel,
     ValueWriteRequestModel, WriteRequestModel, X509CertificateModel,
 };
+use crate::api::{
+    EntryBodyError, GetConfiguredEndpointsRequestModel, GetConfiguredEndpointsResponseModel,
+    GetConfiguredNodesOnEndpointResponseModel, PublishedNodesEntryModel,
+    PublishedNodesResponseModel,
+};
 use crate::discovery::Discovery;
 use crate::error::{ErrorKind, Result, ServiceError};
 use crate::opcua::session_pool::SessionPool;
 use crate::pki::{Pki, Store};
+use crate::publisher::config_store::{render_prometheus, ConfigError, ConfigStore};
+use crate::publisher::metrics::PublisherDiagnostics;
 use crate::transport::problem::{http_status, problem_body};
 use crate::twin::{self, capabilities, Twin};
 
@@ -30,6 +38,8 @@ pub struct Dispatcher {
     twin: Twin,
     pki: Pki,
     discovery: Arc<Discovery>,
+    config: Arc<ConfigStore>,
+    diagnostics: Arc<PublisherDiagnostics>,
 }
 
 /// The methods `invoke` serves, in their canonical spelling.
@@ -51,7 +61,34 @@ const METHODS: &[&str] = &[
     "Register",
     "Discover",
     "Cancel",
+    "PublishNodes",
+    "UnpublishNodes",
+    "UnpublishAllNodes",
+    "AddOrUpdateEndpoints",
+    "GetConfiguredEndpoints",
+    "SetConfiguredEndpoints",
+    "GetConfiguredNodesOnEndpoint",
+    // The spelling of directmethods.md's example; OPC Publisher registers only the one above.
+    "GetConfiguredNodesOnEndpoints",
+    "GetDiagnosticInfo",
 ];
+
+fn bad_body(e: EntryBodyError) -> ServiceError {
+    ServiceError::bad_request(
+        StatusCode::BadDecodingError,
+        format!("request body is not valid: {e}"),
+    )
+}
+
+/// The entry a configuration method needs; an empty body is a 400, not a panic.
+fn required_entry(method: &str, body: &[u8]) -> Result<PublishedNodesEntryModel> {
+    parse_entry(body).map_err(bad_body)?.ok_or_else(|| {
+        ServiceError::bad_request(
+            StatusCode::BadDecodingError,
+            format!("{method} needs a PublishedNodesEntryModel body"),
+        )
+    })
+}
 
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
@@ -72,12 +109,43 @@ fn encode<T: Serialize>(v: T) -> Result<Value> {
 }
 
 impl Dispatcher {
-    pub fn new(pool: Arc<SessionPool>, pki: Pki, discovery: Arc<Discovery>) -> Self {
+    pub fn new(
+        pool: Arc<SessionPool>,
+        pki: Pki,
+        discovery: Arc<Discovery>,
+        config: Arc<ConfigStore>,
+        diagnostics: Arc<PublisherDiagnostics>,
+    ) -> Self {
         Self {
             twin: Twin::new(pool),
             pki,
             discovery,
+            config,
+            diagnostics,
         }
+    }
+
+    /// Whether `invoke` serves `method` (canonical spelling, any case).
+    pub fn implements(method: &str) -> bool {
+        METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
+    }
+
+    /// Runs a configuration store operation on the blocking pool: it writes and fsyncs.
+    async fn config_op<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ConfigStore) -> Result<T, ConfigError> + Send + 'static,
+    {
+        let store = self.config.clone();
+        tokio::task::spawn_blocking(move || op(&store))
+            .await
+            .map_err(|e| ServiceError::internal(format!("configuration task failed: {e}")))?
+            .map_err(ServiceError::from)
+    }
+
+    /// `/metrics`: Prometheus text of every publisher counter.
+    pub fn metrics_text(&self) -> String {
+        render_prometheus(&self.diagnostics, &self.config.entries())
     }
 
     /// Runs a method and answers `(HTTP-style status, JSON body)`, as MQTT RPC sends it.
@@ -227,6 +295,55 @@ impl Dispatcher {
                 let r: DiscoveryCancelRequestModel = decode(body)?;
                 self.discovery.cancel(&r)?;
                 encode(true)
+            }
+            "PublishNodes" => {
+                let e = required_entry(method, body)?;
+                self.config_op(move |s| s.publish_nodes(e)).await?;
+                encode(PublishedNodesResponseModel::default())
+            }
+            "UnpublishNodes" => {
+                let e = required_entry(method, body)?;
+                self.config_op(move |s| s.unpublish_nodes(e)).await?;
+                encode(PublishedNodesResponseModel::default())
+            }
+            "UnpublishAllNodes" => {
+                let e = parse_entry(body).map_err(bad_body)?;
+                self.config_op(move |s| s.unpublish_all_nodes(e)).await?;
+                encode(PublishedNodesResponseModel::default())
+            }
+            "AddOrUpdateEndpoints" => {
+                let entries = parse_entries(body).map_err(bad_body)?;
+                self.config_op(move |s| s.add_or_update_endpoints(entries))
+                    .await?;
+                encode(PublishedNodesResponseModel::default())
+            }
+            "SetConfiguredEndpoints" => {
+                let entries = parse_set_configured_endpoints(body).map_err(bad_body)?;
+                self.config_op(move |s| s.set_configured_endpoints(entries))
+                    .await?;
+                encode(PublishedNodesResponseModel::default())
+            }
+            "GetConfiguredEndpoints" => {
+                let r: Option<GetConfiguredEndpointsRequestModel> = decode(body)?;
+                let include = r.and_then(|r| r.include_nodes).unwrap_or(false);
+                let endpoints = self
+                    .config_op(move |s| s.get_configured_endpoints(include))
+                    .await?;
+                encode(GetConfiguredEndpointsResponseModel { endpoints })
+            }
+            "GetConfiguredNodesOnEndpoint" | "GetConfiguredNodesOnEndpoints" => {
+                let e = required_entry(method, body)?;
+                let opc_nodes = self
+                    .config_op(move |s| s.get_configured_nodes_on_endpoint(e))
+                    .await?;
+                encode(GetConfiguredNodesOnEndpointResponseModel { opc_nodes })
+            }
+            "GetDiagnosticInfo" => {
+                let diagnostics = self.diagnostics.clone();
+                encode(
+                    self.config_op(move |s| s.diagnostic_info(&diagnostics))
+                        .await?,
+                )
             }
             other => Err(ServiceError::new(
                 ErrorKind::NotImplemented,

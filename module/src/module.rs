@@ -16,6 +16,11 @@ use crate::dispatcher::Dispatcher;
 use crate::opcua::client::{build_client, ClientSettings};
 use crate::opcua::session_pool::{PoolConfig, SessionPool};
 use crate::pki::Pki;
+use crate::publisher::config_store::{self, ConfigError, ConfigStore};
+use crate::publisher::engine::{self, PublisherSettings};
+use crate::publisher::metrics::PublisherDiagnostics;
+use crate::publisher::outbox::{Outbox, OutboxConfig};
+use crate::publisher::transport::{self as telemetry, MqttVersion, Qos, TelemetryConfig};
 use crate::transport::{http, mqtt_rpc};
 
 /// Everything the module needs to run; defaults live in `Default`.
@@ -31,6 +36,25 @@ pub struct ModuleConfig {
     pub auto_accept: bool,
     pub application_uri: Option<String>,
     pub pool: PoolConfig,
+    /// OPC Publisher's `--pf`; default `{data_dir}/publishednodes.json`.
+    pub published_nodes_file: Option<PathBuf>,
+    /// Topic templates, message size, default messaging mode.
+    pub publisher: PublisherSettings,
+    /// Store-and-forward; its directory defaults to `{data_dir}/outbox`.
+    pub outbox: OutboxConfig,
+    pub outbox_dir: Option<PathBuf>,
+    /// How telemetry reaches the broker, on top of `mqtt_url`.
+    pub telemetry: TelemetryOptions,
+}
+
+/// Telemetry transport choices beyond the broker URL (command-line flags).
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryOptions {
+    pub version: Option<MqttVersion>,
+    pub qos: Option<Qos>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 /// Written by hand so that the API key never reaches a log line.
@@ -40,23 +64,18 @@ impl std::fmt::Debug for ModuleConfig {
             .field("http_bind", &self.http_bind)
             .field("api_key", &"***")
             .field("data_dir", &self.data_dir)
-            .field("mqtt_url", &self.mqtt_url.as_ref().map(|u| redact_url(u)))
+            .field(
+                "mqtt_url",
+                &self.mqtt_url.as_ref().map(|u| mqtt_rpc::redact_url(u)),
+            )
             .field("publisher_id", &self.publisher_id)
             .field("auto_accept", &self.auto_accept)
             .field("pool", &self.pool)
+            .field("published_nodes_file", &self.published_nodes_file)
+            .field("publisher", &self.publisher)
+            .field("outbox", &self.outbox)
+            .field("telemetry", &self.telemetry)
             .finish()
-    }
-}
-
-/// `mqtt://user:pass@host` → `mqtt://user:***@host`.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -71,6 +90,11 @@ impl Default for ModuleConfig {
             auto_accept: false,
             application_uri: None,
             pool: PoolConfig::default(),
+            published_nodes_file: None,
+            publisher: PublisherSettings::default(),
+            outbox: OutboxConfig::default(),
+            outbox_dir: None,
+            telemetry: TelemetryOptions::default(),
         }
     }
 }
@@ -90,6 +114,10 @@ pub enum StartError {
     DataDir(PathBuf, std::io::Error),
     #[error("OPC UA client: {0}")]
     Client(String),
+    #[error("telemetry: {0}")]
+    Telemetry(String),
+    #[error("publisher configuration: {0} (fix the file, or choose another with --pf)")]
+    Config(ConfigError),
 }
 
 /// A running module.
@@ -97,6 +125,10 @@ pub struct ModuleHandle {
     pub http_addr: SocketAddr,
     pub pki: Pki,
     pub pool: Arc<SessionPool>,
+    /// What is published; the engine follows `config_store.subscribe()`.
+    pub config_store: Arc<ConfigStore>,
+    /// Counters the engine fills and `/metrics` and GetDiagnosticInfo report.
+    pub diagnostics: Arc<PublisherDiagnostics>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -118,6 +150,28 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::DataDir(config.data_dir.clone(), e))?;
+    let config_store = ConfigStore::open(config.published_nodes_file.clone(), &config.data_dir)
+        .map_err(StartError::Config)?;
+    let diagnostics = PublisherDiagnostics::new();
+    let telemetry_config = match &config.mqtt_url {
+        Some(url) => {
+            let mut t = TelemetryConfig::from_url(url, &config.publisher_id)
+                .map_err(StartError::MqttUrl)?;
+            let o = &config.telemetry;
+            if let Some(v) = o.version {
+                t.version = v;
+            }
+            if let Some(q) = o.qos {
+                t.qos = q;
+            }
+            t.ca_file = o.ca_file.clone().or(t.ca_file);
+            t.cert_file = o.cert_file.clone().or(t.cert_file);
+            t.key_file = o.key_file.clone().or(t.key_file);
+            t.tls_configuration().map_err(StartError::Telemetry)?;
+            Some(t)
+        }
+        None => None,
+    };
     let mqtt = match &config.mqtt_url {
         Some(url) => Some(
             mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
@@ -160,9 +214,16 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         None => EventSink::log_only(),
     };
     let discovery = Discovery::new(pool.client().clone(), events, config.publisher_id.clone());
-    let dispatcher = Arc::new(Dispatcher::new(pool.clone(), pki.clone(), discovery));
+    let dispatcher = Arc::new(Dispatcher::new(
+        pool.clone(),
+        pki.clone(),
+        discovery,
+        config_store.clone(),
+        diagnostics.clone(),
+    ));
 
-    let mut tasks = Vec::new();
+    let mut tasks =
+        vec![config_store.spawn_watcher(config_store::POLL_INTERVAL, shutdown_rx.clone())];
     let router = http::router(dispatcher.clone(), &config.api_key);
     let mut rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
@@ -173,6 +234,35 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
             tracing::error!(error = %e, "HTTP API stopped");
         }
     }));
+    if let Some(t) = telemetry_config {
+        let mut outbox_config = config.outbox.clone();
+        outbox_config.dir = config
+            .outbox_dir
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("outbox"));
+        let outbox = Outbox::open(outbox_config, diagnostics.clone())
+            .await
+            .map_err(|e| StartError::Telemetry(format!("outbox: {e}")))?;
+        tasks.push(telemetry::spawn(
+            t,
+            outbox.clone(),
+            diagnostics.clone(),
+            shutdown_rx.clone(),
+        ));
+        let mut settings = config.publisher.clone();
+        settings.publisher_id = config.publisher_id.clone();
+        tasks.push(engine::start(
+            settings,
+            pool.clone(),
+            outbox,
+            diagnostics.clone(),
+            config_store.subscribe(),
+            shutdown_rx.clone(),
+        ));
+        info!("publisher enabled");
+    } else if !config_store.subscribe().borrow().is_empty() {
+        tracing::warn!("nodes are configured but no --mqtt-url is given: nothing is published");
+    }
     if let Some((mqtt, client, event_loop)) = mqtt {
         info!(root = %mqtt.root, "MQTT RPC enabled");
         tasks.push(tokio::spawn(mqtt_rpc::run(
@@ -190,6 +280,8 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         http_addr,
         pki,
         pool,
+        config_store,
+        diagnostics,
         shutdown: shutdown_tx,
         tasks,
     })

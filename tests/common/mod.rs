@@ -371,3 +371,80 @@ pub async fn plc_sim(auto_accept: bool, tree: Option<(u32, u32)>) -> iiot_plc_si
     .await
     .expect("plc-sim start")
 }
+
+impl Module {
+    /// Starts the module on `data_dir`, which is kept as it is (so a second start sees what
+    /// the first one left), with extra `iiot module` arguments.
+    pub async fn start_in(
+        name: &str,
+        mqtt_url: Option<&str>,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> Module {
+        let port = free_port();
+        let publisher_id = format!("test-{name}-{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_iiot"));
+        cmd.args(["--log", "warn", "module", "--http-host", "127.0.0.1"])
+            .arg("--http-port")
+            .arg(port.to_string())
+            .arg("--api-key")
+            .arg(API_KEY)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--publisher-id")
+            .arg(&publisher_id)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if let Some(url) = mqtt_url {
+            cmd.arg("--mqtt-url").arg(url);
+        }
+        let mut child = cmd.spawn().expect("spawn iiot module");
+        wait_for_port(port, "iiot module", &mut child).await;
+        Module {
+            base: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            publisher_id,
+            _proc: Proc(child),
+        }
+    }
+
+    /// Any verb, with the API key unless `key` is `None`; answers (status, content type,
+    /// body text).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, String, String) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.header("Authorization", format!("ApiKey {key}"));
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.expect("HTTP request");
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, content_type, res.text().await.unwrap_or_default())
+    }
+
+    /// Like `request` with the API key, the body read as JSON (`null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let (status, _, text) = self.request(method, path, Some(API_KEY), body).await;
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}

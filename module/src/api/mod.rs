@@ -21,6 +21,7 @@ pub mod envelope;
 pub mod node;
 pub mod pki;
 pub mod published_nodes;
+pub mod publisher_config;
 pub mod read;
 pub mod rpc;
 pub mod status;
@@ -67,6 +68,11 @@ pub use pki::{
 };
 pub use published_nodes::{
     parse_published_nodes, ConfigFileError, NodeIdModel, OpcNodeModel, PublishedNodesEntryModel,
+};
+pub use publisher_config::{
+    EntryBodyError, GetConfiguredEndpointsRequestModel, GetConfiguredEndpointsResponseModel,
+    GetConfiguredNodesOnEndpointResponseModel, PublishDiagnosticInfoModel,
+    PublishedNodesResponseModel, SetConfiguredEndpointsRequestModel,
 };
 pub use read::{
     AttributeReadRequestModel, AttributeReadResponseModel, NodeAttribute, ReadRequestModel,

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use opcua::types::{
     AttributeId, EndpointDescription, MessageSecurityMode, NodeId, ReadValueId, StatusCode,
     TimestampsToReturn, UserTokenType, VariableId, Variant,
 };
-use tokio::sync::{oneshot, OwnedSemaphorePermit, RwLock, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, RwLock, Semaphore};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -99,6 +99,14 @@ pub struct LiveSession {
     namespaces: RwLock<Namespaces>,
     connected: Arc<AtomicBool>,
     closed: AtomicBool,
+    /// Set when the session's event loop ended for good (retries exhausted, closed).
+    ended: Arc<AtomicBool>,
+    /// Long-lived holders (publisher subscriptions): a pinned session is never reaped or
+    /// evicted to make room, since closing it would cut a data stream.
+    pins: AtomicUsize,
+    /// Counts reconnects (after namespaces were re-read), so holders of subscriptions can
+    /// re-check them.
+    reconnects: watch::Sender<u64>,
     last_used: StdMutex<Instant>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
@@ -114,7 +122,24 @@ impl LiveSession {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// True once the session can no longer be used and must be acquired anew.
+    pub fn is_dead(&self) -> bool {
+        self.closed.load(Ordering::SeqCst) || self.ended.load(Ordering::SeqCst)
+    }
+
+    /// Changes each time the session reconnected and its namespaces were re-read.
+    pub fn reconnects(&self) -> watch::Receiver<u64> {
+        self.reconnects.subscribe()
+    }
+
+    fn is_pinned(&self) -> bool {
+        self.pins.load(Ordering::SeqCst) > 0
+    }
+
     fn is_idle_for(&self, linger: Duration) -> bool {
+        if self.is_pinned() {
+            return false;
+        }
         let idle = self
             .last_used
             .lock()
@@ -152,6 +177,34 @@ impl std::ops::Deref for SessionLease {
 
 impl Drop for SessionLease {
     fn drop(&mut self) {
+        if let Ok(mut t) = self.live.last_used.lock() {
+            *t = Instant::now();
+        }
+    }
+}
+
+/// A long-lived hold on a session that does not count as a request in flight; while any
+/// exists the session stays open.
+pub struct PinnedSession {
+    live: Arc<LiveSession>,
+}
+
+impl PinnedSession {
+    pub fn live(&self) -> &Arc<LiveSession> {
+        &self.live
+    }
+}
+
+impl std::ops::Deref for PinnedSession {
+    type Target = LiveSession;
+    fn deref(&self) -> &LiveSession {
+        &self.live
+    }
+}
+
+impl Drop for PinnedSession {
+    fn drop(&mut self) {
+        self.live.pins.fetch_sub(1, Ordering::SeqCst);
         if let Ok(mut t) = self.live.last_used.lock() {
             *t = Instant::now();
         }
@@ -213,19 +266,7 @@ impl SessionPool {
 
     /// Gets a session for the connection, connecting if there is none.
     pub async fn acquire(&self, key: &ConnectionKey) -> Result<SessionLease> {
-        let slot = self.slots.entry(key.clone()).or_default().clone();
-        let live = {
-            let mut guard = slot.live.lock().await;
-            match guard.as_ref() {
-                Some(live) if !live.closed.load(Ordering::SeqCst) => live.clone(),
-                _ => {
-                    self.make_room(key).await?;
-                    let live = self.connect(key).await?;
-                    *guard = Some(live.clone());
-                    live
-                }
-            }
-        };
+        let live = self.live_session(key).await?;
         let permit = tokio::time::timeout(
             self.config.request_timeout,
             live.in_flight.clone().acquire_owned(),
@@ -246,6 +287,30 @@ impl SessionPool {
     }
 
     /// Drops a session so the next call reconnects (used after fatal session errors).
+    /// A hold that keeps the session open for as long as it lives (subscriptions).
+    pub async fn pin(&self, key: &ConnectionKey) -> Result<PinnedSession> {
+        let live = self.live_session(key).await?;
+        live.pins.fetch_add(1, Ordering::SeqCst);
+        Ok(PinnedSession { live })
+    }
+
+    async fn live_session(&self, key: &ConnectionKey) -> Result<Arc<LiveSession>> {
+        let slot = self.slots.entry(key.clone()).or_default().clone();
+        let mut guard = slot.live.lock().await;
+        match guard.as_ref() {
+            Some(live) if !live.is_dead() => Ok(live.clone()),
+            _ => {
+                if let Some(dead) = guard.take() {
+                    dead.close().await;
+                }
+                self.make_room(key).await?;
+                let live = self.connect(key).await?;
+                *guard = Some(live.clone());
+                Ok(live)
+            }
+        }
+    }
+
     pub async fn evict(&self, key: &ConnectionKey) {
         if let Some((_, slot)) = self.slots.remove(key) {
             if let Some(live) = slot.live.lock().await.take() {
@@ -273,7 +338,7 @@ impl SessionPool {
             };
             let idle = guard
                 .as_ref()
-                .map(|l| l.closed.load(Ordering::SeqCst) || l.is_idle_for(self.config.linger))
+                .map(|l| (l.is_dead() && !l.is_pinned()) || l.is_idle_for(self.config.linger))
                 .unwrap_or(true);
             if idle {
                 if let Some(live) = guard.take() {
@@ -298,7 +363,7 @@ impl SessionPool {
                 if let Ok(g) = e.value().live.try_lock() {
                     if let Some(l) = g.as_ref() {
                         open += 1;
-                        if l.in_flight.available_permits() == l.max_in_flight {
+                        if !l.is_pinned() && l.in_flight.available_permits() == l.max_in_flight {
                             let used = l
                                 .last_used
                                 .lock()
@@ -366,6 +431,8 @@ impl SessionPool {
             .map_err(|e| ServiceError::from_opcua(&e, "session"))?;
 
         let connected = Arc::new(AtomicBool::new(false));
+        let ended = Arc::new(AtomicBool::new(false));
+        let ended_flag = ended.clone();
         let (first_tx, first_rx) = oneshot::channel::<std::result::Result<(), StatusCode>>();
         let (reconnected_tx, mut reconnected_rx) = tokio::sync::mpsc::channel::<()>(4);
         let flag = connected.clone();
@@ -412,6 +479,7 @@ impl SessionPool {
                 }
             }
             flag.store(false, Ordering::Relaxed);
+            ended_flag.store(true, Ordering::SeqCst);
         });
 
         let outcome = tokio::time::timeout(timeout, first_rx).await;
@@ -445,6 +513,9 @@ impl SessionPool {
             namespaces: RwLock::new(namespaces),
             connected,
             closed: AtomicBool::new(false),
+            ended,
+            pins: AtomicUsize::new(0),
+            reconnects: watch::channel(0).0,
             last_used: StdMutex::new(Instant::now()),
             in_flight: Arc::new(Semaphore::new(self.config.max_requests_per_session)),
             max_in_flight: self.config.max_requests_per_session,
@@ -460,6 +531,7 @@ impl SessionPool {
                     Ok(ns) => *live.namespaces.write().await = ns,
                     Err(e) => warn!(error = %e, "re-reading namespaces after reconnect failed"),
                 }
+                live.reconnects.send_modify(|n| *n += 1);
             }
         });
         info!(url = %key.url, mode = ?live.endpoint.security_mode,

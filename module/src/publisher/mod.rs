@@ -1,10 +1,20 @@
-//! The publisher: configured nodes → subscriptions → messages → broker (issue in progress).
+//! The publisher: configured nodes → subscriptions → data set writers → encoders → outbox →
+//! broker, each stage a component with one input and one output.
 //!
-//! This first part turns OPC Publisher configuration (every `publishednodes.json` form) into
-//! a normalized plan of writer groups, data set writers and nodes, with every default and
-//! precedence rule applied in one place. The subscription engine, encoders, outbox and
-//! transport build on the plan.
+//! `plan` normalizes OPC Publisher configuration (every `publishednodes.json` form) into writer
+//! plans; `config_store` keeps, persists and watches that configuration; `engine` turns plans
+//! into OPC UA subscriptions and runs one task per writer; `writer` and `encoder` make the
+//! messages; `outbox` holds them on disk until `transport` has them acknowledged; `metrics`
+//! counts every stage.
 
+pub mod config_store;
 pub mod encoder;
+pub mod engine;
+pub mod metrics;
+pub mod outbox;
 pub mod plan;
+pub mod subscription;
+pub mod topics;
+pub mod transport;
 pub mod writer;
+pub mod writer_task;

@@ -85,6 +85,64 @@ impl WriterState {
         self.application_uri = uri;
     }
 
+    /// The writer's data set changed at runtime: fields follow the new plan's node order,
+    /// fields that stay keep their last value and timers (no gap, no second SkipFirst), and the
+    /// metadata major version moves so consumers know the field list changed. Sequence numbers
+    /// continue.
+    pub fn set_fields(&mut self, plan: &WriterPlan, now: Instant) {
+        let mut old: Vec<Option<Field>> = self.fields.drain(..).map(Some).collect();
+        let mut changed = old.len() != plan.nodes.len();
+        self.fields = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let kept = old.iter_mut().position(|f| {
+                    f.as_ref()
+                        .is_some_and(|f| f.node_id == n.node_id && f.name == n.field_name)
+                });
+                match kept.and_then(|k| {
+                    changed |= k != i;
+                    old[k].take()
+                }) {
+                    Some(mut f) => {
+                        f.heartbeat = n.heartbeat;
+                        f
+                    }
+                    None => {
+                        changed = true;
+                        Field {
+                            name: n.field_name.clone(),
+                            node_id: n.node_id.clone(),
+                            last: None,
+                            skip_first: n.skip_first,
+                            heartbeat: n.heartbeat,
+                            last_activity: now,
+                            last_beat: now,
+                        }
+                    }
+                }
+            })
+            .collect();
+        self.key_frame_count = plan.key_frame_count.filter(|n| *n > 0);
+        if changed {
+            self.metadata_version = (self.metadata_version.0.wrapping_add(1), 0);
+            // The next message is a key frame, so consumers can rebuild the whole data set.
+            self.since_key_frame = 0;
+        }
+    }
+
+    pub fn metadata_version(&self) -> (u32, u32) {
+        self.metadata_version
+    }
+
+    /// Field names and node ids in data set order, for the metadata message.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.node_id.as_str()))
+    }
+
     /// Sequence number of the next message; continues across reconnects.
     pub fn next_sequence(&self) -> u32 {
         self.sequence.wrapping_add(1)
@@ -229,6 +287,30 @@ mod tests {
             server_timestamp: None,
             node_id: String::new(),
         }
+    }
+
+    #[test]
+    fn changing_fields_keeps_sequence_and_last_values() {
+        let t0 = Instant::now();
+        let mut w = writer("", r#"{ "Id": "i=1" }, { "Id": "i=2" }"#, t0);
+        w.on_values(vec![(0, v(1)), (1, v(2))], "t".into(), t0)
+            .unwrap();
+        let text = r#"[{ "EndpointUrl": "opc.tcp://plc:1", "DataSetWriterId": "w", "OpcNodes": [{ "Id": "i=2" }, { "Id": "i=3" }] }]"#;
+        let plans = plan(&parse_published_nodes(text).unwrap()).unwrap();
+        w.set_fields(&plans[0], t0);
+        assert_eq!(w.metadata_version(), (2, 0));
+        let names: Vec<_> = w.fields().map(|(_, id)| id.to_string()).collect();
+        assert_eq!(names, ["i=2", "i=3"]);
+        let m = w.on_values(vec![(1, v(3))], "t".into(), t0).unwrap();
+        assert_eq!(m.sequence_number, 2);
+        // i=2 kept its last value across the change.
+        assert_eq!(m.fields.len(), 1);
+        w.set_fields(&plans[0], t0);
+        assert_eq!(
+            w.metadata_version(),
+            (2, 0),
+            "an unchanged plan keeps the version"
+        );
     }
 
     #[test]

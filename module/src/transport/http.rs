@@ -7,15 +7,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::{Json, Router};
 use opcua::types::StatusCode;
 use tokio::net::TcpListener;
 
+use crate::api::{HttpVerb, OPERATIONS};
 use crate::dispatcher::Dispatcher;
 use crate::error::{ErrorKind, ServiceError};
 
@@ -64,7 +65,29 @@ pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
             }),
         );
     }
+    // The configuration API's routes and verbs come from the contract table itself.
+    // GetConfiguredEndpoints reads `?IncludeNodes=` instead of a body.
+    for op in OPERATIONS
+        .iter()
+        .filter(|o| Dispatcher::implements(o.name) && o.name != "GetConfiguredEndpoints")
+    {
+        let Some((verb, path)) = op.http.filter(|(_, p)| p.starts_with("/v2/configuration")) else {
+            continue;
+        };
+        let method: &'static str = op.name;
+        api = api.route(
+            path,
+            on(
+                method_filter(verb),
+                move |State(s): State<AppState>, body: Bytes| async move {
+                    s.dispatcher.invoke(method, &body).await.map(Json)
+                },
+            ),
+        );
+    }
     let api = api
+        .route("/v2/configuration", get(get_configured_endpoints))
+        .route("/metrics", get(metrics))
         .route("/v2/browse", post(browse_stream))
         .route("/v2/pki/{store}/certs", get(pki_list).patch(pki_add))
         .route(
@@ -92,6 +115,61 @@ pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(problem_for_rejections))
         .with_state(state)
+}
+
+fn method_filter(verb: HttpVerb) -> MethodFilter {
+    match verb {
+        HttpVerb::Get => MethodFilter::GET,
+        HttpVerb::Post => MethodFilter::POST,
+        HttpVerb::Put => MethodFilter::PUT,
+        HttpVerb::Patch => MethodFilter::PATCH,
+        HttpVerb::Delete => MethodFilter::DELETE,
+    }
+}
+
+/// `GET /v2/configuration?IncludeNodes=true`; the parameter name is matched in any case,
+/// as ASP.NET binds it.
+async fn get_configured_endpoints(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let mut include = false;
+    for pair in query.as_deref().unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, "true"));
+        if !k.eq_ignore_ascii_case("IncludeNodes") {
+            continue;
+        }
+        include = match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "" => true,
+            "false" | "0" => false,
+            _ => {
+                return ServiceError::bad_request(
+                    StatusCode::BadInvalidArgument,
+                    format!("IncludeNodes must be true or false, not '{v}'"),
+                )
+                .into_response()
+            }
+        };
+    }
+    let body = serde_json::json!({ "includeNodes": include }).to_string();
+    s.dispatcher
+        .invoke("GetConfiguredEndpoints", body.as_bytes())
+        .await
+        .map(Json)
+        .into_response()
+}
+
+/// Prometheus text exposition; behind the API key like every route but `/healthz`, since
+/// writer labels name the plant's servers.
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.dispatcher.metrics_text(),
+    )
+        .into_response()
 }
 
 /// Serves the API on an already bound listener until `shutdown` resolves.

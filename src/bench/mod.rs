@@ -1,7 +1,9 @@
 //! `iiot bench ...`: benchmarks that print the figures README's performance table quotes.
 //!
-//! Each bench starts what it measures in this process (plc-sim, the module) on free ports,
-//! warms up, then measures through the public API exactly as a user's client would.
+//! `browse` and `read` start what they measure in this process (plc-sim, the module) on free
+//! ports, warm up, then measure through the public API exactly as a user's client would.
+//! `relay` runs plc-sim and the module as child processes, so that their CPU and memory can be
+//! read from /proc (see `relay.rs`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,12 +15,18 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+mod relay;
+mod sink;
+
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Browse a whole plc-sim tree through the API (BrowseStream), and with an asyncua client.
     Browse(BrowseArgs),
     /// ValueRead round trips over HTTP and MQTT RPC with 1 and 64 concurrent callers.
     Read(ReadArgs),
+    /// OPC UA → MQTT telemetry: values/s, loss, duplicates, latency, CPU and RSS of the module,
+    /// beside an asyncua + paho-mqtt relay (bench/asyncua_relay.py), over a ladder of loads.
+    Relay(relay::RelayArgs),
 }
 
 #[derive(Args, Debug)]
@@ -48,6 +56,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Browse(a) => browse(a).await,
         BenchCommand::Read(a) => read(a).await,
+        BenchCommand::Relay(a) => relay::relay(a).await,
     }
 }
 
