@@ -11,6 +11,8 @@
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> <artifact>
 # Logs: fuzz/target/fuzz-logs/<target>.log.
 set -euo pipefail
+# The binaries are looked up under fuzz/target: a caller's CARGO_TARGET_DIR must not move them.
+unset CARGO_TARGET_DIR
 cd "$(dirname "$0")/.."
 root=$PWD
 

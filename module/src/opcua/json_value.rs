@@ -219,6 +219,75 @@ pub fn iso8601(t: &DateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
+/// Appends exactly what [`iso8601`] returns, without allocating: the telemetry encoder writes
+/// two timestamps per value, and formatting through chrono into a fresh `String` was a
+/// measurable share of a value's cost.
+pub fn write_iso8601(out: &mut Vec<u8>, t: &DateTime) {
+    let c = t.as_chrono();
+    let secs = c.timestamp();
+    let nanos = c.timestamp_subsec_nanos();
+    let days = secs.div_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) || nanos >= 1_000_000_000 {
+        // Outside what four digits and a plain fraction show (or a leap second): chrono.
+        out.extend_from_slice(iso8601(t).as_bytes());
+        return;
+    }
+    let sod = secs.rem_euclid(86_400) as u32;
+    let mut buf = [0u8; 30];
+    let digits = |b: &mut [u8], v: u32| {
+        let mut v = v;
+        for c in b.iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut buf[0..4], y as u32);
+    buf[4] = b'-';
+    digits(&mut buf[5..7], m);
+    buf[7] = b'-';
+    digits(&mut buf[8..10], d);
+    buf[10] = b'T';
+    digits(&mut buf[11..13], sod / 3600);
+    buf[13] = b':';
+    digits(&mut buf[14..16], sod / 60 % 60);
+    buf[16] = b':';
+    digits(&mut buf[17..19], sod % 60);
+    let mut len = 19;
+    // chrono's AutoSi: no fraction, or 3, 6 or 9 digits, whichever shows the value exactly.
+    let frac = if nanos == 0 {
+        0
+    } else if nanos.is_multiple_of(1_000_000) {
+        3
+    } else if nanos.is_multiple_of(1_000) {
+        6
+    } else {
+        9
+    };
+    if frac > 0 {
+        buf[19] = b'.';
+        digits(&mut buf[20..29], nanos);
+        len = 20 + frac;
+    }
+    buf[len] = b'Z';
+    out.extend_from_slice(&buf[..=len]);
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
 fn qualified_name_json(q: &QualifiedName, ns: &Namespaces, format: NamespaceFormat) -> Value {
     let name = q.name.as_ref();
     if q.namespace_index == 0 {
@@ -567,6 +636,37 @@ mod tests {
 
     fn ns() -> Namespaces {
         Namespaces(vec!["http://opcfoundation.org/UA/".into(), "urn:a".into()])
+    }
+
+    #[test]
+    fn timestamps_written_in_place_match_chrono() {
+        // Ticks (100 ns since 1601) across the range OPC UA uses, with and without fractions.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut ticks = vec![
+            0i64,
+            1,
+            10_000,
+            116_444_736_000_000_000,
+            2_650_467_743_999_999_999,
+        ];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let t = (x % 2_650_467_743_999_999_999) as i64;
+            ticks.extend([t, t - t % 10, t - t % 10_000, t - t % 10_000_000]);
+        }
+        let mut out = Vec::new();
+        for t in ticks {
+            let dt = DateTime::from(t);
+            out.clear();
+            write_iso8601(&mut out, &dt);
+            assert_eq!(
+                std::str::from_utf8(&out).unwrap(),
+                iso8601(&dt),
+                "ticks {t}"
+            );
+        }
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub fn start(
         };
         let first = entries.borrow_and_update().clone();
         engine.apply(&first).await;
+        let mut trim = tokio::time::interval(super::memory::TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 changed = entries.changed() => {
@@ -95,7 +97,9 @@ pub fn start(
                     }
                     let current = entries.borrow_and_update().clone();
                     engine.apply(&current).await;
+                    trim.reset_after(Duration::from_secs(5));
                 }
+                _ = trim.tick() => super::memory::release_free_memory(),
                 _ = async { shutdown.wait_for(|v| *v).await.is_ok() } => break,
             }
         }

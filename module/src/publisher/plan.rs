@@ -6,7 +6,8 @@
 //! publishing intervals that split a writer into one subscription per interval. All of that
 //! is resolved here, so the engine sees one shape.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::{
@@ -81,7 +82,9 @@ pub struct WriterPlan {
     pub messaging_mode: MessagingMode,
     pub batch_size: u32,
     pub batch_trigger_interval: Duration,
-    pub nodes: Vec<NodePlan>,
+    /// Shared: the engine, the writer task and its subscriptions all hold the same nodes,
+    /// and a writer may have 100k of them.
+    pub nodes: Vec<Arc<NodePlan>>,
 }
 
 /// Picks the TimeSpan over the milliseconds, as OPC Publisher does.
@@ -234,10 +237,19 @@ fn node_plan(
     })
 }
 
+/// Group, writer id, publishing interval (ms) and connection (as JSON): what makes two
+/// entries one writer.
+type WriterKey = (String, String, u128, String);
+/// Node id and browse path: what makes two nodes of a writer the same.
+type NodeKey = (String, Option<Vec<String>>);
+
 /// Turns configuration entries into writers. Entries naming the same group, writer and
 /// connection are merged; a node listed twice in one writer is kept once.
 pub fn plan(entries: &[PublishedNodesEntryModel]) -> Result<Vec<WriterPlan>, Vec<PlanError>> {
-    let mut writers: BTreeMap<(String, String, u128, String), WriterPlan> = BTreeMap::new();
+    let mut writers: BTreeMap<WriterKey, WriterPlan> = BTreeMap::new();
+    // (node id, browse path) already in each writer: a hash lookup, since a writer may hold
+    // 100k nodes.
+    let mut seen: HashMap<WriterKey, HashSet<NodeKey>> = HashMap::new();
     let mut errors = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
         let err = |message: String| PlanError {
@@ -360,16 +372,16 @@ pub fn plan(entries: &[PublishedNodesEntryModel]) -> Result<Vec<WriterPlan>, Vec
                         writer.publishing_interval.as_millis(),
                         serde_json::to_string(&writer.connection).unwrap_or_default(),
                     );
+                    let fresh = seen
+                        .entry(key.clone())
+                        .or_default()
+                        .insert((node.node_id.clone(), node.browse_path.clone()));
                     let entry = writers.entry(key).or_insert_with(|| WriterPlan {
                         nodes: Vec::new(),
                         ..writer
                     });
-                    if !entry
-                        .nodes
-                        .iter()
-                        .any(|n| n.node_id == node.node_id && n.browse_path == node.browse_path)
-                    {
-                        entry.nodes.push(node);
+                    if fresh {
+                        entry.nodes.push(Arc::new(node));
                     }
                 }
             }
@@ -382,7 +394,32 @@ pub fn plan(entries: &[PublishedNodesEntryModel]) -> Result<Vec<WriterPlan>, Vec
     Ok(writers
         .into_values()
         .filter(|w| !w.nodes.is_empty())
+        .map(|mut w| {
+            unique_field_names(&mut w.nodes);
+            w
+        })
         .collect())
+}
+
+/// Two nodes of one writer with the same display name would be one key twice in a data set
+/// message, and a consumer would keep only one of the values: later ones get `_2`, `_3`, …
+fn unique_field_names(nodes: &mut [Arc<NodePlan>]) {
+    let mut used: HashSet<String> = HashSet::with_capacity(nodes.len());
+    let mut dupes = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        if !used.insert(n.field_name.clone()) {
+            dupes.push(i);
+        }
+    }
+    for i in dupes {
+        let base = nodes[i].field_name.clone();
+        let name = (2..)
+            .map(|k| format!("{base}_{k}"))
+            .find(|c| !used.contains(c))
+            .unwrap_or(base);
+        used.insert(name.clone());
+        Arc::make_mut(&mut nodes[i]).field_name = name;
+    }
 }
 
 #[cfg(test)]
@@ -392,6 +429,17 @@ mod tests {
 
     fn plan_of(text: &str) -> Vec<WriterPlan> {
         plan(&parse_published_nodes(text).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn same_display_name_twice_gets_distinct_field_names() {
+        let w = plan_of(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "OpcNodes": [
+                { "Id": "i=1", "DisplayName": "T" }, { "Id": "i=2", "DisplayName": "T" },
+                { "Id": "i=3", "DisplayName": "T_2" }, { "Id": "i=4", "DisplayName": "T" } ] }]"#,
+        );
+        let names: Vec<_> = w[0].nodes.iter().map(|n| n.field_name.as_str()).collect();
+        assert_eq!(names, ["T", "T_3", "T_2", "T_4"]);
     }
 
     #[test]

@@ -84,7 +84,7 @@ enum ItemState {
 
 #[derive(Debug, Clone)]
 struct Item {
-    node: NodePlan,
+    node: Arc<NodePlan>,
     state: ItemState,
 }
 
@@ -167,7 +167,7 @@ impl SubscriptionSet {
     }
 
     /// Registers items to monitor; they are created by the next `sync`.
-    pub fn insert(&mut self, handle: u32, node: NodePlan) {
+    pub fn insert(&mut self, handle: u32, node: Arc<NodePlan>) {
         self.items.insert(
             handle,
             Item {
@@ -363,7 +363,7 @@ impl SubscriptionSet {
                 count = moved.len(),
                 "namespace indices changed on the server; re-creating the affected items"
             );
-            let nodes: Vec<(u32, NodePlan)> = moved
+            let nodes: Vec<(u32, Arc<NodePlan>)> = moved
                 .iter()
                 .filter_map(|h| self.items.get(h).map(|i| (*h, i.node.clone())))
                 .collect();

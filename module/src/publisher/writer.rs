@@ -5,7 +5,10 @@
 //! OPC Publisher semantics are tested without a server and the subscription engine only has
 //! to route notifications to it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use opcua::types::DateTime;
 
 use super::encoder::{DataSetMessage, FieldValue, FrameKind};
 use super::plan::WriterPlan;
@@ -22,9 +25,12 @@ pub enum HeartbeatBehavior {
 
 #[derive(Debug, Clone)]
 struct Field {
-    name: String,
-    node_id: String,
+    name: Arc<str>,
+    node_id: Arc<str>,
+    /// The last value, kept only where a heartbeat or key frame may need to send it again.
     last: Option<FieldValue>,
+    /// `WriterState::stamp` of the last `on_values` call that carried this field.
+    seen: u32,
     skip_first: bool,
     heartbeat: Option<Duration>,
     /// Last value or heartbeat sent: the watchdog's reference.
@@ -37,31 +43,34 @@ struct Field {
 #[derive(Debug, Clone)]
 pub struct WriterState {
     pub writer_id: u16,
-    pub name: String,
+    pub name: Arc<str>,
     key_frame_count: Option<u32>,
     behavior: HeartbeatBehavior,
     fields: Vec<Field>,
     sequence: u32,
     since_key_frame: u32,
-    endpoint_url: String,
-    application_uri: String,
+    endpoint_url: Arc<str>,
+    application_uri: Arc<str>,
     metadata_version: (u32, u32),
+    /// Counts `on_values` calls, to find a field repeated within one call in O(1).
+    stamp: u32,
 }
 
 impl WriterState {
     pub fn new(writer_id: u16, plan: &WriterPlan, now: Instant) -> Self {
         Self {
             writer_id,
-            name: plan.id.clone(),
+            name: plan.id.as_str().into(),
             key_frame_count: plan.key_frame_count.filter(|n| *n > 0),
             behavior: HeartbeatBehavior::default(),
             fields: plan
                 .nodes
                 .iter()
                 .map(|n| Field {
-                    name: n.field_name.clone(),
-                    node_id: n.node_id.clone(),
+                    name: n.field_name.as_str().into(),
+                    node_id: n.node_id.as_str().into(),
                     last: None,
+                    seen: 0,
                     skip_first: n.skip_first,
                     heartbeat: n.heartbeat,
                     last_activity: now,
@@ -70,9 +79,10 @@ impl WriterState {
                 .collect(),
             sequence: 0,
             since_key_frame: 0,
-            endpoint_url: plan.connection.endpoint.url.clone(),
-            application_uri: String::new(),
+            endpoint_url: plan.connection.endpoint.url.as_str().into(),
+            application_uri: "".into(),
             metadata_version: (1, 0),
+            stamp: 0,
         }
     }
 
@@ -82,7 +92,7 @@ impl WriterState {
     }
 
     pub fn set_application_uri(&mut self, uri: String) {
-        self.application_uri = uri;
+        self.application_uri = uri.into();
     }
 
     /// The writer's data set changed at runtime: fields follow the new plan's node order,
@@ -99,7 +109,7 @@ impl WriterState {
             .map(|(i, n)| {
                 let kept = old.iter_mut().position(|f| {
                     f.as_ref()
-                        .is_some_and(|f| f.node_id == n.node_id && f.name == n.field_name)
+                        .is_some_and(|f| *f.node_id == *n.node_id && *f.name == *n.field_name)
                 });
                 match kept.and_then(|k| {
                     changed |= k != i;
@@ -112,9 +122,10 @@ impl WriterState {
                     None => {
                         changed = true;
                         Field {
-                            name: n.field_name.clone(),
-                            node_id: n.node_id.clone(),
+                            name: n.field_name.as_str().into(),
+                            node_id: n.node_id.as_str().into(),
                             last: None,
+                            seen: 0,
                             skip_first: n.skip_first,
                             heartbeat: n.heartbeat,
                             last_activity: now,
@@ -138,9 +149,7 @@ impl WriterState {
 
     /// Field names and node ids in data set order, for the metadata message.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields
-            .iter()
-            .map(|f| (f.name.as_str(), f.node_id.as_str()))
+        self.fields.iter().map(|f| (&*f.name, &*f.node_id))
     }
 
     /// Sequence number of the next message; continues across reconnects.
@@ -149,28 +158,43 @@ impl WriterState {
     }
 
     /// Values that arrived from the subscription (field index, value). Returns the message
-    /// to send, if any.
+    /// to send, if any. A field given twice keeps its later value (callers that must not lose
+    /// the earlier one split their values first).
     pub fn on_values(
         &mut self,
         values: Vec<(usize, FieldValue)>,
-        timestamp: String,
+        timestamp: DateTime,
         now: Instant,
     ) -> Option<DataSetMessage> {
-        let mut changed = Vec::new();
+        self.stamp = self.stamp.wrapping_add(1);
+        let stamp = self.stamp;
+        let keep_last = self.key_frame_count.is_some();
+        let mut changed: Vec<FieldValue> = Vec::with_capacity(values.len());
         for (index, mut value) in values {
             let Some(field) = self.fields.get_mut(index) else {
                 continue;
             };
             value.name = field.name.clone();
             value.node_id = field.node_id.clone();
-            field.last = Some(value.clone());
+            if keep_last || field.heartbeat.is_some() {
+                field.last = Some(value.clone());
+            }
             field.last_activity = now;
             if field.skip_first {
                 // The server always sends the current value first; SkipFirst drops that one.
                 field.skip_first = false;
                 continue;
             }
-            changed.retain(|c: &FieldValue| c.name != value.name);
+            if field.seen == stamp {
+                if let Some(c) = changed
+                    .iter_mut()
+                    .find(|c| Arc::ptr_eq(&c.name, &value.name))
+                {
+                    *c = value;
+                    continue;
+                }
+            }
+            field.seen = stamp;
             changed.push(value);
         }
         if changed.is_empty() {
@@ -180,7 +204,7 @@ impl WriterState {
     }
 
     /// Heartbeats due at `now`: the last known value of every field whose interval passed.
-    pub fn on_tick(&mut self, timestamp: String, now: Instant) -> Option<DataSetMessage> {
+    pub fn on_tick(&mut self, timestamp: DateTime, now: Instant) -> Option<DataSetMessage> {
         let behavior = self.behavior;
         let mut due = Vec::new();
         for field in &mut self.fields {
@@ -219,12 +243,12 @@ impl WriterState {
     }
 
     /// A keep-alive message (subscription keep-alive with no data).
-    pub fn keep_alive(&mut self, timestamp: String) -> DataSetMessage {
+    pub fn keep_alive(&mut self, timestamp: DateTime) -> DataSetMessage {
         self.sequence = self.sequence.wrapping_add(1);
         self.message(FrameKind::KeepAlive, Vec::new(), timestamp)
     }
 
-    fn frame(&mut self, changed: Vec<FieldValue>, timestamp: String) -> DataSetMessage {
+    fn frame(&mut self, changed: Vec<FieldValue>, timestamp: DateTime) -> DataSetMessage {
         self.sequence = self.sequence.wrapping_add(1);
         let key = match self.key_frame_count {
             Some(n) => {
@@ -246,7 +270,7 @@ impl WriterState {
         &self,
         kind: FrameKind,
         fields: Vec<FieldValue>,
-        timestamp: String,
+        timestamp: DateTime,
     ) -> DataSetMessage {
         DataSetMessage {
             writer_id: self.writer_id,
@@ -279,13 +303,13 @@ mod tests {
 
     fn v(n: i64) -> FieldValue {
         FieldValue {
-            name: String::new(),
+            name: "".into(),
             value: Some(json!(n)),
             status: 0,
             status_symbol: "Good",
             source_timestamp: None,
             server_timestamp: None,
-            node_id: String::new(),
+            node_id: "".into(),
         }
     }
 
@@ -293,7 +317,7 @@ mod tests {
     fn changing_fields_keeps_sequence_and_last_values() {
         let t0 = Instant::now();
         let mut w = writer("", r#"{ "Id": "i=1" }, { "Id": "i=2" }"#, t0);
-        w.on_values(vec![(0, v(1)), (1, v(2))], "t".into(), t0)
+        w.on_values(vec![(0, v(1)), (1, v(2))], DateTime::now(), t0)
             .unwrap();
         let text = r#"[{ "EndpointUrl": "opc.tcp://plc:1", "DataSetWriterId": "w", "OpcNodes": [{ "Id": "i=2" }, { "Id": "i=3" }] }]"#;
         let plans = plan(&parse_published_nodes(text).unwrap()).unwrap();
@@ -301,7 +325,7 @@ mod tests {
         assert_eq!(w.metadata_version(), (2, 0));
         let names: Vec<_> = w.fields().map(|(_, id)| id.to_string()).collect();
         assert_eq!(names, ["i=2", "i=3"]);
-        let m = w.on_values(vec![(1, v(3))], "t".into(), t0).unwrap();
+        let m = w.on_values(vec![(1, v(3))], DateTime::now(), t0).unwrap();
         assert_eq!(m.sequence_number, 2);
         // i=2 kept its last value across the change.
         assert_eq!(m.fields.len(), 1);
@@ -322,7 +346,7 @@ mod tests {
             t0,
         );
         let m = w
-            .on_values(vec![(0, v(1)), (1, v(2))], "t".into(), t0)
+            .on_values(vec![(0, v(1)), (1, v(2))], DateTime::now(), t0)
             .unwrap();
         assert_eq!(m.sequence_number, 1);
         assert_eq!(
@@ -330,15 +354,15 @@ mod tests {
             1,
             "the first value of a SkipFirst node is dropped"
         );
-        assert_eq!(m.fields[0].name, "two");
+        assert_eq!(&*m.fields[0].name, "two");
         assert_eq!(m.kind, FrameKind::DeltaFrame);
-        let m = w.on_values(vec![(0, v(3))], "t".into(), t0).unwrap();
-        assert_eq!((m.sequence_number, m.fields[0].name.as_str()), (2, "i=1"));
+        let m = w.on_values(vec![(0, v(3))], DateTime::now(), t0).unwrap();
+        assert_eq!((m.sequence_number, &*m.fields[0].name), (2, "i=1"));
         assert!(
-            w.on_values(vec![(7, v(1))], "t".into(), t0).is_none(),
+            w.on_values(vec![(7, v(1))], DateTime::now(), t0).is_none(),
             "unknown field ignored"
         );
-        assert_eq!(w.keep_alive("t".into()).sequence_number, 3);
+        assert_eq!(w.keep_alive(DateTime::now()).sequence_number, 3);
     }
 
     #[test]
@@ -352,7 +376,7 @@ mod tests {
         let kinds: Vec<_> = (0..6)
             .map(|i| {
                 let m = w
-                    .on_values(vec![(i % 2, v(i as i64))], "t".into(), t0)
+                    .on_values(vec![(i % 2, v(i as i64))], DateTime::now(), t0)
                     .unwrap();
                 (m.kind, m.fields.len())
             })
@@ -371,19 +395,30 @@ mod tests {
         let t0 = Instant::now();
         let mut w = writer("", r#"{ "Id": "i=1", "HeartbeatInterval": 2 }"#, t0);
         assert!(
-            w.on_tick("t".into(), t0 + Duration::from_secs(5)).is_none(),
+            w.on_tick(DateTime::now(), t0 + Duration::from_secs(5))
+                .is_none(),
             "nothing known yet"
         );
-        w.on_values(vec![(0, v(42))], "t".into(), t0).unwrap();
+        w.on_values(vec![(0, v(42))], DateTime::now(), t0).unwrap();
         assert_eq!(w.next_heartbeat(), Some(t0 + Duration::from_secs(2)));
-        assert!(w.on_tick("t".into(), t0 + Duration::from_secs(1)).is_none());
-        let hb = w.on_tick("t".into(), t0 + Duration::from_secs(2)).unwrap();
+        assert!(w
+            .on_tick(DateTime::now(), t0 + Duration::from_secs(1))
+            .is_none());
+        let hb = w
+            .on_tick(DateTime::now(), t0 + Duration::from_secs(2))
+            .unwrap();
         assert_eq!(hb.fields[0].value, Some(json!(42)));
         assert_eq!(hb.sequence_number, 2);
         // A fresh value restarts the watchdog.
-        w.on_values(vec![(0, v(43))], "t".into(), t0 + Duration::from_secs(3))
-            .unwrap();
-        assert!(w.on_tick("t".into(), t0 + Duration::from_secs(4)).is_none());
+        w.on_values(
+            vec![(0, v(43))],
+            DateTime::now(),
+            t0 + Duration::from_secs(3),
+        )
+        .unwrap();
+        assert!(w
+            .on_tick(DateTime::now(), t0 + Duration::from_secs(4))
+            .is_none());
     }
 
     #[test]
@@ -391,9 +426,15 @@ mod tests {
         let t0 = Instant::now();
         let mut w = writer("", r#"{ "Id": "i=1", "HeartbeatInterval": 2 }"#, t0)
             .with_behavior(HeartbeatBehavior::PeriodicLkv);
-        w.on_values(vec![(0, v(1))], "t".into(), t0 + Duration::from_secs(1))
+        w.on_values(
+            vec![(0, v(1))],
+            DateTime::now(),
+            t0 + Duration::from_secs(1),
+        )
+        .unwrap();
+        let hb = w
+            .on_tick(DateTime::now(), t0 + Duration::from_secs(2))
             .unwrap();
-        let hb = w.on_tick("t".into(), t0 + Duration::from_secs(2)).unwrap();
         assert_eq!(hb.fields[0].value, Some(json!(1)));
     }
 }

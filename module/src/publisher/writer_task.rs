@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use opcua::types::{
-    AttributeId, DataChangeNotification, DataValue, NodeId, NotificationMessage, ReadValueId,
-    StatusCode, TimestampsToReturn, Variant,
+    AttributeId, DataChangeNotification, DataValue, DateTime, NodeId, NotificationMessage,
+    ReadValueId, StatusCode, TimestampsToReturn, Variant,
 };
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -26,7 +26,7 @@ use super::plan::{MessagingMode, NodePlan, WriterPlan};
 use super::subscription::{next_handle, SubscriptionEvent, SubscriptionSet, SubscriptionSettings};
 use super::writer::{HeartbeatBehavior, WriterState};
 use crate::api::NamespaceFormat;
-use crate::opcua::json_value::{builtin_of, iso8601, to_json};
+use crate::opcua::json_value::{builtin_of, to_json};
 use crate::opcua::node_id::Namespaces;
 use crate::opcua::session_pool::{ConnectionKey, PinnedSession, SessionPool};
 
@@ -76,8 +76,12 @@ struct Writer {
     state: WriterState,
     subs: SubscriptionSet,
     /// Node plan and client handle of each field, in field order.
-    nodes: Vec<(NodePlan, u32)>,
+    nodes: Vec<(Arc<NodePlan>, u32)>,
     field_of: HashMap<u32, usize>,
+    /// Per field, the notification (`stamp`) that last carried it: finds a field repeated
+    /// within one notification in O(1).
+    seen: Vec<u32>,
+    stamp: u32,
     session: Option<PinnedSession>,
     reconnects: Option<watch::Receiver<u64>>,
     ns: Namespaces,
@@ -120,6 +124,8 @@ pub async fn run(
         subs,
         nodes: Vec::new(),
         field_of: HashMap::new(),
+        seen: Vec::new(),
+        stamp: 0,
         session: None,
         reconnects: None,
         ns: Namespaces(Vec::new()),
@@ -206,7 +212,7 @@ impl Writer {
     /// Takes a new node list: unchanged nodes keep their handle (and monitored item), the
     /// rest are registered for creation or removal by the caller.
     fn set_nodes(&mut self, plan: &WriterPlan, now: Instant) -> Vec<u32> {
-        let mut old: Vec<Option<(NodePlan, u32)>> = self.nodes.drain(..).map(Some).collect();
+        let mut old: Vec<Option<(Arc<NodePlan>, u32)>> = self.nodes.drain(..).map(Some).collect();
         let mut nodes = Vec::with_capacity(plan.nodes.len());
         for n in &plan.nodes {
             let kept = old
@@ -393,24 +399,32 @@ impl Writer {
     }
 
     async fn on_data(&mut self, message: NotificationMessage) {
-        let timestamp = iso8601(&message.publish_time);
+        let timestamp = message.publish_time;
         let now = Instant::now();
         let mut values: Vec<(usize, FieldValue)> = Vec::new();
         let mut received = 0u64;
+        self.seen.resize(self.nodes.len(), 0);
+        self.stamp = self.stamp.wrapping_add(1);
         for obj in message.notification_data.into_iter().flatten() {
             let Some(change) = obj.into_inner_as::<DataChangeNotification>() else {
                 continue;
             };
-            for item in change.monitored_items.into_iter().flatten() {
+            let items = change.monitored_items.unwrap_or_default();
+            values.reserve(items.len());
+            for item in items {
                 received += 1;
                 let Some(&field) = self.field_of.get(&item.client_handle) else {
                     continue;
                 };
                 // A field twice in one notification (queue size > 1): send what we have first,
                 // so that no value replaces another.
-                if values.iter().any(|(f, _)| *f == field) {
+                if self.seen.get(field) == Some(&self.stamp) {
                     let run = std::mem::take(&mut values);
-                    self.emit(run, timestamp.clone(), now).await;
+                    self.emit(run, timestamp, now).await;
+                    self.stamp = self.stamp.wrapping_add(1);
+                }
+                if let Some(s) = self.seen.get_mut(field) {
+                    *s = self.stamp;
                 }
                 values.push((field, field_value(item.value, &self.ns)));
             }
@@ -422,7 +436,7 @@ impl Writer {
         }
     }
 
-    async fn emit(&mut self, values: Vec<(usize, FieldValue)>, timestamp: String, now: Instant) {
+    async fn emit(&mut self, values: Vec<(usize, FieldValue)>, timestamp: DateTime, now: Instant) {
         if let Some(m) = self.state.on_values(values, timestamp, now) {
             self.push(m).await;
         }
@@ -457,8 +471,7 @@ impl Writer {
     async fn on_time(&mut self) {
         let now = Instant::now();
         if self.state.next_heartbeat().is_some_and(|t| t <= now) {
-            let timestamp = iso8601(&opcua::types::DateTime::now());
-            if let Some(m) = self.state.on_tick(timestamp, now) {
+            if let Some(m) = self.state.on_tick(DateTime::now(), now) {
                 self.push(m).await;
             }
         }
@@ -647,15 +660,15 @@ impl Writer {
 fn field_value(dv: DataValue, ns: &Namespaces) -> FieldValue {
     let status = dv.status.unwrap_or(StatusCode::Good);
     FieldValue {
-        name: String::new(),
+        name: "".into(),
         value: dv
             .value
             .as_ref()
             .map(|v| to_json(v, ns, NamespaceFormat::Expanded)),
         status: status.bits(),
         status_symbol: crate::error::symbol(status),
-        source_timestamp: dv.source_timestamp.as_ref().map(iso8601),
-        server_timestamp: dv.server_timestamp.as_ref().map(iso8601),
-        node_id: String::new(),
+        source_timestamp: dv.source_timestamp,
+        server_timestamp: dv.server_timestamp,
+        node_id: "".into(),
     }
 }

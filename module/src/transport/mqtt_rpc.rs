@@ -154,6 +154,7 @@ pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_start(true);
+    options.set_outgoing_inflight_upper_limit(1024);
     if let (Some(u), Some(p)) = (&config.username, &config.password) {
         options.set_credentials(u, p);
     }
