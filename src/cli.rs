@@ -19,10 +19,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Everything in one process: simulated PLC, embedded MQTT broker and the module.
+    /// Everything in one process: simulated PLC, embedded MQTT broker, the module, the twin
+    /// API and the vault.
     Up(UpArgs),
     /// The edge module: OPC Publisher compatible API over HTTP and MQTT.
     Module(Box<ModuleArgs>),
+    /// The cloud REST service: registry of modules, applications and endpoints, and remote
+    /// operations through the modules.
+    TwinApi(Box<crate::cli_twin_api::TwinApiArgs>),
+    /// The certificate authority and OPC UA Global Discovery Server core.
+    Vault(Box<crate::cli_vault::VaultArgs>),
     /// The simulated PLC (OPC UA server).
     PlcSim(PlcSimArgs),
     /// Benchmarks that print the figures of README's performance table.
@@ -46,6 +52,12 @@ pub struct UpArgs {
     /// Module HTTP API port.
     #[arg(long, default_value_t = 8082)]
     pub http_port: u16,
+    /// Twin API (cloud REST service) HTTP port.
+    #[arg(long, default_value_t = 8080)]
+    pub twin_port: u16,
+    /// Vault (certificate authority) HTTP API port.
+    #[arg(long, default_value_t = iiot_vault::DEFAULT_PORT)]
+    pub vault_port: u16,
     /// Address the HTTP API and broker listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -72,6 +84,10 @@ pub struct ModuleArgs {
     /// Root of every MQTT topic (OPC Publisher's PublisherId).
     #[arg(long, default_value = "iiot-module", env = "IIOT_PUBLISHER_ID")]
     pub publisher_id: String,
+    /// Seconds between the module's retained `{root}/state` heartbeats (liveness for the twin
+    /// API; the broker's last will announces it offline).
+    #[arg(long, default_value_t = 30, env = "IIOT_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: u64,
     /// Trust every server certificate without review (not for production).
     #[arg(long)]
     pub auto_accept: bool,
@@ -170,6 +186,10 @@ impl ModuleArgs {
             published_nodes_file: self.published_nodes_file,
             ..Default::default()
         };
+        if self.heartbeat_interval == 0 {
+            bail!("--heartbeat-interval must be at least 1 second");
+        }
+        config.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
         config.pool.max_sessions = self.max_sessions.max(1);
         config.pool.linger = std::time::Duration::from_secs(self.session_linger);
         use iiot_module::publisher::plan::MessagingMode;

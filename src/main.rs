@@ -3,6 +3,8 @@
 mod bench;
 mod broker;
 mod cli;
+mod cli_twin_api;
+mod cli_vault;
 mod up;
 
 use anyhow::Result;
@@ -21,6 +23,8 @@ async fn main() -> Result<()> {
             handle.shutdown().await;
             Ok(())
         }
+        cli::Command::TwinApi(args) => cli_twin_api::run(*args).await,
+        cli::Command::Vault(args) => cli_vault::run(*args).await,
         cli::Command::Bench { command } => bench::run(command).await,
         cli::Command::PlcSim(args) => {
             let sim = iiot_plc_sim::PlcSim::start(args.into_config()?).await?;

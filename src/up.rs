@@ -1,4 +1,5 @@
-//! `iiot up`: the whole gateway in one process on embedded defaults, for a first look.
+//! `iiot up`: the whole gateway in one process on embedded defaults, for a first look: the
+//! simulated PLC, the embedded broker, the module, the twin API and the vault.
 //!
 //! The simulated PLC and the module trust each other's certificates explicitly at start (both
 //! are created here, so nothing untrusted is accepted); the API key is generated once and kept
@@ -17,6 +18,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let data_dir = args.data_dir.canonicalize()?;
     let api_key_file = data_dir.join("api-key");
     let api_key = load_or_create_key(&api_key_file)?;
+    let api_keys_file = data_dir.join("api-keys.json");
+    let api_keys = load_or_create_api_keys(&api_keys_file, &api_key)?;
 
     let mqtt_addr = SocketAddr::new(args.bind, args.mqtt_port);
     crate::broker::start(mqtt_addr)?;
@@ -37,7 +40,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     let module = iiot_module::start(iiot_module::ModuleConfig {
         http_bind: SocketAddr::new(args.bind, args.http_port),
-        api_key,
+        api_key: api_key.clone(),
         data_dir: module_dir,
         mqtt_url: Some(format!("mqtt://{mqtt_addr}")),
         publisher_id: "iiot-up".into(),
@@ -56,6 +59,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
         plc_pki.add(iiot_module::pki::Store::Trusted, &cert.der)?;
     }
 
+    let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
+    twin_config.http_bind = SocketAddr::new(args.bind, args.twin_port);
+    twin_config.mqtt_url = format!("mqtt://{mqtt_addr}");
+    twin_config.data_dir = data_dir.join("twin-api");
+    let twin = iiot_twin_api::start(twin_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("twin API: {e} (choose another port with --twin-port)"))?;
+
+    let vault_dir = data_dir.join("vault");
+    let mut vault_config = iiot_vault::VaultConfig::new(api_keys.clone());
+    vault_config.bind = SocketAddr::new(args.bind, args.vault_port);
+    vault_config.data_dir = vault_dir;
+    let vault = iiot_vault::start(vault_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("vault: {e} (choose another port with --vault-port)"))?;
+
     let http = module.http_addr;
     let url = plc.endpoint_url();
     println!();
@@ -65,6 +84,18 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!(
         "  module HTTP API  http://{http}/v2   (API key in {})",
         api_key_file.display()
+    );
+    println!(
+        "  twin API         http://{}/registry/v2, /twin/v2   (Swagger UI at /docs)",
+        twin.http_addr
+    );
+    println!(
+        "  vault (CA, GDS)  http://{}/v2   (Swagger UI at /docs)",
+        vault.addr()
+    );
+    println!(
+        "  REST API keys    {}   ('admin' may do everything but approve its own requests; 'approver' approves)",
+        api_keys_file.display()
     );
     println!();
     println!("Read a changing value (run it twice):");
@@ -82,11 +113,83 @@ pub async fn run(args: UpArgs) -> Result<()> {
         args.bind, args.mqtt_port
     );
     println!();
+    tokio::spawn(register_plc(
+        twin.http_addr,
+        api_key.clone(),
+        api_key_file.clone(),
+        url.clone(),
+    ));
     tokio::spawn(tail_telemetry(mqtt_addr));
     crate::wait_for_shutdown().await;
+    twin.shutdown().await;
+    if let Err(e) = vault.shutdown().await {
+        tracing::warn!(error = %e, "vault did not stop cleanly");
+    }
     module.shutdown().await;
     plc.shutdown().await;
     Ok(())
+}
+
+/// Registers the simulated PLC in the twin API's registry (the module runs FindServer once its
+/// liveness state arrived), then prints a read through `/twin/v2` on its SignAndEncrypt
+/// endpoint, so a newcomer has a working call at once.
+async fn register_plc(
+    twin: SocketAddr,
+    key: String,
+    key_file: std::path::PathBuf,
+    plc_url: String,
+) {
+    let http = reqwest::Client::new();
+    let base = format!("http://{twin}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let answer = http
+            .post(format!("{base}/registry/v2/applications"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "discoveryUrl": plc_url }))
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => break,
+            // The module is not online in the registry yet: its first state message is on its way.
+            Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {}
+            Ok(r) => {
+                tracing::warn!(status = %r.status(), "registering the simulated PLC in the twin API failed");
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "twin API not answering yet"),
+        }
+        if std::time::Instant::now() > deadline {
+            tracing::warn!("the module did not come online in the twin API within 60 s");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let endpoints: serde_json::Value = match http
+        .get(format!("{base}/registry/v2/endpoints"))
+        .bearer_auth(&key)
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    let Some(id) = endpoints["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["registration"]["endpoint"]["securityMode"] == "SignAndEncrypt")
+        .and_then(|e| e["registration"]["id"].as_str())
+    else {
+        return;
+    };
+    println!();
+    println!("The simulated PLC is registered in the twin API; read through it:");
+    println!(
+        "  curl -s -X POST {base}/twin/v2/read/{id} -H \"Authorization: Bearer $(cat {})\" \\\n    -H 'Content-Type: application/json' -d '{{\"nodeId\":\"nsu=urn:iiot:plc-sim;s=Fast/0\"}}'",
+        key_file.display()
+    );
+    println!();
 }
 
 /// A random 32-byte key, hex encoded, created on first start with mode 0600.
@@ -102,6 +205,20 @@ fn load_or_create_key(path: &Path) -> Result<String> {
     let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private(path, key.as_bytes())?;
     Ok(key)
+}
+
+/// The REST services' key file: `admin` holds the module's API key, `approver` a key of its
+/// own, since the vault never lets the principal that submitted a request approve it.
+fn load_or_create_api_keys(path: &Path, admin_key: &str) -> Result<iiot_vault::ApiKeys> {
+    if !path.exists() {
+        let approver = load_or_create_key(&path.with_file_name("approver-key"))?;
+        let keys = serde_json::json!([
+            { "name": "admin", "key": admin_key, "roles": ["admin"] },
+            { "name": "approver", "key": approver, "roles": ["approver"] },
+        ]);
+        write_private(path, &serde_json::to_vec_pretty(&keys)?)?;
+    }
+    iiot_vault::ApiKeys::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {

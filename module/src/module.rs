@@ -45,6 +45,8 @@ pub struct ModuleConfig {
     pub outbox_dir: Option<PathBuf>,
     /// How telemetry reaches the broker, on top of `mqtt_url`.
     pub telemetry: TelemetryOptions,
+    /// Time between liveness heartbeats on `{root}/state` (default 30 s).
+    pub heartbeat_interval: Duration,
 }
 
 /// Telemetry transport choices beyond the broker URL (command-line flags).
@@ -75,6 +77,7 @@ impl std::fmt::Debug for ModuleConfig {
             .field("publisher", &self.publisher)
             .field("outbox", &self.outbox)
             .field("telemetry", &self.telemetry)
+            .field("heartbeat_interval", &self.heartbeat_interval)
             .finish()
     }
 }
@@ -95,6 +98,7 @@ impl Default for ModuleConfig {
             outbox: OutboxConfig::default(),
             outbox_dir: None,
             telemetry: TelemetryOptions::default(),
+            heartbeat_interval: crate::transport::liveness::DEFAULT_HEARTBEAT,
         }
     }
 }
@@ -173,10 +177,12 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         None => None,
     };
     let mqtt = match &config.mqtt_url {
-        Some(url) => Some(
-            mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
-                .map_err(StartError::MqttUrl)?,
-        ),
+        Some(url) => {
+            let mut c = mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
+                .map_err(StartError::MqttUrl)?;
+            c.heartbeat = config.heartbeat_interval;
+            Some(c)
+        }
         None => None,
     };
     let listener = TcpListener::bind(config.http_bind)

@@ -24,6 +24,7 @@ pub mod published_nodes;
 pub mod publisher_config;
 pub mod read;
 pub mod rpc;
+pub mod state;
 pub mod status;
 pub mod wire;
 pub mod write;
@@ -79,6 +80,7 @@ pub use read::{
     ReadResponseModel, TimestampsToReturn, ValueReadRequestModel, ValueReadResponseModel,
 };
 pub use rpc::{find_http_operation, find_rpc_operation, ApiOperation, HttpVerb, OPERATIONS};
+pub use state::{ModuleConnectionState, ModuleStateModel};
 pub use status::{ProblemDetails, ServiceResultModel};
 pub use wire::{ByteString, UnknownEnumValue};
 pub use write::{

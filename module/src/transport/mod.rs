@@ -1,5 +1,6 @@
 //! The wire transports of the module API; both call the same dispatcher.
 
 pub mod http;
+pub mod liveness;
 pub mod mqtt_rpc;
 pub mod problem;

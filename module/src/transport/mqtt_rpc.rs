@@ -16,7 +16,10 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::api::rpc::{strip_version, MQTT_STATUS_CODE_PROPERTY};
+use crate::api::state::ModuleConnectionState;
 use crate::dispatcher::Dispatcher;
+
+use super::liveness::{self, Liveness};
 
 /// Where the module finds its broker and what topic root it answers on.
 #[derive(Clone)]
@@ -28,6 +31,8 @@ pub struct MqttConfig {
     pub root: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Time between liveness heartbeats on `{root}/state` (see [`super::liveness`]).
+    pub heartbeat: Duration,
 }
 
 /// Written by hand so that the broker password never reaches a log line.
@@ -40,6 +45,7 @@ impl std::fmt::Debug for MqttConfig {
             .field("root", &self.root)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("heartbeat", &self.heartbeat)
             .finish()
     }
 }
@@ -145,16 +151,24 @@ impl MqttConfig {
             root: root.to_string(),
             username: b.username,
             password: b.password,
+            heartbeat: liveness::DEFAULT_HEARTBEAT,
         })
     }
 }
+
+/// Responses in flight on the RPC connection at most; more wait in rumqttc's queue.
+const RPC_MAX_IN_FLIGHT: u16 = 1024;
 
 /// Creates the MQTT client; the event loop does nothing until [`run`] polls it.
 pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_start(true);
-    options.set_outgoing_inflight_upper_limit(1024);
+    // rumqttc allocates one slot per possible in-flight publish up front: at the broker's
+    // 65,535 that is 14 MB for a connection that answers a few requests at a time.
+    options.set_outgoing_inflight_upper_limit(RPC_MAX_IN_FLIGHT);
+    // The broker announces the module offline (retained) when this connection dies.
+    options.set_last_will(Liveness::new(&config.root, config.heartbeat).last_will());
     if let (Some(u), Some(p)) = (&config.username, &config.password) {
         options.set_credentials(u, p);
     }
@@ -166,7 +180,9 @@ pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
 }
 
 /// Runs the RPC responder until `shutdown` turns true. Reconnects by itself; the clean
-/// session means subscriptions are renewed on every ConnAck.
+/// session means subscriptions are renewed on every ConnAck. Also keeps the module's liveness
+/// state on `{root}/state`: online on every ConnAck, a heartbeat every interval, offline on
+/// a clean stop (the last will covers the unclean ones).
 pub async fn run(
     config: MqttConfig,
     client: AsyncClient,
@@ -176,14 +192,34 @@ pub async fn run(
 ) {
     let filter = format!("{}/methods/+", config.root);
     let prefix = format!("{}/methods/", config.root);
+    let liveness = Liveness::new(&config.root, config.heartbeat);
+    let mut heartbeat = tokio::time::interval(liveness.heartbeat());
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut connected = false;
     info!(broker = %format!("{}:{}", config.host, config.port), topic = %filter, "MQTT RPC starting");
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
+                    if connected {
+                        liveness.publish(&client, ModuleConnectionState::Offline);
+                        // Let the event loop send the offline state before disconnecting.
+                        let flush = async {
+                            while let Ok(ev) = event_loop.poll().await {
+                                if matches!(ev, Event::Incoming(Packet::PubAck(_))) {
+                                    break;
+                                }
+                            }
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+                    }
                     let _ = client.disconnect().await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
                     break;
                 }
+            }
+            _ = heartbeat.tick(), if connected => {
+                liveness.publish(&client, ModuleConnectionState::Online);
             }
             event = event_loop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -191,6 +227,9 @@ pub async fn run(
                     if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
                         warn!(error = %e, "subscribing to method topic failed");
                     }
+                    connected = true;
+                    heartbeat.reset();
+                    liveness.publish(&client, ModuleConnectionState::Online);
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic).to_string();
@@ -222,6 +261,7 @@ pub async fn run(
                 }
                 Ok(_) => {}
                 Err(e) => {
+                    connected = false;
                     warn!(error = %e, "MQTT connection error; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }

@@ -1,0 +1,61 @@
+//! Arguments and start-up of `iiot twin-api`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use iiot_twin_api::TwinApiConfig;
+
+#[derive(Args, Debug)]
+pub struct TwinApiArgs {
+    /// HTTP port of the REST API.
+    #[arg(long, default_value_t = 8080, env = "IIOT_TWIN_API_PORT")]
+    pub http_port: u16,
+    /// Address the REST API listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub http_host: IpAddr,
+    /// Broker the modules use: mqtt://[user[:pass]@]host[:port].
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883", env = "IIOT_MQTT_URL")]
+    pub mqtt_url: String,
+    /// Where the SQLite registry (twin-api.db) is kept.
+    #[arg(long, default_value = "data/twin-api")]
+    pub data_dir: PathBuf,
+    /// JSON array of {"name", "key" | "keySha256", "roles": ["reader"|"writer"|"admin"]}.
+    #[arg(long, value_name = "FILE", env = "IIOT_API_KEYS")]
+    pub api_keys: PathBuf,
+    /// postgres://user@host/db to share one registry between replicas (default: SQLite).
+    #[arg(long, value_name = "URL", env = "IIOT_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Seconds a module may take to answer (a request's x-iiot-timeout-ms header overrides).
+    #[arg(long, default_value_t = 10)]
+    pub request_timeout: u64,
+}
+
+impl TwinApiArgs {
+    fn config(self) -> Result<TwinApiConfig> {
+        let keys = iiot_twin_api::ApiKeys::load(&self.api_keys)
+            .with_context(|| format!("--api-keys {}", self.api_keys.display()))?;
+        anyhow::ensure!(
+            self.request_timeout > 0,
+            "--request-timeout must be positive"
+        );
+        let mut c = TwinApiConfig::new(keys);
+        c.http_bind = SocketAddr::new(self.http_host, self.http_port);
+        c.mqtt_url = self.mqtt_url;
+        c.data_dir = self.data_dir;
+        c.database_url = self.database_url;
+        c.request_timeout = Duration::from_secs(self.request_timeout);
+        Ok(c)
+    }
+}
+
+pub async fn run(args: TwinApiArgs) -> Result<()> {
+    let handle = iiot_twin_api::start(args.config()?).await?;
+    println!("twin-api listening on http://{}", handle.http_addr);
+    crate::wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,1140 @@
+//! End to end: plc-sim + the real `iiot module` + a private Mosquitto + the real `iiot
+//! twin-api`, driven through the REST API like a user would: the module shows up online,
+//! plc-sim is registered by discovery URL, its endpoint is browsed, read, written and called
+//! through `/twin/v2`; a stopped module answers 504 at the timeout, a killed one goes offline
+//! (last will) and gives 503 at once, and calls work again when it is back. Identity-registry
+//! rules (If-Match, generationId, disabled module, paging, export/import) and bad input are
+//! checked on the same running service.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, plc_sim, temp_dir, Mosquitto, API_KEY};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+const READER: &str = "reader-key-0123456789";
+const WRITER: &str = "writer-key-0123456789";
+const ADMIN: &str = "admin-key-01234567890";
+const NS: &str = "nsu=urn:iiot:plc-sim;s=";
+
+/// A child killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
+}
+
+async fn wait_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn quiet() -> Stdio {
+    if std::env::var_os("IIOT_TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    }
+}
+
+fn log_level() -> String {
+    std::env::var("IIOT_TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+/// The module binary with a fixed publisher id, so a restart is the same module.
+async fn start_module(publisher_id: &str, data_dir: &Path, mqtt_url: &str) -> Proc {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
+        .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
+        .arg("--http-port")
+        .arg(port.to_string())
+        .arg("--api-key")
+        .arg(API_KEY)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--publisher-id")
+        .arg(publisher_id)
+        .arg("--mqtt-url")
+        .arg(mqtt_url)
+        .env_remove("RUST_LOG")
+        .stdout(quiet())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn iiot module");
+    wait_port(port, &mut child, "module").await;
+    Proc(child)
+}
+
+/// The twin-api binary on a free port.
+struct TwinApi {
+    base: String,
+    http: reqwest::Client,
+    _proc: Proc,
+}
+
+fn write_keys(dir: &Path) -> PathBuf {
+    let path = dir.join("api-keys.json");
+    std::fs::write(
+        &path,
+        json!([
+            { "name": "viewer", "key": READER, "roles": ["reader"] },
+            { "name": "operator", "key": WRITER, "roles": ["writer"] },
+            { "name": "root", "key": ADMIN, "roles": ["admin"] },
+        ])
+        .to_string(),
+    )
+    .unwrap();
+    path
+}
+
+impl TwinApi {
+    async fn start(mqtt_url: &str, data_dir: &Path, extra: &[&str]) -> TwinApi {
+        let port = free_port();
+        let keys = write_keys(data_dir);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
+            .args([
+                "--log",
+                &log_level(),
+                "twin-api",
+                "--http-host",
+                "127.0.0.1",
+            ])
+            .arg("--http-port")
+            .arg(port.to_string())
+            .arg("--mqtt-url")
+            .arg(mqtt_url)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--api-keys")
+            .arg(&keys)
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(quiet())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn iiot twin-api");
+        wait_port(port, &mut child, "twin-api").await;
+        TwinApi {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _proc: Proc(child),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.header("Authorization", format!("Bearer {k}"));
+        }
+        for (h, v) in headers {
+            req = req.header(*h, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("Content-Type", "application/json").body(b);
+        }
+        let res = req.send().await.expect("twin-api answers");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, headers, body)
+    }
+
+    async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        let (s, _, b) = self.send(Method::GET, path, Some(key), &[], None).await;
+        (s, b)
+    }
+
+    async fn post(&self, path: &str, key: &str, body: &Value) -> (StatusCode, Value) {
+        let (s, _, b) = self
+            .send(
+                Method::POST,
+                path,
+                Some(key),
+                &[],
+                Some(body.to_string().into_bytes()),
+            )
+            .await;
+        (s, b)
+    }
+
+    /// Polls a publisher until its `connectionState` is `want`.
+    async fn wait_state(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (s, body) = self
+                .get(&format!("/registry/v2/publishers/{id}"), READER)
+                .await;
+            if s == StatusCode::OK && body["connectionState"] == want {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "publisher {id} never became {want}: {s} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A POST announcing `length` bytes but sending only the first KiB, over a raw socket, so the
+/// answer to an oversize body is read whatever the server does with the rest.
+async fn raw_post(base: &str, path: &str, key: &str, length: usize) -> (u16, String, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let _ = stream.write_all(&vec![b' '; 1024]).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    let body = body
+        .find('{')
+        .and_then(|i| {
+            serde_json::Deserializer::from_str(&body[i..])
+                .into_iter::<Value>()
+                .next()
+        })
+        .and_then(Result::ok)
+        .unwrap_or(Value::Null);
+    (status, content_type, body)
+}
+
+fn assert_problem(
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+    want: u16,
+) {
+    assert_eq!(status.as_u16(), want, "{body}");
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json"),
+        "{body}"
+    );
+    assert_eq!(body["status"], want, "{body}");
+    assert!(
+        body["symbolicId"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Bad")),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_operations_through_the_module() {
+    let broker = Mosquitto::start().await;
+    let plc = plc_sim(false, None).await;
+    let module_id = format!("twin-mod-{}", free_port());
+    let module_dir = temp_dir("twin-module");
+    // The module publishes one plc-sim counter, for the live telemetry stream.
+    std::fs::write(
+        module_dir.join("publishednodes.json"),
+        json!([{
+            "EndpointUrl": plc.endpoint_url(), "UseSecurity": false,
+            "DataSetWriterGroup": "line1", "DataSetWriterId": "fast",
+            "OpcNodes": [{ "Id": format!("{NS}Fast/0"), "OpcSamplingInterval": 100 }]
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    let mut module = Some(start_module(&module_id, &module_dir, &broker.url()).await);
+    let twin_dir = temp_dir("twin-api");
+    let api = TwinApi::start(&broker.url(), &twin_dir, &["--request-timeout", "3"]).await;
+
+    // Health is anonymous; everything else needs a credential.
+    let (s, body) = api.get("/healthz", "").await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, h, body) = api
+        .send(Method::GET, "/registry/v2/publishers", None, &[], None)
+        .await;
+    assert_problem(s, &h, &body, 401);
+
+    // The module announces itself (retained online state) and shows up connected.
+    let p = api.wait_state(&module_id, "Connected").await;
+    assert_eq!(p["connected"], true, "{p}");
+    assert_eq!(p["status"], "enabled", "{p}");
+    assert!(p["lastActivityTime"].is_string(), "{p}");
+    assert!(
+        p["generationId"].is_string() && p["etag"].is_string(),
+        "{p}"
+    );
+    let (s, list) = api.get("/registry/v2/publishers", READER).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == module_id.as_str()),
+        "{list}"
+    );
+
+    // Register plc-sim by discovery URL: only admins change the registry.
+    let reg = json!({ "discoveryUrl": plc.endpoint_url() });
+    let (s, body) = api.post("/registry/v2/applications", WRITER, &reg).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    let (s, body) = api.post("/registry/v2/applications", ADMIN, &reg).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let app_id = body["id"].as_str().expect("application id").to_string();
+    assert!(app_id.starts_with("uas"), "{app_id}");
+    let (s, app) = api
+        .get(&format!("/registry/v2/applications/{app_id}"), READER)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{app}");
+    assert_eq!(
+        app["application"]["discovererId"],
+        module_id.as_str(),
+        "{app}"
+    );
+    let first_generation = app["application"]["generationId"].clone();
+
+    let (s, eps) = api.get("/registry/v2/endpoints", READER).await;
+    assert_eq!(s, StatusCode::OK, "{eps}");
+    let items = eps["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{eps}");
+    assert!(
+        items.iter().all(|e| e["applicationId"] == app_id.as_str()),
+        "{eps}"
+    );
+    let ep = items
+        .iter()
+        .find(|e| e["registration"]["endpoint"]["securityMode"] == "None")
+        .expect("a None endpoint");
+    let ep_id = ep["registration"]["id"].as_str().unwrap().to_string();
+    assert!(ep_id.starts_with("uat") && ep["id"].is_null(), "{ep}");
+    let (s, one) = api
+        .get(&format!("/registry/v2/endpoints/{ep_id}"), READER)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{one}");
+
+    // Through the module: the endpoint's certificate, a connection test, and what the
+    // module is configured to publish.
+    let (s, body) = api
+        .get(
+            &format!("/registry/v2/endpoints/{ep_id}/certificate"),
+            READER,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(!body["chain"].as_array().unwrap().is_empty(), "{body}");
+    let (s, body) = api
+        .post(
+            &format!("/registry/v2/endpoints/{ep_id}/test"),
+            WRITER,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["errorInfo"].is_null(), "{body}");
+    let (s, body) = api
+        .get(
+            &format!("/registry/v2/publishers/{module_id}/endpoints"),
+            READER,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["endpoints"][0]["EndpointUrl"],
+        plc.endpoint_url(),
+        "{body}"
+    );
+
+    // Live telemetry of the endpoint as Server-Sent Events.
+    let (s, h, body) = api
+        .send(
+            Method::GET,
+            &format!("/events/v2/telemetry/{ep_id}"),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 401);
+    let mut sse = api
+        .http
+        .get(format!("{}/events/v2/telemetry/{ep_id}", api.base))
+        .header("Authorization", format!("Bearer {READER}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sse.status(), StatusCode::OK);
+    assert!(sse.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(text.contains("event: telemetry") && text.contains("Fast/0")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, sse.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no telemetry event in time: {text}"))
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(sse);
+
+    // Browse, read, write + read back, call.
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/browse/{ep_id}"),
+            WRITER,
+            &json!({ "nodeId": format!("{NS}Methods") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["references"].as_array().unwrap().len() >= 2, "{body}");
+    let read = |node: &str| json!({ "nodeId": format!("{NS}{node}") });
+    let (s, body) = api
+        .post(&format!("/twin/v2/read/{ep_id}"), WRITER, &read("Fast/0"))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["dataType"], "UInt64", "{body}");
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/write/{ep_id}"),
+            WRITER,
+            &json!({ "nodeId": format!("{NS}Scalar/Double"), "value": 6.25 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, body) = api
+        .post(
+            &format!("/twin/v2/read/{ep_id}"),
+            WRITER,
+            &read("Scalar/Double"),
+        )
+        .await;
+    assert_eq!(body["value"], 6.25, "{body}");
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/call/{ep_id}"),
+            WRITER,
+            &json!({ "methodId": format!("{NS}Methods/Add"), "arguments": [{ "value": 20 }, { "value": 22 }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["value"], 42, "{body}");
+
+    // The GET forms take the node from the query.
+    let (s, body) = api
+        .get(
+            &format!("/twin/v2/read/{ep_id}?nodeId={NS}Scalar/Double"),
+            WRITER,
+        )
+        .await;
+    assert_eq!(
+        (s, &body["value"]),
+        (StatusCode::OK, &json!(6.25)),
+        "{body}"
+    );
+    let (s, body) = api.get(&format!("/twin/v2/browse/{ep_id}"), WRITER).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(!body["references"].as_array().unwrap().is_empty(), "{body}");
+    let (s, body) = api
+        .get(&format!("/twin/v2/browse/{ep_id}/next"), WRITER)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // Round trip REST → twin-api → broker → module → plc-sim and back, one caller.
+    let mut took = Vec::new();
+    for _ in 0..200 {
+        let t = Instant::now();
+        let (s, _) = api
+            .post(&format!("/twin/v2/read/{ep_id}"), WRITER, &read("Fast/0"))
+            .await;
+        took.push(t.elapsed());
+        assert_eq!(s, StatusCode::OK);
+    }
+    took.sort();
+    let (p50, p99) = (took[100], took[197]);
+    eprintln!("twin read round trip: p50 {p50:?}, p99 {p99:?}");
+    assert!(p50 < Duration::from_millis(50), "p50 {p50:?}");
+
+    // The module's own errors come back with its OPC UA status.
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &format!("/twin/v2/read/{ep_id}"),
+            Some(WRITER),
+            &[],
+            Some(json!({ "nodeId": "bad id" }).to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    assert_eq!(body["symbolicId"], "BadNodeIdInvalid", "{body}");
+
+    // Bad input: clear 4xx problem+json.
+    let path = format!("/twin/v2/read/{ep_id}");
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(WRITER),
+            &[],
+            Some(b"{not json".to_vec()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            "/twin/v2/read/uatnosuchendpoint",
+            Some(WRITER),
+            &[],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 404);
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            "/twin/v2/read/bad%3Cid%3E",
+            Some(WRITER),
+            &[],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    let (s, h, body) = api
+        .send(
+            Method::GET,
+            &format!("/registry/v2/endpoints/{}", "a".repeat(129)),
+            Some(READER),
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    // Oversize: refused from its Content-Length, before the body is read.
+    let (status, content_type, body) = raw_post(&api.base, &path, WRITER, 2 * 1024 * 1024).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["symbolicId"], "BadRequestTooLarge", "{body}");
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(READER),
+            &[],
+            Some(read("Fast/0").to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 403);
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some("wrong-key-0123456789"),
+            &[],
+            Some(b"{}".to_vec()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 401);
+    let (s, h, body) = api
+        .send(
+            Method::PATCH,
+            &format!("/registry/v2/publishers/{module_id}"),
+            Some(ADMIN),
+            &[],
+            Some(json!({ "status": "sleeping" }).to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    let (_, after) = api
+        .get(&format!("/registry/v2/publishers/{module_id}"), READER)
+        .await;
+    assert_eq!(
+        after["etag"], p["etag"],
+        "a refused change changed nothing: {after}"
+    );
+
+    // Disable the module (If-Match honoured): it gets no requests; enable: it works again.
+    let patch = |body: Value| Some(body.to_string().into_bytes());
+    let pub_path = format!("/registry/v2/publishers/{module_id}");
+    let (s, h, body) = api
+        .send(
+            Method::PATCH,
+            &pub_path,
+            Some(ADMIN),
+            &[("If-Match", "\"stale\"")],
+            patch(json!({ "status": "disabled", "statusReason": "maintenance" })),
+        )
+        .await;
+    assert_problem(s, &h, &body, 412);
+    let etag = format!("\"{}\"", p["etag"].as_str().unwrap());
+    let (s, _, body) = api
+        .send(
+            Method::PATCH,
+            &pub_path,
+            Some(ADMIN),
+            &[("If-Match", &etag)],
+            patch(json!({ "status": "disabled", "statusReason": "maintenance" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "disabled", "{body}");
+    assert_eq!(body["statusReason"], "maintenance", "{body}");
+    assert!(body["statusUpdateTime"].is_string(), "{body}");
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(WRITER),
+            &[],
+            Some(read("Fast/0").to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 409);
+    let (s, _, body) = api
+        .send(
+            Method::PATCH,
+            &pub_path,
+            Some(ADMIN),
+            &[],
+            patch(json!({ "status": "Enabled" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // Delete + re-register: a new generationId for the same application id.
+    let (s, h, body) = api
+        .send(
+            Method::DELETE,
+            &format!("/registry/v2/applications/{app_id}"),
+            Some(ADMIN),
+            &[("If-Match", "\"stale\"")],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 412);
+    let (s, _, _) = api
+        .send(
+            Method::DELETE,
+            &format!("/registry/v2/applications/{app_id}"),
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "endpoints go with their application: {body}"
+    );
+    let (s, body) = api.post("/registry/v2/applications", ADMIN, &reg).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], app_id.as_str(), "ids are derived, stable");
+    let (_, app) = api
+        .get(&format!("/registry/v2/applications/{app_id}"), READER)
+        .await;
+    assert_ne!(
+        app["application"]["generationId"], first_generation,
+        "{app}"
+    );
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    // A discovery scan by the module: its events upsert what it finds again and mark what it
+    // no longer finds (an application it reported earlier) as not seen.
+    let stale = json!({
+        "kind": "application", "id": "uasstale", "owner": module_id, "generationId": "g",
+        "etag": "e", "body": { "applicationId": "uasstale", "applicationUri": "urn:gone",
+            "discovererId": module_id }
+    });
+    let (s, _, body) = api
+        .send(
+            Method::POST,
+            "/registry/v2/import",
+            Some(ADMIN),
+            &[],
+            Some(format!("{stale}\n").into_bytes()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let port = plc.port();
+    let (s, body) = api
+        .post(
+            &format!("/registry/v2/applications/discover?discovererId={module_id}"),
+            ADMIN,
+            &json!({
+                "id": "scan-1",
+                "discovery": "Scan",
+                "configuration": {
+                    "addressRangesToScan": "127.0.0.1/32",
+                    "portRangesToScan": format!("{port}-{}", port + 1),
+                    "portProbeTimeout": "00:00:02"
+                }
+            }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, gone) = api.get("/registry/v2/applications/uasstale", READER).await;
+        if gone["application"]["notSeenSince"].is_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "scan never marked the stale application: {gone}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, app) = api
+        .get(&format!("/registry/v2/applications/{app_id}"), READER)
+        .await;
+    assert!(
+        app["application"]["notSeenSince"].is_null(),
+        "found again: {app}"
+    );
+    let (_, one) = api
+        .get(&format!("/registry/v2/endpoints/{ep_id}"), READER)
+        .await;
+    assert!(one["notSeenSince"].is_null(), "found again: {one}");
+
+    // Purge what has not been seen: the stale application goes, plc-sim's stays.
+    let (s, h, body) = api
+        .send(
+            Method::DELETE,
+            "/registry/v2/applications?notSeenFor=soon",
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    let (s, _, body) = api
+        .send(
+            Method::DELETE,
+            "/registry/v2/applications?notSeenFor=1.00:00:00",
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((s, &body["purged"]), (StatusCode::OK, &json!(0)), "{body}");
+    let (s, _, body) = api
+        .send(
+            Method::DELETE,
+            "/registry/v2/applications?notSeenFor=0",
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((s, &body["purged"]), (StatusCode::OK, &json!(1)), "{body}");
+    let (s, _) = api.get("/registry/v2/applications/uasstale", READER).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = api
+        .get(&format!("/registry/v2/applications/{app_id}"), READER)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    // A module that does not answer (stopped): 504 at the timeout, header or default.
+    let m = module.as_ref().unwrap();
+    signal(&m.0, "STOP");
+    let t = Instant::now();
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(WRITER),
+            &[("x-iiot-timeout-ms", "1500")],
+            Some(read("Fast/0").to_string().into_bytes()),
+        )
+        .await;
+    let took = t.elapsed();
+    assert_problem(s, &h, &body, 504);
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(2500),
+        "{took:?}"
+    );
+    let t = Instant::now();
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    let took = t.elapsed();
+    assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{body}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_millis(4500),
+        "{took:?}"
+    );
+    signal(&m.0, "CONT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+        if s == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "module did not recover: {s} {body}"
+        );
+    }
+
+    // Killed: the broker publishes its last will, the module is offline, calls get 503 at once.
+    drop(module.take());
+    let p = api.wait_state(&module_id, "Disconnected").await;
+    assert_eq!(p["connected"], false, "{p}");
+    let t = Instant::now();
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(WRITER),
+            &[],
+            Some(read("Fast/0").to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 503);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // Back: same id, online again, calls work again.
+    module = Some(start_module(&module_id, &module_dir, &broker.url()).await);
+    api.wait_state(&module_id, "Connected").await;
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
+    drop(module);
+    plc.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_paging_and_export_import() {
+    paging_and_export(&[]).await;
+}
+
+/// A PostgreSQL database of its own (created with psql on 127.0.0.1:5432), dropped after.
+struct PgDatabase {
+    name: String,
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
+        .output()
+        .expect("psql (PostgreSQL client) installed");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let name = format!("twin_api_e2e_{}_{}", std::process::id(), free_port());
+        psql(&format!("CREATE DATABASE {name}"));
+        PgDatabase { name }
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_paging_and_export_import_on_postgres() {
+    let db = PgDatabase::create();
+    paging_and_export(&["--database-url", &db.url()]).await;
+}
+
+async fn paging_and_export(extra: &[&str]) {
+    let broker = Mosquitto::start().await;
+    let api = TwinApi::start(&broker.url(), &temp_dir("twin-paging"), extra).await;
+    // OpenAPI from the code, Swagger UI at /docs; neither needs a credential.
+    let doc: Value = api
+        .http
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/twin/v2/read/{endpointId}",
+        "/registry/v2/publishers/{publisherId}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing from {doc}");
+    }
+    let ui = api
+        .http
+        .get(format!("{}/docs/", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), StatusCode::OK);
+    assert!(
+        ui.text().await.unwrap().contains("swagger"),
+        "Swagger UI page"
+    );
+
+    // 2,500 applications through the bulk import.
+    let mut lines = String::new();
+    for i in 0..2500 {
+        let id = format!("app-{i:05}");
+        lines.push_str(
+            &json!({
+                "kind": "application", "id": id, "generationId": format!("g{i}"),
+                "etag": format!("e{i}"),
+                "body": { "applicationId": id, "applicationUri": format!("urn:test:{i}") }
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            "/registry/v2/import",
+            Some(WRITER),
+            &[],
+            Some(lines.clone().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 403);
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            "/registry/v2/import",
+            Some(ADMIN),
+            &[],
+            Some(b"{\"kind\": \"application\", \"id\": \"bad id\"}\n".to_vec()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+    let (s, _, body) = api
+        .send(
+            Method::POST,
+            "/registry/v2/import",
+            Some(ADMIN),
+            &[],
+            Some(lines.into_bytes()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["imported"], 2500);
+
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &token {
+            Some(t) => format!("/registry/v2/applications?pageSize=5000&continuationToken={t}"),
+            None => "/registry/v2/applications?pageSize=5000".to_string(),
+        };
+        let (s, page) = api.get(&path, READER).await;
+        assert_eq!(s, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 1000);
+        pages += 1;
+        ids.extend(
+            items
+                .iter()
+                .map(|i| i["applicationId"].as_str().unwrap().to_string()),
+        );
+        match page["continuationToken"].as_str() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(ids.len(), 2500);
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 2500);
+    let (s, body) = api
+        .get("/registry/v2/applications?pageSize=0", READER)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+
+    // Export, import into an empty registry: the same registry.
+    let export = |api: &TwinApi| {
+        let http = api.http.clone();
+        let url = format!("{}/registry/v2/export", api.base);
+        async move {
+            http.get(url)
+                .header("Authorization", format!("Bearer {ADMIN}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let first = export(&api).await;
+    assert_eq!(first.lines().count(), 2500);
+    let other = TwinApi::start(&broker.url(), &temp_dir("twin-import"), &[]).await;
+    let (s, _, body) = other
+        .send(
+            Method::POST,
+            "/registry/v2/import",
+            Some(ADMIN),
+            &[],
+            Some(first.clone().into_bytes()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(export(&other).await, first);
+    let (_, one) = other
+        .get("/registry/v2/applications/app-00042", READER)
+        .await;
+    assert_eq!(one["application"]["generationId"], "g42", "{one}");
+}
+
+/// The liveness contract on `{root}/state`: a retained Online state with a heartbeat that
+/// moves `lastActivityTime` forward, and a clean stop that leaves a retained Offline state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_heartbeat_and_clean_stop() {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+
+    let broker = Mosquitto::start().await;
+    let api = TwinApi::start(&broker.url(), &temp_dir("twin-heartbeat"), &[]).await;
+    let id = format!("beat-{}", free_port());
+    let module = iiot_module::start(iiot_module::ModuleConfig {
+        http_bind: "127.0.0.1:0".parse().unwrap(),
+        api_key: API_KEY.into(),
+        data_dir: temp_dir("twin-beat-module"),
+        mqtt_url: Some(broker.url()),
+        publisher_id: id.clone(),
+        heartbeat_interval: Duration::from_secs(1),
+        ..Default::default()
+    })
+    .await
+    .expect("module starts");
+
+    let first = api.wait_state(&id, "Connected").await;
+    let t0 = first["lastActivityTime"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, p) = api
+            .get(&format!("/registry/v2/publishers/{id}"), READER)
+            .await;
+        let t = p["lastActivityTime"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if t > t0 {
+            assert_eq!(p["connectionState"], "Connected", "{p}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat moved lastActivityTime: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The retained message a late subscriber gets.
+    let mut o = MqttOptions::new(format!("late-{id}"), "127.0.0.1", broker.port);
+    o.set_clean_start(true);
+    let (client, mut el) = AsyncClient::new(o, 10);
+    client
+        .subscribe(format!("{id}/state"), QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let state: Value = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = el.poll().await {
+                assert!(p.retain, "state is retained");
+                return serde_json::from_slice(&p.payload).unwrap();
+            }
+        }
+    })
+    .await
+    .expect("retained state");
+    assert_eq!(state["state"], "Online", "{state}");
+    assert_eq!(state["publisherId"], id.as_str(), "{state}");
+    assert_eq!(state["rootTopic"], id.as_str(), "{state}");
+    assert_eq!(state["heartbeatInterval"], 1, "{state}");
+    assert!(
+        state["version"].is_string() && state["connectedTime"].is_string(),
+        "{state}"
+    );
+
+    module.shutdown().await;
+    let p = api.wait_state(&id, "Disconnected").await;
+    assert_eq!(p["connected"], false, "{p}");
+}

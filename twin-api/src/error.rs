@@ -1,0 +1,160 @@
+//! Typed errors of twin-api and their one mapping to HTTP: `application/problem+json` with the
+//! OPC UA status symbol, the shape the module's own HTTP API answers with.
+
+use std::net::SocketAddr;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TwinApiError {
+    #[error("HTTP port {0} is already in use; choose another with --http-port")]
+    PortInUse(u16),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("invalid --mqtt-url: {0}")]
+    MqttUrl(String),
+    #[error("cannot prepare data directory {0}: {1}")]
+    DataDir(std::path::PathBuf, std::io::Error),
+    #[error("database {url}: {source} (check --database-url)")]
+    Database {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// A request that failed; turned into problem+json once, in [`IntoResponse`].
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the record changed: If-Match '{0}' does not match its etag")]
+    PreconditionFailed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Disabled(String),
+    #[error("{0}")]
+    Offline(String),
+    #[error("module '{module}' did not answer {method} within {millis} ms")]
+    Timeout {
+        module: String,
+        method: String,
+        millis: u128,
+    },
+    #[error("request body too large: {0}")]
+    TooLarge(String),
+    /// The module answered with an error: its status and problem body are passed on.
+    #[error("module answered {status}")]
+    Module { status: u16, body: Value },
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+    /// No credential (401) or not the role the route needs (403); answered by iiot-auth.
+    #[error(transparent)]
+    Auth(#[from] iiot_auth::AuthError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// OPC UA status symbols used here, with their codes (Part 6, StatusCode.csv).
+fn status_code_of(symbol: &str) -> u32 {
+    match symbol {
+        "BadInternalError" => 0x8002_0000,
+        "BadDecodingError" => 0x8007_0000,
+        "BadTimeout" => 0x800A_0000,
+        "BadServerNotConnected" => 0x800D_0000,
+        "BadUserAccessDenied" => 0x801F_0000,
+        "BadNotFound" => 0x803E_0000,
+        "BadOutOfService" => 0x808D_0000,
+        "BadEntryExists" => 0x809F_0000,
+        "BadInvalidArgument" => 0x80AB_0000,
+        "BadInvalidState" => 0x80AF_0000,
+        "BadRequestTooLarge" => 0x80B8_0000,
+        _ => 0x8000_0000,
+    }
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) | ApiError::InvalidId(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::Conflict(_) | ApiError::Disabled(_) => StatusCode::CONFLICT,
+            ApiError::Offline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Module { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            ApiError::Storage(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Auth(iiot_auth::AuthError::Missing | iiot_auth::AuthError::Invalid) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Auth(iiot_auth::AuthError::Forbidden { .. }) => StatusCode::FORBIDDEN,
+            ApiError::Auth(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn symbol(&self) -> &str {
+        match self {
+            ApiError::BadRequest(_) => "BadDecodingError",
+            ApiError::InvalidId(_) => "BadInvalidArgument",
+            ApiError::NotFound(_) => "BadNotFound",
+            ApiError::PreconditionFailed(_) => "BadInvalidState",
+            ApiError::Conflict(_) => "BadEntryExists",
+            ApiError::Disabled(_) => "BadOutOfService",
+            ApiError::Offline(_) => "BadServerNotConnected",
+            ApiError::Timeout { .. } => "BadTimeout",
+            ApiError::TooLarge(_) => "BadRequestTooLarge",
+            ApiError::Module { body, .. } => body
+                .get("symbolicId")
+                .and_then(Value::as_str)
+                .unwrap_or("BadUnexpectedError"),
+            ApiError::Storage(_) | ApiError::Internal(_) => "BadInternalError",
+            ApiError::Auth(iiot_auth::AuthError::Forbidden { .. }) => "BadUserAccessDenied",
+            ApiError::Auth(_) => "BadIdentityTokenInvalid",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Auth(e) = self {
+            return e.into_response();
+        }
+        let status = self.status();
+        if status.is_server_error() && !matches!(self, ApiError::Module { .. }) {
+            tracing::warn!(error = %self, "request failed");
+        }
+        let body = match &self {
+            // The module's own problem document, so the caller sees the OPC UA status of the
+            // operation that failed on the plant side.
+            ApiError::Module { body, .. } if body.get("symbolicId").is_some() => body.clone(),
+            _ => {
+                let symbol = self.symbol();
+                json!({
+                    "type": format!("urn:iiot:problem:{symbol}"),
+                    "title": symbol,
+                    "status": status.as_u16(),
+                    "detail": self.to_string(),
+                    "symbolicId": symbol,
+                    "statusCode": status_code_of(symbol),
+                })
+            }
+        };
+        let mut res = (status, axum::Json(body)).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}

@@ -1,0 +1,73 @@
+//! The OpenAPI 3 document generated from the handlers, served at `/openapi.json`, and the
+//! Swagger UI at `/docs` (vendored: it works on a plant network without internet).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{publishers, registry, telemetry, twin};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from --api-keys"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "iiot twin API",
+        description = "Registry of modules, applications and endpoints, and OPC UA operations \
+                       through the modules (Azure Industrial IoT web API 2.9 routes)."
+    ),
+    paths(
+        publishers::list,
+        publishers::get_one,
+        publishers::patch,
+        publishers::configured_endpoints,
+        registry::register_server,
+        registry::discover,
+        registry::list_applications,
+        registry::purge_applications,
+        registry::get_application,
+        registry::delete_application,
+        registry::list_endpoints,
+        registry::get_endpoint,
+        registry::endpoint_certificate,
+        registry::test_endpoint,
+        registry::export,
+        registry::import,
+        twin::browse,
+        twin::browse_get,
+        twin::browse_next_get,
+        twin::read_get,
+        twin::browse_next,
+        twin::browse_path,
+        twin::read_value,
+        twin::read_attributes,
+        twin::write_value,
+        twin::write_attributes,
+        twin::call,
+        twin::call_metadata,
+        twin::capabilities,
+        telemetry::telemetry,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// `/docs` (Swagger UI) and `/openapi.json`; anonymous, they hold no data.
+pub fn swagger() -> SwaggerUi {
+    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+}

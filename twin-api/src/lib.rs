@@ -1,0 +1,185 @@
+//! The cloud REST service (issue 4): a registry of modules (publishers), applications and
+//! endpoints, and the twin operations (browse, read, write, call) carried to the module that
+//! serves an endpoint over MQTT v5 RPC.
+//!
+//! Layers, outside in: `http` (routes, credential, body, problem+json via `error`) →
+//! `registry` (rules: ids, discovery upserts, routing an endpoint to its module) → `store`
+//! (sqlx `Any`: SQLite or PostgreSQL) and `rpc` (the one MQTT connection, correlation,
+//! module state and discovery subscriptions) → `liveness` (module connection state).
+
+pub mod error;
+mod http;
+pub mod ids;
+pub mod liveness;
+pub mod registry;
+pub mod rpc;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iiot_auth::Authenticator;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub use error::{ApiError, TwinApiError};
+pub use http::TIMEOUT_HEADER;
+/// The credential types of the configuration, for callers that do not depend on iiot-auth.
+pub use iiot_auth::{ApiKeys, Role};
+
+use crate::liveness::LivenessTable;
+use crate::registry::Registry;
+use crate::rpc::MqttRpc;
+use crate::store::Store;
+
+/// Everything the service needs; defaults live in [`TwinApiConfig::new`].
+#[derive(Debug, Clone)]
+pub struct TwinApiConfig {
+    pub http_bind: SocketAddr,
+    /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use.
+    pub mqtt_url: String,
+    /// Holds the SQLite registry (`twin-api.db`) unless `database_url` is given.
+    pub data_dir: PathBuf,
+    /// `postgres://…` (or `sqlite://…`) to use instead of the file in `data_dir`.
+    pub database_url: Option<String>,
+    pub api_keys: ApiKeys,
+    /// How long a module may take to answer a request (the `x-iiot-timeout-ms` header
+    /// overrides it per request, up to `max_request_timeout`).
+    pub request_timeout: Duration,
+    pub max_request_timeout: Duration,
+    /// Largest request body accepted (413 above).
+    pub max_body_bytes: usize,
+    /// MQTT client id; unique per replica (default: `twin-api-<random>`).
+    pub mqtt_client_id: Option<String>,
+}
+
+impl TwinApiConfig {
+    /// The defaults: port 8080 on all interfaces, broker on localhost:1883, `data/twin-api`.
+    pub fn new(api_keys: ApiKeys) -> Self {
+        Self {
+            http_bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            data_dir: PathBuf::from("data/twin-api"),
+            database_url: None,
+            api_keys,
+            request_timeout: Duration::from_secs(10),
+            max_request_timeout: Duration::from_secs(300),
+            max_body_bytes: 1024 * 1024,
+            mqtt_client_id: None,
+        }
+    }
+
+    /// The database the registry lives in.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("twin-api.db").display()
+            ),
+        }
+    }
+}
+
+/// A running twin-api.
+pub struct TwinApiHandle {
+    pub http_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    store: Store,
+}
+
+impl TwinApiHandle {
+    /// Stops serving, disconnects from the broker and closes the database.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        self.store.close().await;
+    }
+}
+
+pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| TwinApiError::DataDir(config.data_dir.clone(), e))?;
+    }
+    let url = config.database_url();
+    let store = Store::open(&url)
+        .await
+        .map_err(|source| TwinApiError::Database {
+            url: iiot_module::transport::mqtt_rpc::redact_url(&url),
+            source,
+        })?;
+    let listener = TcpListener::bind(config.http_bind)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => TwinApiError::PortInUse(config.http_bind.port()),
+            _ => TwinApiError::Bind(config.http_bind, e),
+        })?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| TwinApiError::Bind(config.http_bind, e))?;
+
+    let liveness = Arc::new(LivenessTable::default());
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let client_id = config
+        .mqtt_client_id
+        .clone()
+        .unwrap_or_else(|| format!("twin-api-{}", uuid::Uuid::new_v4().simple()));
+    let (rpc, mqtt_task) = MqttRpc::new(&config.mqtt_url, &client_id, liveness.clone(), events_tx)
+        .map_err(TwinApiError::MqttUrl)?;
+    let registry = Arc::new(Registry::new(store.clone(), liveness));
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let state = http::AppState {
+        registry: registry.clone(),
+        rpc: rpc.clone(),
+        auth: Arc::new(Authenticator::new(config.api_keys.clone())),
+        request_timeout: config.request_timeout,
+        max_request_timeout: config.max_request_timeout,
+    };
+    let app = http::router(state, config.max_body_bytes);
+    let mut rx = shutdown_rx.clone();
+    let mut tasks = vec![tokio::spawn(async move {
+        let stop = async move {
+            let _ = rx.wait_for(|v| *v).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    })];
+    tasks.push(tokio::spawn(rpc.run(mqtt_task, shutdown_rx.clone())));
+    // Discovery events and module announcements, applied in arrival order.
+    let mut rx = shutdown_rx;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = async { let _ = rx.wait_for(|v| *v).await; } => break,
+                event = events_rx.recv() => match event {
+                    Some(e) => {
+                        if let Err(e) = registry.apply(e).await {
+                            warn!(error = %e, "applying a module event failed");
+                        }
+                    }
+                    None => break,
+                }
+            }
+        }
+    }));
+    info!(%http_addr, mqtt = %iiot_module::transport::mqtt_rpc::redact_url(&config.mqtt_url), "twin-api started");
+    Ok(TwinApiHandle {
+        http_addr,
+        shutdown: shutdown_tx,
+        tasks,
+        store,
+    })
+}

@@ -1,0 +1,434 @@
+//! The one MQTT v5 connection of twin-api: requests to `{moduleRoot}/methods/{Method}` with a
+//! response topic of its own and correlation data, answers matched back to their callers; and
+//! the subscriptions to every module's `{root}/state` and `{root}/events`.
+//!
+//! Correlation is a state machine without sockets ([`Pending`]): a call registers an id, the
+//! answer (or the module going offline, or the timeout) completes it exactly once.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use iiot_module::api::rpc::{
+    DISCOVERY_EVENTS_SCHEMA, MESSAGE_SCHEMA_PROPERTY, MQTT_STATUS_CODE_PROPERTY,
+};
+use iiot_module::api::state::STATE_TOPIC_SUFFIX;
+use iiot_module::api::{DiscoveryEventModel, ModuleStateModel};
+use iiot_module::transport::mqtt_rpc::BrokerUrl;
+use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::error::ApiError;
+use crate::liveness::LivenessTable;
+
+/// How a pending call ended, other than by its timeout.
+#[derive(Debug)]
+pub enum Outcome {
+    Answer { status: u16, body: Bytes },
+    ModuleOffline,
+}
+
+/// Calls waiting for their answer, by correlation id.
+#[derive(Default)]
+pub struct Pending {
+    next: AtomicU64,
+    calls: DashMap<u64, (String, oneshot::Sender<Outcome>)>,
+}
+
+impl Pending {
+    pub fn register(&self, module: &str) -> (u64, oneshot::Receiver<Outcome>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.calls.insert(id, (module.to_string(), tx));
+        (id, rx)
+    }
+
+    pub fn complete(&self, id: u64, outcome: Outcome) -> bool {
+        match self.calls.remove(&id) {
+            Some((_, (_, tx))) => tx.send(outcome).is_ok(),
+            None => false,
+        }
+    }
+
+    pub fn forget(&self, id: u64) {
+        self.calls.remove(&id);
+    }
+
+    /// Ends every call waiting on `module` (it went offline).
+    pub fn fail_module(&self, module: &str) -> usize {
+        let ids: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|e| e.value().0 == module)
+            .map(|e| *e.key())
+            .collect();
+        ids.into_iter()
+            .filter(|id| self.complete(*id, Outcome::ModuleOffline))
+            .count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// What the MQTT task hands to the registry task, in arrival order.
+#[derive(Debug)]
+pub enum ModuleEvent {
+    /// A module's state message arrived (it may be new to the registry).
+    State { id: String, root: String },
+    /// A discovery event and the module root it came from.
+    Discovery {
+        root: String,
+        event: Box<DiscoveryEventModel>,
+    },
+}
+
+/// The shared MQTT RPC client.
+pub struct MqttRpc {
+    client: AsyncClient,
+    response_topic: String,
+    pending: Pending,
+    connected: AtomicBool,
+    pub liveness: Arc<LivenessTable>,
+    /// Module root → (watchers, telemetry messages); `{root}/messages/#` is subscribed only
+    /// while someone watches.
+    telemetry: DashMap<String, (usize, broadcast::Sender<Bytes>)>,
+}
+
+/// Keeps a module's telemetry subscription alive; dropping the last one unsubscribes.
+pub struct TelemetryLease {
+    rpc: Arc<MqttRpc>,
+    root: String,
+}
+
+impl Drop for TelemetryLease {
+    fn drop(&mut self) {
+        let last = match self.rpc.telemetry.get_mut(&self.root) {
+            Some(mut e) => {
+                e.0 -= 1;
+                e.0 == 0
+            }
+            None => false,
+        };
+        if last {
+            self.rpc.telemetry.remove_if(&self.root, |_, v| v.0 == 0);
+            let _ = self
+                .rpc
+                .client
+                .try_unsubscribe(format!("{}/messages/#", self.root));
+        }
+    }
+}
+
+/// Everything the event loop task needs.
+pub struct MqttTask {
+    event_loop: EventLoop,
+    events: mpsc::UnboundedSender<ModuleEvent>,
+}
+
+fn correlation(id: u64) -> Bytes {
+    Bytes::copy_from_slice(&id.to_be_bytes())
+}
+
+fn correlation_id(data: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(data.try_into().ok()?))
+}
+
+impl MqttRpc {
+    /// Creates the client; nothing moves until [`MqttRpc::run`] polls the event loop.
+    pub fn new(
+        url: &str,
+        client_id: &str,
+        liveness: Arc<LivenessTable>,
+        events: mpsc::UnboundedSender<ModuleEvent>,
+    ) -> Result<(Arc<Self>, MqttTask), String> {
+        let b = BrokerUrl::parse(url)?;
+        if b.tls {
+            return Err("TLS to the broker is not supported yet; use mqtt://".into());
+        }
+        let mut options = MqttOptions::new(client_id, &b.host, b.port);
+        options.set_keep_alive(Duration::from_secs(30));
+        options.set_clean_start(true);
+        if let (Some(u), Some(p)) = (&b.username, &b.password) {
+            options.set_credentials(u, p);
+        }
+        // Without TCP_NODELAY each request and each answer pays Nagle's ~40 ms.
+        let mut network = options.network_options();
+        network.set_tcp_nodelay(true);
+        options.set_network_options(network);
+        let (client, event_loop) = AsyncClient::new(options, 1024);
+        let rpc = Arc::new(Self {
+            client,
+            response_topic: format!("iiot/twin-api/{client_id}/responses"),
+            pending: Pending::default(),
+            connected: AtomicBool::new(false),
+            liveness,
+            telemetry: DashMap::new(),
+        });
+        Ok((rpc, MqttTask { event_loop, events }))
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Sends `payload` to `{root}/methods/{method}` and waits for the answer. A non-200
+    /// answer becomes [`ApiError::Module`] with the module's problem body.
+    pub async fn call(
+        &self,
+        module: &str,
+        root: &str,
+        method: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, ApiError> {
+        if !self.is_connected() {
+            return Err(ApiError::Offline(
+                "twin-api is not connected to the MQTT broker".into(),
+            ));
+        }
+        let (id, rx) = self.pending.register(module);
+        let props = PublishProperties {
+            response_topic: Some(self.response_topic.clone()),
+            correlation_data: Some(correlation(id)),
+            content_type: Some("application/json".into()),
+            ..Default::default()
+        };
+        let topic = format!("{root}/methods/{method}");
+        let outcome = tokio::time::timeout(timeout, async {
+            self.client
+                .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, props)
+                .await
+                .map_err(|e| ApiError::Offline(format!("MQTT publish failed: {e}")))?;
+            rx.await
+                .map_err(|_| ApiError::Internal("the MQTT connection task stopped".into()))
+        })
+        .await;
+        let outcome = match outcome {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                self.pending.forget(id);
+                return Err(e);
+            }
+            Err(_) => {
+                self.pending.forget(id);
+                return Err(ApiError::Timeout {
+                    module: module.to_string(),
+                    method: method.to_string(),
+                    millis: timeout.as_millis(),
+                });
+            }
+        };
+        match outcome {
+            Outcome::Answer { status: 200, body } => Ok(body),
+            Outcome::Answer { status, body } => Err(ApiError::Module {
+                status,
+                body: serde_json::from_slice(&body).unwrap_or_else(
+                    |_| serde_json::json!({ "detail": String::from_utf8_lossy(&body) }),
+                ),
+            }),
+            Outcome::ModuleOffline => Err(ApiError::Offline(format!(
+                "module '{module}' went offline before it answered {method}"
+            ))),
+        }
+    }
+
+    /// Telemetry messages of the module at `root` (`{root}/messages/...`, not metadata).
+    pub fn watch_telemetry(
+        self: &Arc<Self>,
+        root: &str,
+    ) -> (broadcast::Receiver<Bytes>, TelemetryLease) {
+        let mut entry = self
+            .telemetry
+            .entry(root.to_string())
+            .or_insert_with(|| (0, broadcast::channel(1024).0));
+        entry.0 += 1;
+        if entry.0 == 1 {
+            if let Err(e) = self
+                .client
+                .try_subscribe(format!("{root}/messages/#"), QoS::AtMostOnce)
+            {
+                warn!(error = %e, "subscribing to telemetry failed");
+            }
+        }
+        let rx = entry.1.subscribe();
+        drop(entry);
+        (
+            rx,
+            TelemetryLease {
+                rpc: self.clone(),
+                root: root.to_string(),
+            },
+        )
+    }
+
+    fn on_publish(&self, p: &Publish, events: &mpsc::UnboundedSender<ModuleEvent>) {
+        let topic = String::from_utf8_lossy(&p.topic);
+        let props = p.properties.as_ref();
+        if let Some((root, rest)) = topic.split_once("/messages/") {
+            if !rest.contains("/metadata") {
+                if let Some(e) = self.telemetry.get(root) {
+                    let _ = e.1.send(p.payload.clone());
+                }
+            }
+            return;
+        }
+        if topic == self.response_topic {
+            let Some(id) = props
+                .and_then(|pr| pr.correlation_data.as_deref())
+                .and_then(correlation_id)
+            else {
+                return;
+            };
+            let status = props
+                .and_then(|pr| {
+                    pr.user_properties
+                        .iter()
+                        .find(|(k, _)| k == MQTT_STATUS_CODE_PROPERTY)
+                })
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(200);
+            if !self.pending.complete(
+                id,
+                Outcome::Answer {
+                    status,
+                    body: p.payload.clone(),
+                },
+            ) {
+                debug!(id, "answer for a call nobody waits for (timed out?)");
+            }
+        } else if let Some(root) = topic.strip_suffix(&format!("/{STATE_TOPIC_SUFFIX}")) {
+            if p.payload.is_empty() {
+                return; // a cleared retained message
+            }
+            match serde_json::from_slice::<ModuleStateModel>(&p.payload) {
+                Ok(state) => {
+                    let id = if state.publisher_id.is_empty() {
+                        root.to_string()
+                    } else {
+                        state.publisher_id.clone()
+                    };
+                    if self.liveness.apply(root, &state) {
+                        let failed = self.pending.fail_module(&id);
+                        info!(module = %id, failed, "module went offline");
+                    }
+                    let _ = events.send(ModuleEvent::State {
+                        id,
+                        root: root.to_string(),
+                    });
+                }
+                Err(e) => debug!(%topic, error = %e, "not a module state message"),
+            }
+        } else if let Some(root) = topic.strip_suffix("/events") {
+            let schema = props.and_then(|pr| {
+                pr.user_properties
+                    .iter()
+                    .find(|(k, _)| k == MESSAGE_SCHEMA_PROPERTY)
+                    .map(|(_, v)| v.as_str())
+            });
+            if schema.is_some_and(|s| s != DISCOVERY_EVENTS_SCHEMA) {
+                return; // progress messages
+            }
+            match serde_json::from_slice::<DiscoveryEventModel>(&p.payload) {
+                Ok(event) => {
+                    let _ = events.send(ModuleEvent::Discovery {
+                        root: root.to_string(),
+                        event: Box::new(event),
+                    });
+                }
+                Err(e) => debug!(%topic, error = %e, "not a discovery event"),
+            }
+        }
+    }
+
+    /// Polls the connection until `shutdown`; reconnects by itself and subscribes again on
+    /// every ConnAck (clean start).
+    pub async fn run(self: Arc<Self>, task: MqttTask, mut shutdown: watch::Receiver<bool>) {
+        let MqttTask {
+            mut event_loop,
+            events,
+        } = task;
+        loop {
+            tokio::select! {
+                _ = async { let _ = shutdown.wait_for(|v| *v).await; } => {
+                    let _ = self.client.try_disconnect();
+                    let _ = tokio::time::timeout(Duration::from_millis(500), event_loop.poll()).await;
+                    break;
+                }
+                event = event_loop.poll() => match event {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        info!("twin-api connected to the MQTT broker");
+                        for (filter, qos) in [
+                            (self.response_topic.clone(), QoS::AtLeastOnce),
+                            (format!("+/{STATE_TOPIC_SUFFIX}"), QoS::AtLeastOnce),
+                            ("+/events".to_string(), QoS::AtLeastOnce),
+                        ] {
+                            if let Err(e) = self.client.try_subscribe(filter, qos) {
+                                warn!(error = %e, "subscribing failed");
+                            }
+                        }
+                        // Telemetry watched before a reconnect is watched again.
+                        for root in self.telemetry.iter().map(|e| e.key().clone()) {
+                            let _ = self
+                                .client
+                                .try_subscribe(format!("{root}/messages/#"), QoS::AtMostOnce);
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        self.connected.store(true, Ordering::Relaxed);
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => self.on_publish(&p, &events),
+                    Ok(_) => {}
+                    Err(e) => {
+                        self.connected.store(false, Ordering::Relaxed);
+                        warn!(error = %e, "MQTT connection error; retrying in 1 s");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+        self.connected.store(false, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_calls_complete_once() {
+        let p = Pending::default();
+        let (a, mut rx_a) = p.register("m1");
+        let (b, mut rx_b) = p.register("m2");
+        assert_ne!(a, b);
+        assert_eq!(correlation_id(&correlation(a)), Some(a));
+        assert!(p.complete(
+            a,
+            Outcome::Answer {
+                status: 200,
+                body: Bytes::from_static(b"1")
+            }
+        ));
+        assert!(!p.complete(a, Outcome::ModuleOffline));
+        assert!(matches!(
+            rx_a.try_recv(),
+            Ok(Outcome::Answer { status: 200, .. })
+        ));
+        assert_eq!(p.fail_module("m2"), 1);
+        assert!(matches!(rx_b.try_recv(), Ok(Outcome::ModuleOffline)));
+        assert!(p.is_empty());
+        let (c, _rx) = p.register("m3");
+        p.forget(c);
+        assert_eq!(p.len(), 0);
+    }
+}

@@ -1,0 +1,365 @@
+//! The REST API's data shapes (camelCase JSON). Field and enum names follow the OPC Vault
+//! contract (Azure Industrial-IoT 2.6.146, `docs/api/vault`) and the GDS ApplicationRecord.
+
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Seconds since the Unix epoch, the vault's clock in storage.
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// RFC 3339 text of a stored time.
+pub fn rfc3339(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum ApplicationType {
+    Server,
+    Client,
+    ClientAndServer,
+    DiscoveryServer,
+}
+
+impl ApplicationType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplicationType::Server => "Server",
+            ApplicationType::Client => "Client",
+            ApplicationType::ClientAndServer => "ClientAndServer",
+            ApplicationType::DiscoveryServer => "DiscoveryServer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
+    /// Servers (and discovery servers) must be reachable, so they need a discovery URL.
+    pub fn is_server(self) -> bool {
+        !matches!(self, ApplicationType::Client)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LocalizedText {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub locale: String,
+    pub text: String,
+}
+
+/// Who did something, and when.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationContext {
+    pub authority_id: String,
+    pub time: String,
+}
+
+impl OperationContext {
+    pub fn from_parts(who: Option<String>, at: Option<i64>) -> Option<Self> {
+        match (who, at) {
+            (Some(authority_id), Some(at)) => Some(OperationContext {
+                authority_id,
+                time: rfc3339(at),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /v2/applications` and `PATCH /v2/applications/{id}` bodies. `applicationName` (the
+/// registry's single default name) is accepted beside the GDS `applicationNames` list.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationRequest {
+    pub application_uri: Option<String>,
+    pub application_type: Option<ApplicationType>,
+    pub application_names: Option<Vec<LocalizedText>>,
+    pub application_name: Option<String>,
+    pub product_uri: Option<String>,
+    pub discovery_urls: Option<Vec<String>>,
+    #[serde(alias = "capabilities")]
+    pub server_capabilities: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationRecord {
+    pub application_id: String,
+    pub application_uri: String,
+    pub application_type: ApplicationType,
+    pub application_names: Vec<LocalizedText>,
+    pub product_uri: String,
+    pub discovery_urls: Vec<String>,
+    pub server_capabilities: Vec<String>,
+    /// `Registered` or `Unregistered`.
+    pub state: String,
+    pub registered: Option<OperationContext>,
+    pub updated: Option<OperationContext>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationQuery {
+    pub application_uri: Option<String>,
+    pub application_type: Option<ApplicationType>,
+    pub application_name: Option<String>,
+    #[serde(default)]
+    pub include_unregistered: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationList {
+    pub applications: Vec<ApplicationRecord>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum CertificateRequestState {
+    New,
+    Approved,
+    Rejected,
+    Accepted,
+    Revoked,
+}
+
+impl CertificateRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::New => "New",
+            Self::Approved => "Approved",
+            Self::Rejected => "Rejected",
+            Self::Accepted => "Accepted",
+            Self::Revoked => "Revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum CertificateRequestType {
+    SigningRequest,
+    KeyPairRequest,
+}
+
+impl CertificateRequestType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SigningRequest => "SigningRequest",
+            Self::KeyPairRequest => "KeyPairRequest",
+        }
+    }
+}
+
+/// `PUT /v2/requests/sign`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartSigningRequest {
+    pub entity_id: String,
+    pub group_id: String,
+    /// OPC UA certificate type (`RsaSha256ApplicationCertificateType` or short `RsaSha256`);
+    /// the group's first type when absent.
+    #[serde(alias = "certificateType")]
+    pub certificate_type_id: Option<String>,
+    /// PEM text or base64 DER of a PKCS#10 request.
+    pub certificate_request: String,
+}
+
+/// `PUT /v2/requests/keypair`. Its `Debug` output leaves the password out.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartNewKeyPairRequest {
+    pub entity_id: String,
+    pub group_id: String,
+    #[serde(alias = "certificateType")]
+    pub certificate_type_id: Option<String>,
+    pub subject_name: Option<String>,
+    #[serde(default)]
+    pub domain_names: Vec<String>,
+    /// `PEM` (default) or `PFX`.
+    pub private_key_format: Option<String>,
+    /// Protects the returned key (encrypted PKCS#8 or the PFX); never stored.
+    pub private_key_password: Option<String>,
+}
+
+impl std::fmt::Debug for StartNewKeyPairRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartNewKeyPairRequest")
+            .field("entity_id", &self.entity_id)
+            .field("group_id", &self.group_id)
+            .field("certificate_type_id", &self.certificate_type_id)
+            .field("subject_name", &self.subject_name)
+            .field("domain_names", &self.domain_names)
+            .field("private_key_format", &self.private_key_format)
+            .field(
+                "private_key_password",
+                &self.private_key_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StartRequestResponse {
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequestRecord {
+    pub request_id: String,
+    pub entity_id: String,
+    pub group_id: String,
+    pub certificate_type_id: String,
+    pub state: CertificateRequestState,
+    #[serde(rename = "type")]
+    pub request_type: CertificateRequestType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_info: Option<String>,
+    pub submitted: Option<OperationContext>,
+    pub approved: Option<OperationContext>,
+    pub accepted: Option<OperationContext>,
+    pub revoked: Option<OperationContext>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct X509Certificate {
+    /// Base64 DER.
+    pub certificate: String,
+    pub not_before_utc: String,
+    pub not_after_utc: String,
+    pub serial_number: String,
+    pub subject: String,
+    pub thumbprint: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishSigningRequestResponse {
+    pub request: CertificateRequestRecord,
+    pub certificate: Option<X509Certificate>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateKey {
+    /// `PEM` or `PFX`.
+    pub format: String,
+    /// PEM text, or base64 of the PFX.
+    pub key: String,
+    pub encrypted: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FinishNewKeyPairRequestResponse {
+    pub request: CertificateRequestRecord,
+    pub certificate: Option<X509Certificate>,
+    /// Present on the first fetch after approval only.
+    pub private_key: Option<PrivateKey>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateRequestQuery {
+    pub entity_id: Option<String>,
+    pub state: Option<CertificateRequestState>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateRequestQueryResponse {
+    pub requests: Vec<CertificateRequestRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_page_link: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustGroup {
+    pub name: String,
+    /// `ApplicationInstanceCertificate`, `HttpsCertificate` or `UserCredentialCertificate`.
+    #[serde(rename = "type")]
+    pub group_type: String,
+    pub subject_name: String,
+    pub certificate_types: Vec<String>,
+    /// CA lifetime in days.
+    pub lifetime: i64,
+    /// Lifetime of issued certificates in days.
+    pub issued_lifetime: i64,
+    pub key_size: i64,
+    pub issued_key_size: i64,
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustGroupRegistration {
+    pub id: String,
+    pub group: TrustGroup,
+    /// The group's CAs, newest first.
+    pub issuers: Vec<X509Certificate>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustGroupRegistrationList {
+    pub registrations: Vec<TrustGroupRegistration>,
+}
+
+/// `POST /v2/groups/{id}`: the group's issuing policy.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustGroupUpdateRequest {
+    /// Lifetime of certificates issued from now on, in days.
+    pub issued_lifetime: Option<i64>,
+    /// Approve requests at submission.
+    pub auto_approve: Option<bool>,
+}
+
+/// A trust list as a GDS pushes it: all base64 DER.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustList {
+    pub group_id: String,
+    pub trusted_certificates: Vec<String>,
+    pub trusted_crls: Vec<String>,
+    pub issuer_certificates: Vec<String>,
+    pub issuer_crls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub id: i64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditList {
+    pub entries: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    pub update_required: bool,
+    pub reasons: Vec<String>,
+    pub certificate: Option<X509Certificate>,
+}

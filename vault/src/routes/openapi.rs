@@ -1,0 +1,70 @@
+//! The OpenAPI 3 document generated from the handlers, served at `/openapi.json`, and the
+//! Swagger UI at `/docs` (vendored: it works on a plant network without internet).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_swagger_ui::SwaggerUi;
+
+use super::{applications, distribution, groups, requests};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key from --api-keys"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "iiot vault",
+        description = "Certificate authority and GDS core: application registrations, \
+                       certificate groups, signing and key pair requests with approval, trust \
+                       lists and CRLs (OPC Vault 2.6 routes)."
+    ),
+    paths(
+        applications::register,
+        applications::list,
+        applications::query,
+        applications::get_one,
+        applications::update,
+        applications::unregister,
+        applications::certificate_status,
+        groups::list,
+        groups::get_one,
+        groups::update,
+        groups::trust_list,
+        groups::renew,
+        groups::audit,
+        requests::list,
+        requests::query,
+        requests::start_sign,
+        requests::finish_sign,
+        requests::start_keypair,
+        requests::finish_keypair,
+        requests::get_one,
+        requests::approve,
+        requests::reject,
+        requests::accept,
+        requests::revoke,
+        distribution::crl,
+        distribution::issuer,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// `/docs` (Swagger UI) and `/openapi.json`; anonymous, they hold no data.
+pub fn swagger() -> SwaggerUi {
+    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+}

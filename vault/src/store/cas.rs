@@ -1,0 +1,225 @@
+//! Certificate groups and their CAs (certificate, sealed key, current CRL).
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{json_col, Store};
+use crate::error::Result;
+
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    pub id: String,
+    pub group_type: String,
+    pub subject_name: String,
+    pub cert_types: Vec<String>,
+    pub ca_lifetime_days: i64,
+    pub issued_lifetime_days: i64,
+    pub rsa_key_size: i64,
+    pub auto_approve: bool,
+}
+
+/// One CA version of a group and certificate type. `active` marks the one that signs; older
+/// versions stay to keep their CRLs current until their certificates expire.
+#[derive(Debug, Clone)]
+pub struct CaRow {
+    pub serial: String,
+    pub group_id: String,
+    pub cert_type: String,
+    pub cert_der: Vec<u8>,
+    pub key_sealed: Vec<u8>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub active: bool,
+    pub crl_number: i64,
+    pub crl_der: Option<Vec<u8>>,
+    pub crl_next_update: i64,
+}
+
+impl CaRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(CaRow {
+            serial: r.try_get("serial")?,
+            group_id: r.try_get("group_id")?,
+            cert_type: r.try_get("cert_type")?,
+            cert_der: r.try_get("cert_der")?,
+            key_sealed: r.try_get("key_sealed")?,
+            not_before: r.try_get("not_before")?,
+            not_after: r.try_get("not_after")?,
+            active: r.try_get::<i64, _>("active")? != 0,
+            crl_number: r.try_get("crl_number")?,
+            crl_der: r.try_get("crl_der")?,
+            crl_next_update: r.try_get("crl_next_update")?,
+        })
+    }
+}
+
+impl GroupRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(GroupRow {
+            id: r.try_get("id")?,
+            group_type: r.try_get("group_type")?,
+            subject_name: r.try_get("subject_name")?,
+            cert_types: json_col(&r.try_get::<String, _>("cert_types")?)?,
+            ca_lifetime_days: r.try_get("ca_lifetime_days")?,
+            issued_lifetime_days: r.try_get("issued_lifetime_days")?,
+            rsa_key_size: r.try_get("rsa_key_size")?,
+            auto_approve: r.try_get::<i64, _>("auto_approve")? != 0,
+        })
+    }
+}
+
+const CA_COLUMNS: &str = "serial, group_id, cert_type, cert_der, key_sealed, not_before, \
+    not_after, active, crl_number, crl_der, crl_next_update";
+
+impl Store {
+    pub async fn insert_group(&self, g: &GroupRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cert_groups (id, group_type, subject_name, cert_types, ca_lifetime_days, \
+             issued_lifetime_days, rsa_key_size, auto_approve, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&g.id)
+        .bind(&g.group_type)
+        .bind(&g.subject_name)
+        .bind(serde_json::to_string(&g.cert_types).unwrap_or_else(|_| "[]".into()))
+        .bind(g.ca_lifetime_days)
+        .bind(g.issued_lifetime_days)
+        .bind(g.rsa_key_size)
+        .bind(i64::from(g.auto_approve))
+        .bind(crate::model::now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_group_auto_approve(&self, id: &str, on: bool) -> Result<()> {
+        sqlx::query("UPDATE cert_groups SET auto_approve = $2 WHERE id = $1")
+            .bind(id)
+            .bind(i64::from(on))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn update_group_policy(
+        &self,
+        id: &str,
+        issued_lifetime_days: i64,
+        auto_approve: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE cert_groups SET issued_lifetime_days = $2, auto_approve = $3 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(issued_lifetime_days)
+        .bind(i64::from(auto_approve))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn groups(&self) -> Result<Vec<GroupRow>> {
+        let rows = sqlx::query("SELECT * FROM cert_groups ORDER BY created_at, id")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(GroupRow::from_row).collect()
+    }
+
+    pub async fn group(&self, id: &str) -> Result<Option<GroupRow>> {
+        let row = sqlx::query("SELECT * FROM cert_groups WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(GroupRow::from_row).transpose()
+    }
+
+    pub async fn insert_ca(&self, ca: &CaRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO cas (serial, group_id, cert_type, cert_der, key_sealed, not_before, \
+             not_after, active, crl_number, crl_der, crl_next_update, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&ca.serial)
+        .bind(&ca.group_id)
+        .bind(&ca.cert_type)
+        .bind(ca.cert_der.clone())
+        .bind(ca.key_sealed.clone())
+        .bind(ca.not_before)
+        .bind(ca.not_after)
+        .bind(i64::from(ca.active))
+        .bind(ca.crl_number)
+        .bind(ca.crl_der.clone())
+        .bind(ca.crl_next_update)
+        .bind(crate::model::now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Makes `serial` the only active CA of its group and type (CA renewal).
+    pub async fn activate_ca(&self, group_id: &str, cert_type: &str, serial: &str) -> Result<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE cas SET active = 0 WHERE group_id = $1 AND cert_type = $2")
+            .bind(group_id)
+            .bind(cert_type)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE cas SET active = 1 WHERE serial = $1")
+            .bind(serial)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a newly signed CRL, only if its number follows the stored one.
+    pub async fn update_crl(
+        &self,
+        serial: &str,
+        previous_number: i64,
+        number: i64,
+        der: &[u8],
+        next_update: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE cas SET crl_number = $3, crl_der = $4, crl_next_update = $5 \
+             WHERE serial = $1 AND crl_number = $2",
+        )
+        .bind(serial)
+        .bind(previous_number)
+        .bind(number)
+        .bind(der.to_vec())
+        .bind(next_update)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The CAs of a group (all types when `cert_type` is `None`), newest first.
+    pub async fn cas_of_group(&self, group_id: &str) -> Result<Vec<CaRow>> {
+        let sql =
+            format!("SELECT {CA_COLUMNS} FROM cas WHERE group_id = $1 ORDER BY created_at DESC, not_before DESC");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(group_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(CaRow::from_row).collect()
+    }
+
+    pub async fn all_cas(&self) -> Result<Vec<CaRow>> {
+        let sql = format!("SELECT {CA_COLUMNS} FROM cas ORDER BY created_at");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(CaRow::from_row).collect()
+    }
+
+    pub async fn ca(&self, serial: &str) -> Result<Option<CaRow>> {
+        let sql = format!("SELECT {CA_COLUMNS} FROM cas WHERE serial = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(CaRow::from_row).transpose()
+    }
+}

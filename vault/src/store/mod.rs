@@ -1,0 +1,94 @@
+//! Persistence: one sqlx `Any` pool over SQLite (default, a file in the data directory) or
+//! PostgreSQL (`--database-url postgres://...`), with the same SQL for both.
+//!
+//! Portability rules (see deps.md): `$n` placeholders, BIGINT 0/1 instead of BOOLEAN, and the
+//! only per-backend DDL is the binary column type and the audit id column. Every state change
+//! of a request is a conditional UPDATE (`... WHERE state = $old`), so two concurrent approvals
+//! cannot both win on either backend.
+
+mod applications;
+mod audit;
+mod cas;
+mod migrations;
+mod requests;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+pub use applications::ApplicationRow;
+pub use cas::{CaRow, GroupRow};
+pub use requests::{Issued, NewRequest, RequestRow};
+
+use crate::error::{Result, VaultError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The vault's database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `database_url`, or the SQLite file `vault.db` in `data_dir` when it is `None`, and
+    /// applies the embedded migrations.
+    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let url = match database_url {
+            Some(u) => u.to_string(),
+            None => {
+                std::fs::create_dir_all(data_dir)?;
+                format!("sqlite://{}?mode=rwc", data_dir.join("vault.db").display())
+            }
+        };
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(VaultError::Config(
+                "database URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| VaultError::Config(format!("database URL: {e}")))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .connect_with(options)
+            .await?;
+        if backend == Backend::Sqlite {
+            // Readers do not block the writer; sqlx already waits 5 s on a busy database.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+        }
+        let store = Store { pool, backend };
+        migrations::apply(&store).await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Decodes a JSON text column, treating damage as an internal error rather than a panic.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| VaultError::Migration(format!("bad JSON column: {e}")))
+}

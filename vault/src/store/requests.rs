@@ -1,0 +1,282 @@
+//! Certificate requests and the certificates issued for them. State changes are conditional
+//! on the expected current state, which makes replays and races fail cleanly.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{json_col, Store};
+use crate::error::Result;
+use crate::model::{
+    CertificateRequestRecord, CertificateRequestState, CertificateRequestType, OperationContext,
+};
+
+/// What a submission stores.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    pub id: String,
+    pub request_type: CertificateRequestType,
+    pub entity_id: String,
+    pub group_id: String,
+    pub cert_type: String,
+    pub csr_der: Option<Vec<u8>>,
+    pub public_key_der: Option<Vec<u8>>,
+    pub subject_name: String,
+    pub domain_names: Vec<String>,
+    pub key_format: Option<String>,
+    pub key_encrypted: bool,
+    pub key_sealed: Option<Vec<u8>>,
+    pub submitted_by: String,
+    pub submitted_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestRow {
+    pub id: String,
+    pub request_type: CertificateRequestType,
+    pub entity_id: String,
+    pub group_id: String,
+    pub cert_type: String,
+    pub state: CertificateRequestState,
+    pub csr_der: Option<Vec<u8>>,
+    pub public_key_der: Option<Vec<u8>>,
+    pub subject_name: String,
+    pub domain_names: Vec<String>,
+    pub key_format: Option<String>,
+    pub key_encrypted: bool,
+    pub key_sealed: Option<Vec<u8>>,
+    pub cert_der: Option<Vec<u8>>,
+    pub cert_serial: Option<String>,
+    pub ca_serial: Option<String>,
+    pub not_after: Option<i64>,
+    pub error_info: Option<String>,
+    pub submitted_by: String,
+    pub submitted_at: i64,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<i64>,
+    pub accepted_by: Option<String>,
+    pub accepted_at: Option<i64>,
+    pub revoked_by: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+impl RequestRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        let state: String = r.try_get("state")?;
+        let ty: String = r.try_get("request_type")?;
+        Ok(RequestRow {
+            id: r.try_get("id")?,
+            request_type: if ty == "KeyPairRequest" {
+                CertificateRequestType::KeyPairRequest
+            } else {
+                CertificateRequestType::SigningRequest
+            },
+            entity_id: r.try_get("entity_id")?,
+            group_id: r.try_get("group_id")?,
+            cert_type: r.try_get("cert_type")?,
+            state: CertificateRequestState::parse(&state).unwrap_or(CertificateRequestState::New),
+            csr_der: r.try_get("csr_der")?,
+            public_key_der: r.try_get("public_key_der")?,
+            subject_name: r.try_get("subject_name")?,
+            domain_names: json_col(&r.try_get::<String, _>("domain_names")?)?,
+            key_format: r.try_get("key_format")?,
+            key_encrypted: r.try_get::<i64, _>("key_encrypted")? != 0,
+            key_sealed: r.try_get("key_sealed")?,
+            cert_der: r.try_get("cert_der")?,
+            cert_serial: r.try_get("cert_serial")?,
+            ca_serial: r.try_get("ca_serial")?,
+            not_after: r.try_get("not_after")?,
+            error_info: r.try_get("error_info")?,
+            submitted_by: r.try_get("submitted_by")?,
+            submitted_at: r.try_get("submitted_at")?,
+            approved_by: r.try_get("approved_by")?,
+            approved_at: r.try_get("approved_at")?,
+            accepted_by: r.try_get("accepted_by")?,
+            accepted_at: r.try_get("accepted_at")?,
+            revoked_by: r.try_get("revoked_by")?,
+            revoked_at: r.try_get("revoked_at")?,
+        })
+    }
+
+    pub fn to_record(&self) -> CertificateRequestRecord {
+        CertificateRequestRecord {
+            request_id: self.id.clone(),
+            entity_id: self.entity_id.clone(),
+            group_id: self.group_id.clone(),
+            certificate_type_id: self.cert_type.clone(),
+            state: self.state,
+            request_type: self.request_type,
+            error_info: self.error_info.clone(),
+            submitted: OperationContext::from_parts(
+                Some(self.submitted_by.clone()),
+                Some(self.submitted_at),
+            ),
+            approved: OperationContext::from_parts(self.approved_by.clone(), self.approved_at),
+            accepted: OperationContext::from_parts(self.accepted_by.clone(), self.accepted_at),
+            revoked: OperationContext::from_parts(self.revoked_by.clone(), self.revoked_at),
+        }
+    }
+}
+
+/// The certificate an approval issues.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub cert_der: Vec<u8>,
+    pub cert_serial: String,
+    pub ca_serial: String,
+    pub not_after: i64,
+}
+
+impl Store {
+    pub async fn insert_request(&self, r: &NewRequest) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
+             csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
+             key_sealed, submitted_by, submitted_at) \
+             VALUES ($1, $2, $3, $4, $5, 'New', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&r.id)
+        .bind(r.request_type.as_str())
+        .bind(&r.entity_id)
+        .bind(&r.group_id)
+        .bind(&r.cert_type)
+        .bind(r.csr_der.clone())
+        .bind(r.public_key_der.clone())
+        .bind(&r.subject_name)
+        .bind(serde_json::to_string(&r.domain_names).unwrap_or_else(|_| "[]".into()))
+        .bind(r.key_format.clone())
+        .bind(i64::from(r.key_encrypted))
+        .bind(r.key_sealed.clone())
+        .bind(&r.submitted_by)
+        .bind(r.submitted_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn request(&self, id: &str) -> Result<Option<RequestRow>> {
+        let row = sqlx::query("SELECT * FROM requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(RequestRow::from_row).transpose()
+    }
+
+    /// Requests filtered by entity and state (empty string = any), oldest first.
+    pub async fn query_requests(
+        &self,
+        entity_id: &str,
+        state: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<RequestRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM requests WHERE ($1 = '' OR entity_id = $1) AND ($2 = '' OR state = $2) \
+             ORDER BY submitted_at, id LIMIT $3 OFFSET $4",
+        )
+        .bind(entity_id)
+        .bind(state)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(RequestRow::from_row).collect()
+    }
+
+    /// New → Approved with the issued certificate; the CSR is no longer needed and is dropped.
+    pub async fn approve_request(
+        &self,
+        id: &str,
+        by: &str,
+        at: i64,
+        issued: &Issued,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE requests SET state = 'Approved', approved_by = $2, approved_at = $3, \
+             cert_der = $4, cert_serial = $5, ca_serial = $6, not_after = $7, csr_der = NULL \
+             WHERE id = $1 AND state = 'New'",
+        )
+        .bind(id)
+        .bind(by)
+        .bind(at)
+        .bind(issued.cert_der.clone())
+        .bind(&issued.cert_serial)
+        .bind(&issued.ca_serial)
+        .bind(issued.not_after)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// New → Rejected; a generated key pair waiting for approval is destroyed.
+    pub async fn reject_request(&self, id: &str, by: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE requests SET state = 'Rejected', approved_by = $2, approved_at = $3, \
+             key_sealed = NULL, csr_der = NULL WHERE id = $1 AND state = 'New'",
+        )
+        .bind(id)
+        .bind(by)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Approved → Accepted; any private key still held is destroyed.
+    pub async fn accept_request(&self, id: &str, by: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE requests SET state = 'Accepted', accepted_by = $2, accepted_at = $3, \
+             key_sealed = NULL WHERE id = $1 AND state = 'Approved'",
+        )
+        .bind(id)
+        .bind(by)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Takes the sealed private key out of the row, so it can be handed out only once.
+    pub async fn take_private_key(&self, id: &str, sealed: &[u8]) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE requests SET key_sealed = NULL WHERE id = $1 AND key_sealed = $2")
+                .bind(id)
+                .bind(sealed.to_vec())
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Approved | Accepted → Revoked.
+    pub async fn revoke_request(&self, id: &str, by: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE requests SET state = 'Revoked', revoked_by = $2, revoked_at = $3, \
+             key_sealed = NULL WHERE id = $1 AND state IN ('Approved', 'Accepted')",
+        )
+        .bind(id)
+        .bind(by)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Revoked certificates issued by a CA: (serial hex, revocation time).
+    pub async fn revoked_by_ca(&self, ca_serial: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT cert_serial, revoked_at FROM requests WHERE ca_serial = $1 AND state = 'Revoked' \
+             ORDER BY revoked_at",
+        )
+        .bind(ca_serial)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<Option<String>, _>("cert_serial")?
+                        .unwrap_or_default(),
+                    r.try_get::<Option<i64>, _>("revoked_at")?.unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+}
