@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 mod relay;
 mod sink;
+mod twin;
 
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
@@ -27,6 +28,10 @@ pub enum BenchCommand {
     /// OPC UA → MQTT telemetry: values/s, loss, duplicates, latency, CPU and RSS of the module,
     /// beside an asyncua + paho-mqtt relay (bench/asyncua_relay.py), over a ladder of loads.
     Relay(relay::RelayArgs),
+    /// ValueRead through the twin API (REST → MQTT v5 → module → plc-sim): closed loop with 1,
+    /// 16 and 64 callers, then a fixed 1,000 reads/s, alone and while the module relays 10k
+    /// values/s.
+    Twin(twin::TwinArgs),
 }
 
 #[derive(Args, Debug)]
@@ -57,6 +62,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Browse(a) => browse(a).await,
         BenchCommand::Read(a) => read(a).await,
         BenchCommand::Relay(a) => relay::relay(a).await,
+        BenchCommand::Twin(a) => twin::twin(a).await,
     }
 }
 
@@ -227,24 +233,28 @@ fn report(label: &str, callers: usize, mut lat: Vec<Duration>, elapsed: Duration
     );
 }
 
+/// The broker a benchmark uses: `given`, or a private Mosquitto on a free port (stopped when
+/// the returned guard drops).
+async fn private_mosquitto(given: Option<String>) -> Result<(String, Option<KillOnDrop>)> {
+    if let Some(u) = given {
+        return Ok((u, None));
+    }
+    let port = free_port()?;
+    let conf = std::env::temp_dir().join(format!("iiot-bench-mosquitto-{port}.conf"));
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 0\nlog_dest none\n"))?;
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("mosquitto not found: install it or pass --mqtt-url")?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    Ok((format!("mqtt://127.0.0.1:{port}"), Some(KillOnDrop(child))))
+}
+
 async fn read(args: ReadArgs) -> Result<()> {
-    let (mqtt_url, _mosquitto) = match args.mqtt_url.clone() {
-        Some(u) => (u, None),
-        None => {
-            let port = free_port()?;
-            let conf = std::env::temp_dir().join(format!("iiot-bench-mosquitto-{port}.conf"));
-            std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\nmax_queued_messages 0\nlog_dest none\n"))?;
-            let child = Command::new("mosquitto")
-                .arg("-c")
-                .arg(&conf)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .context("mosquitto not found: install it or pass --mqtt-url")?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            (format!("mqtt://127.0.0.1:{port}"), Some(KillOnDrop(child)))
-        }
-    };
+    let (mqtt_url, _mosquitto) = private_mosquitto(args.mqtt_url.clone()).await?;
     let s = setup(None, Some(mqtt_url.clone())).await?;
     let base = format!("http://{}", s.module.http_addr);
     let body = json!({ "connection": connection(&s.plc.endpoint_url()), "request": { "nodeId": "nsu=urn:iiot:plc-sim;s=Fast/0" } });
