@@ -338,3 +338,41 @@ pub fn parse_tree(text: &str) -> Result<(u32, u32)> {
     }
     Ok((d, b))
 }
+
+/// OIDC access tokens for the REST services: without `--jwks` only API keys are accepted.
+#[derive(Args, Debug, Clone)]
+pub struct JwtArgs {
+    /// The identity provider's JSON Web Key Set (a file; read again when a token names an
+    /// unknown key id, so it can be replaced for key rotation).
+    #[arg(long, value_name = "FILE", env = "IIOT_JWKS")]
+    pub jwks: Option<PathBuf>,
+    /// Required `iss` of tokens.
+    #[arg(long, requires = "jwks", env = "IIOT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens.
+    #[arg(long, requires = "jwks", env = "IIOT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// Claim holding the roles (dots walk into objects, e.g. realm_access.roles).
+    #[arg(long, default_value = "roles", env = "IIOT_JWT_ROLES_CLAIM")]
+    pub jwt_roles_claim: String,
+}
+
+impl JwtArgs {
+    pub fn validator(&self) -> Result<Option<std::sync::Arc<iiot_auth::JwtValidator>>> {
+        let Some(path) = &self.jwks else {
+            return Ok(None);
+        };
+        if self.jwt_issuer.is_none() && self.jwt_audience.is_none() {
+            tracing::warn!("--jwks without --jwt-issuer or --jwt-audience: any token signed by those keys is accepted");
+        }
+        let settings = iiot_auth::JwtSettings {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            roles_claim: self.jwt_roles_claim.clone(),
+            ..Default::default()
+        };
+        let v = iiot_auth::JwtValidator::load(path, settings)
+            .map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
+        Ok(Some(std::sync::Arc::new(v)))
+    }
+}

@@ -31,6 +31,8 @@ pub struct TwinApiArgs {
     /// Seconds a module may take to answer (a request's x-iiot-timeout-ms header overrides).
     #[arg(long, default_value_t = 10)]
     pub request_timeout: u64,
+    #[command(flatten)]
+    pub jwt: crate::cli::JwtArgs,
 }
 
 impl TwinApiArgs {
@@ -47,6 +49,7 @@ impl TwinApiArgs {
         c.data_dir = self.data_dir;
         c.database_url = self.database_url;
         c.request_timeout = Duration::from_secs(self.request_timeout);
+        c.jwt = self.jwt.validator()?;
         Ok(c)
     }
 }

@@ -1138,3 +1138,126 @@ async fn module_heartbeat_and_clean_stop() {
     let p = api.wait_state(&id, "Disconnected").await;
     assert_eq!(p["connected"], false, "{p}");
 }
+
+/// A token signed by the `openssl` command line (an independent signer) for a JWKS file.
+struct OpensslIdp {
+    dir: PathBuf,
+}
+
+impl OpensslIdp {
+    fn new() -> OpensslIdp {
+        use base64::Engine;
+        let dir = temp_dir("twin-idp");
+        let key = dir.join("idp.pem");
+        let ok = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048")
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(ok.success());
+        let out = Command::new("openssl")
+            .args(["rsa", "-noout", "-modulus", "-in"])
+            .arg(&key)
+            .output()
+            .expect("openssl rsa");
+        let hex = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("Modulus=")
+            .to_string();
+        let n: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let jwks = json!({ "keys": [{ "kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64.encode(&n), "e": "AQAB" }] });
+        std::fs::write(dir.join("jwks.json"), jwks.to_string()).expect("jwks");
+        OpensslIdp { dir }
+    }
+
+    fn token(&self, claims: &Value) -> String {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }).to_string());
+        let body = b64.encode(claims.to_string());
+        let input = format!("{header}.{body}");
+        let data = self.dir.join("input");
+        std::fs::write(&data, &input).expect("input");
+        let sig = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(self.dir.join("idp.pem"))
+            .arg(&data)
+            .output()
+            .expect("openssl dgst");
+        assert!(sig.status.success());
+        format!("{input}.{}", b64.encode(sig.stdout))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_access_tokens_are_checked_against_the_jwks() {
+    let idp = OpensslIdp::new();
+    let broker = Mosquitto::start().await;
+    let jwks = idp.dir.join("jwks.json");
+    let jwks = jwks.to_str().expect("path");
+    let api = TwinApi::start(
+        &broker.url(),
+        &temp_dir("twin-jwt"),
+        &[
+            "--jwks",
+            jwks,
+            "--jwt-issuer",
+            "https://idp.test",
+            "--jwt-audience",
+            "iiot",
+            "--jwt-roles-claim",
+            "realm_access.roles",
+        ],
+    )
+    .await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 300;
+    let claims = |roles: Value, aud: &str, exp: u64| json!({ "iss": "https://idp.test", "aud": aud, "sub": "svc-1", "exp": exp, "realm_access": { "roles": roles } });
+    let reader = idp.token(&claims(json!(["reader"]), "iiot", exp));
+    let (s, body) = api.get("/registry/v2/publishers", &reader).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Admin routes need the admin role, whoever signed the token.
+    let (s, _, body) = api
+        .send(
+            Method::DELETE,
+            "/registry/v2/applications?notSeenFor=1",
+            Some(&reader),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    for (what, bad) in [
+        (
+            "audience",
+            idp.token(&claims(json!(["admin"]), "someone-else", exp)),
+        ),
+        (
+            "expired",
+            idp.token(&claims(json!(["admin"]), "iiot", exp - 3600)),
+        ),
+        (
+            "foreign key",
+            OpensslIdp::new().token(&claims(json!(["admin"]), "iiot", exp)),
+        ),
+    ] {
+        let (s, body) = api.get("/registry/v2/publishers", &bad).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{what}: {body}");
+        assert_eq!(
+            body["symbolicId"], "BadIdentityTokenInvalid",
+            "{what}: {body}"
+        );
+    }
+    // API keys keep working beside tokens.
+    let (s, _) = api.get("/registry/v2/publishers", READER).await;
+    assert_eq!(s, StatusCode::OK);
+}

@@ -1,6 +1,9 @@
 //! Who is calling and what they may do: the credential scheme the twin API and the vault share.
 //!
-//! Callers send `Authorization: Bearer <key>` (or `ApiKey <key>`). Keys come from an API key file,
+//! Callers send `Authorization: Bearer <key or OIDC access token>` (or `ApiKey <key>`). Tokens
+//! (three dot-separated parts) are checked by [`jwt::JwtValidator`] when one is configured: a
+//! signature by a key of the identity provider's JWKS, expiry, issuer and audience, roles from a
+//! claim. Keys come from an API key file,
 //! a JSON array of `{"name", "key" | "keySha256", "roles"}`; only SHA-256 digests of the keys are
 //! kept in memory and every lookup compares against all of them in constant time, so neither a
 //! key nor its position in the file leaks through timing. Handlers take a [`Principal`] as an
@@ -19,6 +22,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+pub mod jwt;
+pub use jwt::{JwtSettings, JwtValidator};
 
 /// Shortest key accepted from a key file: shorter ones are guessable.
 pub const MIN_KEY_LEN: usize = 16;
@@ -312,11 +318,18 @@ impl ApiKeys {
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     keys: ApiKeys,
+    jwt: Option<Arc<JwtValidator>>,
 }
 
 impl Authenticator {
     pub fn new(keys: ApiKeys) -> Self {
-        Self { keys }
+        Self { keys, jwt: None }
+    }
+
+    /// Also accept OIDC access tokens checked by `jwt`.
+    pub fn with_jwt(mut self, jwt: Arc<JwtValidator>) -> Self {
+        self.jwt = Some(jwt);
+        self
     }
 
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
@@ -327,10 +340,15 @@ impl Authenticator {
             .map_err(|_| AuthError::Invalid)?
             .trim();
         let (scheme, token) = value.split_once(' ').ok_or(AuthError::Invalid)?;
-        if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("apikey") {
+        let token = token.trim();
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(jwt) = self.jwt.as_ref().filter(|_| jwt::looks_like_jwt(token)) {
+                return jwt.validate(token);
+            }
+        } else if !scheme.eq_ignore_ascii_case("apikey") {
             return Err(AuthError::Invalid);
         }
-        self.keys.lookup(token.trim()).ok_or(AuthError::Invalid)
+        self.keys.lookup(token).ok_or(AuthError::Invalid)
     }
 }
 

@@ -55,6 +55,8 @@ pub struct TwinApiConfig {
     pub max_body_bytes: usize,
     /// MQTT client id; unique per replica (default: `twin-api-<random>`).
     pub mqtt_client_id: Option<String>,
+    /// Also accept OIDC access tokens checked against this JWKS.
+    pub jwt: Option<Arc<iiot_auth::JwtValidator>>,
 }
 
 impl TwinApiConfig {
@@ -70,6 +72,7 @@ impl TwinApiConfig {
             max_request_timeout: Duration::from_secs(300),
             max_body_bytes: 1024 * 1024,
             mqtt_client_id: None,
+            jwt: None,
         }
     }
 
@@ -140,7 +143,10 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     let state = http::AppState {
         registry: registry.clone(),
         rpc: rpc.clone(),
-        auth: Arc::new(Authenticator::new(config.api_keys.clone())),
+        auth: Arc::new(match &config.jwt {
+            Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
+            None => Authenticator::new(config.api_keys.clone()),
+        }),
         request_timeout: config.request_timeout,
         max_request_timeout: config.max_request_timeout,
     };
