@@ -1261,3 +1261,147 @@ async fn oidc_access_tokens_are_checked_against_the_jwks() {
     let (s, _) = api.get("/registry/v2/publishers", READER).await;
     assert_eq!(s, StatusCode::OK);
 }
+
+/// Collects the `ua-data` field names seen on `{root}/messages/#`.
+async fn telemetry_fields(
+    broker_port: u16,
+    root: &str,
+) -> std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    use rumqttc::v5::mqttbytes::QoS;
+    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let mut opts = MqttOptions::new(format!("tele-{}", free_port()), "127.0.0.1", broker_port);
+    opts.set_max_packet_size(Some(1 << 24));
+    let (client, mut events) = AsyncClient::new(opts, 100);
+    client
+        .subscribe(format!("{root}/messages/#"), QoS::AtMostOnce)
+        .await
+        .expect("subscribe");
+    let s = seen.clone();
+    tokio::spawn(async move {
+        let _client = client;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::Publish(p))) => {
+                    let v: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
+                    for m in v["Messages"].as_array().into_iter().flatten() {
+                        for (k, _) in m["Payload"].as_object().into_iter().flatten() {
+                            s.lock().unwrap().insert(k.clone());
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    });
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_published_through_the_publisher_routes_flow_as_telemetry() {
+    let broker = Mosquitto::start().await;
+    let plc = plc_sim(false, None).await;
+    let module_id = format!("pub-mod-{}", free_port());
+    let _module = start_module(&module_id, &temp_dir("pub-module"), &broker.url()).await;
+    let api = TwinApi::start(&broker.url(), &temp_dir("pub-twin"), &[]).await;
+    api.wait_state(&module_id, "Connected").await;
+    let (s, body) = api
+        .post(
+            "/registry/v2/applications",
+            ADMIN,
+            &json!({ "discoveryUrl": plc.endpoint_url() }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, eps) = api.get("/registry/v2/endpoints", READER).await;
+    let ep = eps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["registration"]["endpoint"]["securityMode"] == "None")
+        .and_then(|e| e["registration"]["id"].as_str())
+        .expect("None endpoint")
+        .to_string();
+    let seen = telemetry_fields(broker.port, &module_id).await;
+    let base = format!("/publisher/v2/publish/{ep}");
+
+    // Nothing published yet on this connection: an empty list, not an error.
+    let (s, list) = api.get(&base, READER).await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["items"], json!([]), "{list}");
+
+    let item = json!({ "item": { "nodeId": format!("{NS}Fast/1"), "displayName": "F1", "samplingInterval": "00:00:00.100", "publishingInterval": "00:00:00.500" } });
+    let (s, body) = api.post(&format!("{base}/start"), READER, &item).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "readers do not publish: {body}");
+    let (s, body) = api.post(&format!("{base}/start"), WRITER, &item).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["errorInfo"].is_null(), "{body}");
+    let (s, body) = api.post(&format!("{base}/start"), WRITER, &json!({})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "an item is required: {body}");
+
+    let bulk = json!({
+        "nodesToAdd": [{ "nodeId": format!("{NS}Fast/2"), "displayName": "F2" }, { "nodeId": format!("{NS}Fast/3"), "displayName": "F3" }],
+        "nodesToRemove": [format!("{NS}Fast/7")],
+    });
+    let (s, body) = api.post(&format!("{base}/bulk"), WRITER, &bulk).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["nodesToAdd"].as_array().unwrap().len(), 2, "{body}");
+    assert!(body["nodesToAdd"][0]["statusCode"].is_null(), "{body}");
+    assert_eq!(
+        body["nodesToRemove"][0]["symbolicId"], "BadNodeIdUnknown",
+        "never published: {body}"
+    );
+
+    let (_, list) = api.get(&base, READER).await;
+    let mut ids: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["nodeId"].as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            format!("{NS}Fast/1"),
+            format!("{NS}Fast/2"),
+            format!("{NS}Fast/3")
+        ],
+        "{list}"
+    );
+
+    // The module really publishes them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !["F1", "F2", "F3"]
+        .iter()
+        .all(|f| seen.lock().unwrap().contains(*f))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "telemetry of the published nodes: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (s, body) = api
+        .post(
+            &format!("{base}/stop"),
+            WRITER,
+            &json!({ "nodeId": format!("{NS}Fast/2") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, list) = api.get(&base, READER).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
+    let (s, body) = api
+        .post(
+            &format!("{base}/stop"),
+            WRITER,
+            &json!({ "nodeId": format!("{NS}Fast/2") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "stopped twice: {body}");
+}

@@ -11,7 +11,14 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::api::publish_items::{
+    entry_for, PublishBulkRequestModel, PublishBulkResponseModel, PublishResultModel,
+    PublishStartRequestModel, PublishStopRequestModel, PublishedItemListRequestModel,
+    PublishedItemListResponseModel, PublishedItemModel,
+};
+use crate::api::published_nodes::OpcNodeModel;
 use crate::api::publisher_config::{parse_entries, parse_entry, parse_set_configured_endpoints};
+use crate::api::ServiceResultModel;
 use crate::api::{
     BrowseFirstRequestModel, BrowseNextRequestModel, BrowsePathRequestModel,
     BrowseStreamRequestModel, DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel,
@@ -71,7 +78,21 @@ const METHODS: &[&str] = &[
     // The spelling of directmethods.md's example; OPC Publisher registers only the one above.
     "GetConfiguredNodesOnEndpoints",
     "GetDiagnosticInfo",
+    "PublishStart",
+    "PublishStop",
+    "PublishBulk",
+    "PublishList",
 ];
+
+/// A failure as a per-item result (bulk answers carry one per node).
+fn result_of(e: &ServiceError) -> ServiceResultModel {
+    ServiceResultModel {
+        status_code: e.status.bits(),
+        error_message: Some(e.message.clone()),
+        symbolic_id: Some(e.symbol().to_string()),
+        ..Default::default()
+    }
+}
 
 fn bad_body(e: EntryBodyError) -> ServiceError {
     ServiceError::bad_request(
@@ -305,6 +326,90 @@ impl Dispatcher {
                 let e = required_entry(method, body)?;
                 self.config_op(move |s| s.unpublish_nodes(e)).await?;
                 encode(PublishedNodesResponseModel::default())
+            }
+            "PublishStart" => {
+                let r: RequestEnvelope<PublishStartRequestModel> = decode(body)?;
+                let item = r
+                    .request
+                    .item
+                    .filter(|i| !i.node_id.trim().is_empty())
+                    .ok_or_else(|| {
+                        ServiceError::bad_request(
+                            StatusCode::BadNodeIdInvalid,
+                            "PublishStart needs request.item with a nodeId",
+                        )
+                    })?;
+                let mut entry = entry_for(&r.connection);
+                entry.opc_nodes = Some(vec![item.to_node()]);
+                self.config_op(move |s| s.publish_nodes(entry)).await?;
+                encode(PublishResultModel::default())
+            }
+            "PublishStop" => {
+                let r: RequestEnvelope<PublishStopRequestModel> = decode(body)?;
+                if r.request.node_id.trim().is_empty() {
+                    return Err(ServiceError::bad_request(
+                        StatusCode::BadNodeIdInvalid,
+                        "PublishStop needs request.nodeId",
+                    ));
+                }
+                let mut entry = entry_for(&r.connection);
+                entry.opc_nodes = Some(vec![OpcNodeModel {
+                    id: Some(r.request.node_id),
+                    ..Default::default()
+                }]);
+                self.config_op(move |s| s.unpublish_nodes(entry)).await?;
+                encode(PublishResultModel::default())
+            }
+            "PublishBulk" => {
+                let r: RequestEnvelope<PublishBulkRequestModel> = decode(body)?;
+                let base = entry_for(&r.connection);
+                let mut answer = PublishBulkResponseModel::default();
+                // Adds go in as one change (one persist, one re-plan); a refusal is each one's.
+                let adds: Vec<_> = r.request.nodes_to_add.iter().map(|i| i.to_node()).collect();
+                if !adds.is_empty() {
+                    let mut entry = base.clone();
+                    entry.opc_nodes = Some(adds);
+                    let result = match self.config_op(move |s| s.publish_nodes(entry)).await {
+                        Ok(()) => ServiceResultModel::default(),
+                        Err(e) => result_of(&e),
+                    };
+                    answer.nodes_to_add = vec![result; r.request.nodes_to_add.len()];
+                }
+                // Removals one by one: a node that is not published fails alone.
+                for node_id in r.request.nodes_to_remove {
+                    let mut entry = base.clone();
+                    entry.opc_nodes = Some(vec![OpcNodeModel {
+                        id: Some(node_id),
+                        ..Default::default()
+                    }]);
+                    answer.nodes_to_remove.push(
+                        match self.config_op(move |s| s.unpublish_nodes(entry)).await {
+                            Ok(()) => ServiceResultModel::default(),
+                            Err(e) => result_of(&e),
+                        },
+                    );
+                }
+                encode(answer)
+            }
+            "PublishList" => {
+                let r: RequestEnvelope<PublishedItemListRequestModel> = decode(body)?;
+                let entry = entry_for(&r.connection);
+                let nodes = match self
+                    .config_op(move |s| s.get_configured_nodes_on_endpoint(entry))
+                    .await
+                {
+                    Ok(nodes) => nodes,
+                    // Nothing published on this connection yet: an empty list.
+                    Err(e) if e.kind == ErrorKind::NotFound => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                encode(PublishedItemListResponseModel {
+                    items: nodes
+                        .iter()
+                        .filter_map(PublishedItemModel::from_node)
+                        .collect(),
+                    continuation_token: None,
+                })
             }
             "UnpublishAllNodes" => {
                 let e = parse_entry(body).map_err(bad_body)?;

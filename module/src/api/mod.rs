@@ -20,6 +20,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod node;
 pub mod pki;
+pub mod publish_items;
 pub mod published_nodes;
 pub mod publisher_config;
 pub mod read;

@@ -61,6 +61,11 @@ impl Modify for BearerAuth {
         twin::call,
         twin::call_metadata,
         twin::capabilities,
+        twin::publish_start,
+        twin::publish_stop,
+        twin::publish_bulk,
+        twin::publish_list,
+        twin::publish_list_get,
         telemetry::telemetry,
     ),
     modifiers(&BearerAuth)

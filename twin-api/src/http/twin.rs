@@ -258,6 +258,67 @@ async fn capabilities(
     .await
 }
 
+twin_post!(
+    publish_start,
+    "PublishStart",
+    "/publisher/v2/publish/{endpointId}/start",
+    "Start publishing a node's value changes as telemetry (module method PublishStart)"
+);
+twin_post!(
+    publish_stop,
+    "PublishStop",
+    "/publisher/v2/publish/{endpointId}/stop",
+    "Stop publishing a node (module method PublishStop)"
+);
+twin_post!(
+    publish_bulk,
+    "PublishBulk",
+    "/publisher/v2/publish/{endpointId}/bulk",
+    "Add and remove published nodes in one call (module method PublishBulk)"
+);
+twin_post!(
+    publish_list,
+    "PublishList",
+    "/publisher/v2/publish/{endpointId}",
+    "The nodes published on the endpoint (module method PublishList)"
+);
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ListQuery {
+    continuation_token: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/publisher/v2/publish/{endpointId}",
+    tag = "Twin",
+    summary = "The nodes published on the endpoint",
+    params(("endpointId" = String, Path), ("continuationToken" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "PublishedItemListResponseModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn publish_list_get(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(endpoint_id): Path<String>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    p.require(Role::Reader)?;
+    forward(
+        &s,
+        &endpoint_id,
+        &headers,
+        "PublishList",
+        json!({ "continuationToken": q.continuation_token }),
+    )
+    .await
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/twin/v2/browse/{endpointId}", post(browse).get(browse_get))
@@ -279,4 +340,20 @@ pub fn routes() -> Router<AppState> {
         .route("/twin/v2/call/{endpointId}", post(call))
         .route("/twin/v2/call/{endpointId}/metadata", post(call_metadata))
         .route("/twin/v2/capabilities/{endpointId}", get(capabilities))
+        .route(
+            "/publisher/v2/publish/{endpointId}",
+            post(publish_list).get(publish_list_get),
+        )
+        .route(
+            "/publisher/v2/publish/{endpointId}/start",
+            post(publish_start),
+        )
+        .route(
+            "/publisher/v2/publish/{endpointId}/stop",
+            post(publish_stop),
+        )
+        .route(
+            "/publisher/v2/publish/{endpointId}/bulk",
+            post(publish_bulk),
+        )
 }
