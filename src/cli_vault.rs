@@ -61,6 +61,8 @@ pub struct VaultArgs {
     /// Seconds between checks that re-sign CRLs before their nextUpdate.
     #[arg(long, default_value_t = 3600)]
     pub crl_refresh_secs: u64,
+    #[command(flatten)]
+    pub jwt: crate::cli::JwtArgs,
 }
 
 impl VaultArgs {
@@ -113,6 +115,7 @@ impl VaultArgs {
         c.issued_lifetime_days = self.issued_lifetime_days;
         c.crl_validity_secs = self.crl_validity_secs;
         c.crl_refresh_interval = Duration::from_secs(self.crl_refresh_secs);
+        c.jwt = self.jwt.validator()?;
         Ok(c)
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, plc_sim, temp_dir, Mosquitto, API_KEY};
+use common::{free_port, plc_sim, temp_dir, Mosquitto, OpensslIdp, API_KEY};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -1137,62 +1137,6 @@ async fn module_heartbeat_and_clean_stop() {
     module.shutdown().await;
     let p = api.wait_state(&id, "Disconnected").await;
     assert_eq!(p["connected"], false, "{p}");
-}
-
-/// A token signed by the `openssl` command line (an independent signer) for a JWKS file.
-struct OpensslIdp {
-    dir: PathBuf,
-}
-
-impl OpensslIdp {
-    fn new() -> OpensslIdp {
-        use base64::Engine;
-        let dir = temp_dir("twin-idp");
-        let key = dir.join("idp.pem");
-        let ok = Command::new("openssl")
-            .args(["genrsa", "-out"])
-            .arg(&key)
-            .arg("2048")
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(ok.success());
-        let out = Command::new("openssl")
-            .args(["rsa", "-noout", "-modulus", "-in"])
-            .arg(&key)
-            .output()
-            .expect("openssl rsa");
-        let hex = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .trim_start_matches("Modulus=")
-            .to_string();
-        let n: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jwks = json!({ "keys": [{ "kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64.encode(&n), "e": "AQAB" }] });
-        std::fs::write(dir.join("jwks.json"), jwks.to_string()).expect("jwks");
-        OpensslIdp { dir }
-    }
-
-    fn token(&self, claims: &Value) -> String {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let header = b64.encode(json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }).to_string());
-        let body = b64.encode(claims.to_string());
-        let input = format!("{header}.{body}");
-        let data = self.dir.join("input");
-        std::fs::write(&data, &input).expect("input");
-        let sig = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(self.dir.join("idp.pem"))
-            .arg(&data)
-            .output()
-            .expect("openssl dgst");
-        assert!(sig.status.success());
-        format!("{input}.{}", b64.encode(sig.stdout))
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1597,3 +1597,73 @@ async fn crls_are_resigned_before_next_update() {
     }
     drop(v);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_tokens_carry_roles_and_separation_of_duties_still_holds() {
+    let idp = common::OpensslIdp::new();
+    let dir = temp_dir("vault-jwt");
+    let jwks = idp.jwks();
+    let v = Vault::start(
+        &dir,
+        &[
+            "--jwks",
+            &jwks,
+            "--jwt-issuer",
+            "https://idp.test",
+            "--jwt-audience",
+            "vault",
+            "--jwt-roles-claim",
+            "realm_access.roles",
+        ],
+    )
+    .await;
+    let token = |roles: &[&str], aud: &str, exp: i64| {
+        idp.token(&common::OpensslIdp::claims(roles, aud, exp))
+    };
+    let reader = token(&["reader"], "vault", 300);
+    let groups = v.ok(Method::GET, "/v2/groups", &reader, None).await;
+    assert!(
+        groups["registrations"]
+            .as_array()
+            .is_some_and(|g| !g.is_empty()),
+        "{groups}"
+    );
+    // An admin route with a reader token, and tokens that must not pass.
+    let (s, _, body) = v
+        .call(
+            Method::POST,
+            &format!("/v2/groups/{GROUP}/renew"),
+            Some(&reader),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "{body}");
+    for (what, bad) in [
+        ("expired", token(&["admin"], "vault", -3600)),
+        ("audience", token(&["admin"], "twin", 300)),
+    ] {
+        let (s, _, body) = v.call(Method::GET, "/v2/groups", Some(&bad), None).await;
+        assert_eq!(s, 401, "{what}: {body}");
+    }
+    // A token holder who is both writer and approver still cannot approve its own request.
+    let both = token(&["writer", "approver"], "vault", 300);
+    let app = v.register("urn:iiot:test:jwt-app").await;
+    let csr = make_csr(
+        &dir,
+        "jwt",
+        "rsa:2048",
+        &["subjectAltName=URI:urn:iiot:test:jwt-app,DNS:localhost"],
+    );
+    let (s, body) = v.sign(&both, &app, &csr, RSA).await;
+    assert!((200..300).contains(&s), "{body}");
+    let id = body["requestId"].as_str().expect("requestId");
+    let (s, _, body) = v
+        .call(
+            Method::POST,
+            &format!("/v2/requests/{id}/approve"),
+            Some(&both),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403, "the submitter approved its own request: {body}");
+}

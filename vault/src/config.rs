@@ -52,6 +52,8 @@ pub struct VaultConfig {
     pub crl_refresh_interval: Duration,
     /// A certificate needs renewal in this last part of its life.
     pub renewal_window_percent: i64,
+    /// Also accept OIDC access tokens checked against this JWKS.
+    pub jwt: Option<std::sync::Arc<iiot_auth::JwtValidator>>,
 }
 
 impl VaultConfig {
@@ -71,6 +73,7 @@ impl VaultConfig {
             crl_validity_secs: 7 * 86_400,
             crl_refresh_interval: Duration::from_secs(3600),
             renewal_window_percent: 20,
+            jwt: None,
         }
     }
 }

@@ -121,7 +121,10 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
     };
     let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
     let kek = load_kek(&config, store.all_cas().await?.is_empty())?;
-    let auth = Arc::new(Authenticator::new(config.api_keys.clone()));
+    let auth = Arc::new(match &config.jwt {
+        Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
+        None => Authenticator::new(config.api_keys.clone()),
+    });
     let refresh_every = config.crl_refresh_interval;
     let vault =
         Arc::new(service::Vault::open(store.clone(), kek, config, public_url.clone()).await?);
