@@ -30,6 +30,15 @@ pub struct PlcSimConfig {
     pub port: u16,
     /// Server PKI (`own/`, `private/`, `trusted/`, `rejected/`); a self-signed certificate is
     /// created there on first start and reused afterwards.
+    ///
+    /// Client certificates are trusted either one by one (the certificate itself in
+    /// `trusted/`) or through their CA, so an enrolment CA such as `iiot vault` can be trusted
+    /// once for every certificate it issues: put the CA certificate in `trusted/` and its CRL
+    /// in `trusted/crl/` (intermediate CAs in `issuer/`, their CRLs in `issuer/crl/`). A
+    /// CA-issued client is refused when its certificate or an issuer is revoked, expired, or
+    /// has no current CRL (fail closed, OPC UA Part 4). The folders are read on every new
+    /// session, so a fresh CRL takes effect without a restart. See `vendor/PATCHES.md`,
+    /// "CA-based trust".
     pub pki_dir: PathBuf,
     /// Number of `Fast/{i}` UInt64 counters.
     pub fast_nodes: u32,

@@ -35,7 +35,17 @@ pub(crate) fn ensure_own_certificate(
     description: ApplicationDescription,
     host: &str,
 ) -> Result<(), PlcSimError> {
-    for sub in ["own", "private", "trusted", "rejected"] {
+    // `trusted/crl`, `issuer`, `issuer/crl`: where CA-based trust finds CRLs and intermediate
+    // CAs (config.rs `pki_dir`), created so an operator sees where they go.
+    for sub in [
+        "own",
+        "private",
+        "trusted",
+        "rejected",
+        "trusted/crl",
+        "issuer",
+        "issuer/crl",
+    ] {
         let dir = pki_dir.join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| pki_err(&dir, e.to_string()))?;
     }

@@ -13,7 +13,9 @@ use crate::csr;
 use crate::error::{Result, VaultError};
 use crate::kek::Kek;
 use crate::model::*;
-use crate::store::{ApplicationRow, CaRow, GroupRow, Issued, NewRequest, RequestRow, Store};
+use crate::store::{
+    ApplicationRow, Approval, AuditLine, CaRow, GroupRow, Issued, NewRequest, RequestRow, Store,
+};
 use crate::validate::{self, ValidApplication};
 use crate::workflow::{self, Action};
 
@@ -504,23 +506,19 @@ impl Vault {
             submitted_by: who.name.clone(),
             submitted_at: now(),
         };
-        self.store.insert_request(&row).await?;
-        self.store
-            .audit(
-                &who.name,
-                "request.submit",
-                &id,
-                &format!(
-                    "SigningRequest for {} in {} ({})",
-                    app.id,
-                    group.id,
-                    t.short()
-                ),
-            )
+        let submitted = AuditLine {
+            actor: &who.name,
+            action: "request.submit",
+            target: &id,
+            detail: format!(
+                "SigningRequest for {} in {} ({})",
+                app.id,
+                group.id,
+                t.short()
+            ),
+        };
+        self.store_submission(&row, &submitted, &app, &group)
             .await?;
-        if group.auto_approve {
-            self.approve_as(AUTO_APPROVER, &id).await?;
-        }
         Ok(id)
     }
 
@@ -597,23 +595,19 @@ impl Vault {
             submitted_by: who.name.clone(),
             submitted_at: now(),
         };
-        self.store.insert_request(&row).await?;
-        self.store
-            .audit(
-                &who.name,
-                "request.submit",
-                &id,
-                &format!(
-                    "KeyPairRequest for {} in {} ({}, {format})",
-                    app.id,
-                    group.id,
-                    t.short()
-                ),
-            )
+        let submitted = AuditLine {
+            actor: &who.name,
+            action: "request.submit",
+            target: &id,
+            detail: format!(
+                "KeyPairRequest for {} in {} ({}, {format})",
+                app.id,
+                group.id,
+                t.short()
+            ),
+        };
+        self.store_submission(&row, &submitted, &app, &group)
             .await?;
-        if group.auto_approve {
-            self.approve_as(AUTO_APPROVER, &id).await?;
-        }
         Ok(id)
     }
 
@@ -665,23 +659,114 @@ impl Vault {
         workflow::check_approver(&req.submitted_by, approver, id)?;
         let app = self.registered_application(&req.entity_id).await?;
         let group = self.group(&req.group_id).await?;
-        let t = CertType::parse(&req.cert_type).ok_or_else(|| {
-            VaultError::InvalidState(format!("request {id} has unknown type {}", req.cert_type))
+        let issued = self
+            .issue_for(
+                id,
+                &app,
+                &group,
+                &req.cert_type,
+                req.public_key_der.as_deref(),
+                &req.subject_name,
+                &req.domain_names,
+            )
+            .await?;
+        let line = AuditLine {
+            actor: approver,
+            action: "request.approve",
+            target: id,
+            detail: format!(
+                "issued serial {} by CA {}",
+                issued.cert_serial, issued.ca_serial
+            ),
+        };
+        if !self
+            .store
+            .approve_request_audited(id, approver, now(), &issued, &line)
+            .await?
+        {
+            return Err(VaultError::InvalidState(format!(
+                "request {id} changed state meanwhile"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Stores a submission with its audit line. Under the group's auto-approve policy the
+    /// certificate is issued first and the approval (by [`AUTO_APPROVER`], with the same
+    /// separation-of-duties check and its own audit line) is written in the same transaction:
+    /// the record is the one an approver's approval leaves, for one commit instead of four.
+    async fn store_submission(
+        &self,
+        row: &NewRequest,
+        submitted: &AuditLine<'_>,
+        app: &ApplicationRow,
+        group: &GroupRow,
+    ) -> Result<()> {
+        if !group.auto_approve {
+            return self
+                .store
+                .insert_request_audited(row, submitted, None)
+                .await;
+        }
+        workflow::check_approver(&row.submitted_by, AUTO_APPROVER, &row.id)?;
+        let issued = self
+            .issue_for(
+                &row.id,
+                app,
+                group,
+                &row.cert_type,
+                row.public_key_der.as_deref(),
+                &row.subject_name,
+                &row.domain_names,
+            )
+            .await?;
+        let approval = Approval {
+            by: AUTO_APPROVER,
+            at: now(),
+            issued: &issued,
+            audit: AuditLine {
+                actor: AUTO_APPROVER,
+                action: "request.approve",
+                target: &row.id,
+                detail: format!(
+                    "issued serial {} by CA {}",
+                    issued.cert_serial, issued.ca_serial
+                ),
+            },
+        };
+        self.store
+            .insert_request_audited(row, submitted, Some(&approval))
+            .await
+    }
+
+    /// Issues the certificate of request `id` with the group's active CA; the profile comes
+    /// from the registration and the group, never from the CSR.
+    #[allow(clippy::too_many_arguments)]
+    async fn issue_for(
+        &self,
+        id: &str,
+        app: &ApplicationRow,
+        group: &GroupRow,
+        cert_type: &str,
+        public_key_der: Option<&[u8]>,
+        subject_name: &str,
+        domain_names: &[String],
+    ) -> Result<Issued> {
+        let t = CertType::parse(cert_type).ok_or_else(|| {
+            VaultError::InvalidState(format!("request {id} has unknown type {cert_type}"))
         })?;
         let ca = self.active_ca(&group.id, t).await?;
-        let spki = req
-            .public_key_der
-            .clone()
+        let spki = public_key_der
             .ok_or_else(|| VaultError::InvalidState(format!("request {id} has no public key")))?;
         let mut dns = Vec::new();
         let mut ips = Vec::new();
-        for n in &req.domain_names {
+        for n in domain_names {
             match n.parse::<std::net::IpAddr>() {
                 Ok(ip) => ips.push(ip),
                 Err(_) => dns.push(n.clone()),
             }
         }
-        let subject = if req.subject_name.is_empty() {
+        let subject = if subject_name.is_empty() {
             let mut dn = DistinguishedName::new();
             let name = app
                 .application_names
@@ -692,9 +777,9 @@ impl Vault {
             dn.push(DnType::CommonName, name);
             dn
         } else {
-            parse_subject(&req.subject_name)?
+            parse_subject(subject_name)?
         };
-        let key_is_rsa = csr::spki_is_rsa(&spki);
+        let key_is_rsa = csr::spki_is_rsa(spki);
         let issued = ca::issue(
             &ca,
             &ca::IssueSpec {
@@ -702,37 +787,19 @@ impl Vault {
                 application_uri: Some(&app.application_uri),
                 dns_names: &dns,
                 ip_addresses: &ips,
-                public_key_spki: &spki,
+                public_key_spki: spki,
                 lifetime_days: group.issued_lifetime_days,
                 crl_url: self.crl_url(&ca.row.serial),
                 group_type: &group.group_type,
                 key_is_rsa,
             },
         )?;
-        let stored = Issued {
+        Ok(Issued {
             cert_der: issued.der,
-            cert_serial: issued.serial.clone(),
+            cert_serial: issued.serial,
             ca_serial: ca.row.serial.clone(),
             not_after: issued.not_after,
-        };
-        if !self
-            .store
-            .approve_request(id, approver, now(), &stored)
-            .await?
-        {
-            return Err(VaultError::InvalidState(format!(
-                "request {id} changed state meanwhile"
-            )));
-        }
-        self.store
-            .audit(
-                approver,
-                "request.approve",
-                id,
-                &format!("issued serial {} by CA {}", issued.serial, ca.row.serial),
-            )
-            .await?;
-        Ok(())
+        })
     }
 
     pub async fn reject(&self, who: &Principal, id: &str) -> Result<()> {
@@ -837,11 +904,15 @@ impl Vault {
             }
         }
         // A concurrent fetch may have accepted it already; that is not an error here.
-        if req.state == CertificateRequestState::Approved
-            && self.store.accept_request(id, &who.name, now()).await?
-        {
+        if req.state == CertificateRequestState::Approved {
+            let line = AuditLine {
+                actor: &who.name,
+                action: "request.accept",
+                target: id,
+                detail: "on first fetch".to_string(),
+            };
             self.store
-                .audit(&who.name, "request.accept", id, "on first fetch")
+                .accept_request_audited(id, &who.name, now(), &line)
                 .await?;
         }
         let req = self.request(id).await?;

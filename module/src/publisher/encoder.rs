@@ -214,6 +214,65 @@ pub fn samples_message(publisher_id: &str, messages: &[DataSetMessage]) -> Vec<u
     out
 }
 
+/// One field of a `ua-metadata` message: its name and, once read from the server, its type.
+pub struct MetadataField<'a> {
+    pub name: &'a str,
+    pub builtin_type: Option<u32>,
+    pub data_type: Option<String>,
+    pub value_rank: Option<i32>,
+}
+
+/// The retained `ua-metadata` message of a writer. Written straight into a buffer like the
+/// data messages: built as a `serde_json::Value` tree it cost ≈ 1.2 kB of short-lived heap per
+/// field, the largest memory peak when a big node set is subscribed.
+pub fn metadata_message<'a>(
+    publisher_id: &str,
+    message_id: u64,
+    writer_id: u16,
+    writer_name: &str,
+    version: (u32, u32),
+    fields: impl Iterator<Item = MetadataField<'a>>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + fields.size_hint().0 * 96);
+    out.extend_from_slice(b"{\"MessageId\":\"");
+    number(&mut out, message_id);
+    out.extend_from_slice(b"\",\"MessageType\":\"ua-metadata\",\"PublisherId\":");
+    string(&mut out, publisher_id);
+    out.extend_from_slice(b",\"DataSetWriterId\":");
+    number(&mut out, writer_id);
+    out.extend_from_slice(b",\"DataSetWriterName\":");
+    string(&mut out, writer_name);
+    out.extend_from_slice(b",\"MetaData\":{\"Name\":");
+    string(&mut out, writer_name);
+    out.extend_from_slice(b",\"Fields\":[");
+    for (i, f) in fields.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"Name\":");
+        string(&mut out, f.name);
+        if let Some(b) = f.builtin_type {
+            out.extend_from_slice(b",\"BuiltInType\":");
+            number(&mut out, b);
+        }
+        if let Some(dt) = &f.data_type {
+            out.extend_from_slice(b",\"DataType\":");
+            string(&mut out, dt);
+        }
+        if let Some(r) = f.value_rank {
+            out.extend_from_slice(b",\"ValueRank\":");
+            number(&mut out, r);
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"ConfigurationVersion\":{\"MajorVersion\":");
+    number(&mut out, version.0);
+    out.extend_from_slice(b",\"MinorVersion\":");
+    number(&mut out, version.1);
+    out.extend_from_slice(b"}}}");
+    out
+}
+
 /// Encodes `messages` into as few network messages as fit in `max_bytes` each. A data set
 /// message that is too large alone is split by fields into several messages of the same
 /// writer and sequence number; a single field that is too large is still sent whole, since
@@ -310,6 +369,42 @@ mod tests {
         // Fields keep the writer's order, whatever their names.
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.find("\"A\"").unwrap() < text.find("\"Bad\"").unwrap());
+    }
+
+    #[test]
+    fn metadata_has_the_publisher_shape() {
+        let fields = vec![
+            MetadataField {
+                name: "T\"1",
+                builtin_type: Some(9),
+                data_type: Some("i=9".into()),
+                value_rank: Some(-1),
+            },
+            MetadataField {
+                name: "unknown",
+                builtin_type: None,
+                data_type: None,
+                value_rank: None,
+            },
+        ];
+        let v: Value = serde_json::from_slice(&metadata_message(
+            "p",
+            5,
+            3,
+            "w",
+            (2, 0),
+            fields.into_iter(),
+        ))
+        .unwrap();
+        assert_eq!(v["MessageType"], "ua-metadata");
+        assert_eq!(v["MessageId"], "5");
+        assert_eq!(v["DataSetWriterId"], 3);
+        assert_eq!(v["MetaData"]["Name"], "w");
+        assert_eq!(v["MetaData"]["Fields"][0]["Name"], "T\"1");
+        assert_eq!(v["MetaData"]["Fields"][0]["BuiltInType"], 9);
+        assert_eq!(v["MetaData"]["Fields"][0]["ValueRank"], -1);
+        assert!(v["MetaData"]["Fields"][1].get("DataType").is_none());
+        assert_eq!(v["MetaData"]["ConfigurationVersion"]["MajorVersion"], 2);
     }
 
     #[test]

@@ -15,11 +15,13 @@ use opcua::types::{
     AttributeId, DataChangeNotification, DataValue, DateTime, NodeId, NotificationMessage,
     ReadValueId, StatusCode, TimestampsToReturn, Variant,
 };
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use super::encoder::{encode_split, network_message, samples_message, DataSetMessage, FieldValue};
+use super::encoder::{
+    encode_split, metadata_message, network_message, samples_message, DataSetMessage, FieldValue,
+    MetadataField,
+};
 use super::metrics::{PublisherDiagnostics, WriterDiagnostics};
 use super::outbox::{Message, Outbox};
 use super::plan::{MessagingMode, NodePlan, WriterPlan};
@@ -579,34 +581,23 @@ impl Writer {
             return;
         }
         self.load_field_types().await;
-        let fields: Vec<_> = self
-            .state
-            .fields()
-            .map(|(name, node_id)| {
-                let mut f = json!({ "Name": name });
-                if let Some((dt, rank)) = self.field_types.get(node_id) {
-                    if let Some(b) = builtin_of(dt) {
-                        f["BuiltInType"] = json!(b as u32);
-                    }
-                    f["DataType"] = json!(self.ns.format(dt, NamespaceFormat::Expanded));
-                    f["ValueRank"] = json!(rank);
-                }
-                f
-            })
-            .collect();
-        let body = json!({
-            "MessageId": self.ctx.message_ids.fetch_add(1, Ordering::Relaxed).to_string(),
-            "MessageType": "ua-metadata",
-            "PublisherId": self.setup.publisher_id,
-            "DataSetWriterId": self.setup.writer_id,
-            "DataSetWriterName": self.plan.id,
-            "MetaData": {
-                "Name": self.plan.id,
-                "Fields": fields,
-                "ConfigurationVersion": { "MajorVersion": version.0, "MinorVersion": version.1 },
-            },
+        let fields = self.state.fields().map(|(name, node_id)| {
+            let known = self.field_types.get(node_id);
+            MetadataField {
+                name,
+                builtin_type: known.and_then(|(dt, _)| builtin_of(dt)).map(|b| b as u32),
+                data_type: known.map(|(dt, _)| self.ns.format(dt, NamespaceFormat::Expanded)),
+                value_rank: known.map(|(_, rank)| *rank),
+            }
         });
-        let payload = serde_json::to_vec(&body).unwrap_or_default();
+        let payload = metadata_message(
+            &self.setup.publisher_id,
+            self.ctx.message_ids.fetch_add(1, Ordering::Relaxed),
+            self.setup.writer_id,
+            &self.plan.id,
+            version,
+            fields,
+        );
         self.append(vec![Message {
             topic: self.setup.metadata_topic.clone(),
             payload: Bytes::from(payload),

@@ -8,6 +8,7 @@
 
 mod applications;
 mod audit;
+mod audited;
 mod cas;
 mod migrations;
 mod requests;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
 
 pub use applications::ApplicationRow;
+pub use audited::{Approval, AuditLine};
 pub use cas::{CaRow, GroupRow};
 pub use requests::{Issued, NewRequest, RequestRow};
 

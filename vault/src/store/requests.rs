@@ -128,6 +128,14 @@ pub struct Issued {
 
 impl Store {
     pub async fn insert_request(&self, r: &NewRequest) -> Result<()> {
+        Self::insert_request_on(self.pool(), r).await
+    }
+
+    /// The INSERT of [`Store::insert_request`] on any executor (a pool or a transaction).
+    pub(super) async fn insert_request_on<'e, E>(exec: E, r: &NewRequest) -> Result<()>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         sqlx::query(
             "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
              csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
@@ -148,7 +156,7 @@ impl Store {
         .bind(r.key_sealed.clone())
         .bind(&r.submitted_by)
         .bind(r.submitted_at)
-        .execute(self.pool())
+        .execute(exec)
         .await?;
         Ok(())
     }
@@ -190,6 +198,20 @@ impl Store {
         at: i64,
         issued: &Issued,
     ) -> Result<bool> {
+        Self::approve_request_on(self.pool(), id, by, at, issued).await
+    }
+
+    /// The UPDATE of [`Store::approve_request`] on any executor (a pool or a transaction).
+    pub(super) async fn approve_request_on<'e, E>(
+        exec: E,
+        id: &str,
+        by: &str,
+        at: i64,
+        issued: &Issued,
+    ) -> Result<bool>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let done = sqlx::query(
             "UPDATE requests SET state = 'Approved', approved_by = $2, approved_at = $3, \
              cert_der = $4, cert_serial = $5, ca_serial = $6, not_after = $7, csr_der = NULL \
@@ -202,7 +224,7 @@ impl Store {
         .bind(&issued.cert_serial)
         .bind(&issued.ca_serial)
         .bind(issued.not_after)
-        .execute(self.pool())
+        .execute(exec)
         .await?;
         Ok(done.rows_affected() == 1)
     }

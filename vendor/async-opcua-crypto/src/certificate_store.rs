@@ -14,7 +14,7 @@ use tracing::{debug, error, info, trace, warn};
 
 use opcua_types::status_code::StatusCode;
 
-use crate::PrivateKey;
+use crate::{ca_trust, PrivateKey};
 
 use super::{
     security_policy::SecurityPolicy,
@@ -335,26 +335,67 @@ impl CertificateStore {
             }
             cert_path.push(&cert_file_name);
 
+            // iiot patch (CA-based trust, vendor/PATCHES.md): a certificate that is not itself
+            // in the trusted folder is trusted when it chains to a CA certificate there, with
+            // a current CRL for every certificate of the chain (ca_trust.rs). A chain that
+            // exists but fails (revoked, no CRL, expired, issuer not a CA) is refused with the
+            // Part 4 status code and not parked in rejected/, so that a new CRL or a renewed
+            // certificate takes effect without an administrator.
+            let mut trusted_by_chain = false;
             // Check if cert is in the trusted folder
             if !cert_path.exists() {
-                // ... trust checks based on ca could be added here to add cert straight to trust folder
-                if self.trust_unknown_certs {
-                    // Put the unknown cert into the trusted folder
-                    warn!("Certificate {} is unknown but policy will store it into the trusted directory", cert_file_name);
-                    let _ = self.store_trusted_cert(cert);
-                // Note that we drop through and still check the cert for validity
-                } else {
-                    warn!("Certificate {} is unknown and untrusted so it will be stored in rejected directory", cert_file_name);
-                    let _ = self.store_rejected_cert(cert);
-                    return Err(Error::new(
-                        StatusCode::BadCertificateUntrusted,
-                        format!("Certificate {} is unknown and untrusted", cert_file_name),
-                    ));
+                let chain = cert
+                    .to_der()
+                    .map_err(|e| {
+                        ca_trust::ChainError::Untrusted(format!("cannot encode certificate: {e}"))
+                    })
+                    .and_then(|der| ca_trust::verify_chain(&self.pki_path, &der, self.check_time));
+                match chain {
+                    Ok(len) => {
+                        info!(
+                            "Certificate {} is not in the trusted directory but is trusted through its issuer chain ({} certificates, CRLs checked)",
+                            cert_file_name, len
+                        );
+                        trusted_by_chain = true;
+                    }
+                    Err(ca_trust::ChainError::Untrusted(why)) => {
+                        debug!(
+                            "Certificate {} has no chain to a trusted CA: {}",
+                            cert_file_name, why
+                        );
+                        if self.trust_unknown_certs {
+                            // Put the unknown cert into the trusted folder
+                            warn!("Certificate {} is unknown but policy will store it into the trusted directory", cert_file_name);
+                            let _ = self.store_trusted_cert(cert);
+                        // Note that we drop through and still check the cert for validity
+                        } else {
+                            warn!("Certificate {} is unknown and untrusted so it will be stored in rejected directory", cert_file_name);
+                            let _ = self.store_rejected_cert(cert);
+                            return Err(Error::new(
+                                StatusCode::BadCertificateUntrusted,
+                                format!("Certificate {} is unknown and untrusted", cert_file_name),
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        error!(
+                            "Certificate {} chains to a trusted CA but is refused: {} ({})",
+                            cert_file_name,
+                            e.reason(),
+                            e.status()
+                        );
+                        return Err(Error::new(
+                            e.status(),
+                            format!("Certificate {} is refused: {}", cert_file_name, e.reason()),
+                        ));
+                    }
                 }
             }
 
             // Read the cert from the trusted folder to make sure it matches the one supplied
-            if !CertificateStore::ensure_cert_and_file_are_the_same(cert, &cert_path) {
+            if !trusted_by_chain
+                && !CertificateStore::ensure_cert_and_file_are_the_same(cert, &cert_path)
+            {
                 error!("Certificate in memory does not match the one on disk {} so cert will automatically be treated as untrusted", cert_path.display());
                 return Err(Error::new(StatusCode::BadUnexpectedError, format!("Certificate in memory does not match the one on disk {} so cert will automatically be treated as untrusted", cert_path.display())));
             }
@@ -443,12 +484,17 @@ impl CertificateStore {
     /// A string description of any failure
     ///
     pub fn ensure_pki_path(&self) -> Result<(), String> {
-        let mut path = self.pki_path.clone();
-        let subdirs = [TRUSTED_CERTS_DIR, REJECTED_CERTS_DIR];
+        // iiot patch (CA-based trust): also the CRL folder of trusted CAs and the folders of
+        // intermediate CAs and their CRLs, so an operator sees where they go.
+        let subdirs = [
+            TRUSTED_CERTS_DIR,
+            REJECTED_CERTS_DIR,
+            "trusted/crl",
+            ca_trust::ISSUER_CERTS_DIR,
+            "issuer/crl",
+        ];
         for subdir in &subdirs {
-            path.push(subdir);
-            CertificateStore::ensure_dir(&path)?;
-            path.pop();
+            CertificateStore::ensure_dir(&self.pki_path.join(subdir))?;
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ pub use user_identity::{
 #[cfg(test)]
 mod tests;
 
+// iiot patch: CA-based trust (vendor/PATCHES.md).
+mod ca_trust;
 mod certificate_store;
 mod hash;
 pub mod random;

@@ -48,5 +48,7 @@ fn make_test_cert_2048() -> (X509, PrivateKey) {
 }
 
 mod authentication;
+// iiot patch: tests of CA-based trust (vendor/PATCHES.md).
+mod ca_trust;
 mod crypto;
 mod security_policy;

@@ -1,0 +1,412 @@
+//! `iiot bench vault`: certificates signed per second through the vault's REST API, next to
+//! `openssl speed` for the same key type in the same run (issue 5, "Benchmark").
+//!
+//! The vault runs in this process (`iiot_vault::start`) on a free port with SQLite in a
+//! temporary directory and the auto-approve policy on for `DefaultApplicationGroup`, so one
+//! measured certificate is the whole REST path a client walks: `PUT /v2/requests/sign` (CSR
+//! decoded and its signature verified, request recorded, policy approval recorded, certificate
+//! issued and stored, audit entries written) then `GET /v2/requests/sign/{id}` (fetch, accept).
+//! Nothing of the workflow is skipped.
+//!
+//! CSRs are made beforehand with the `openssl` command line (a pool per key type, reused
+//! round-robin: key generation is not what is measured). `openssl speed` signs with its own
+//! built-in key of the same type and size (RSA-2048, ECDSA P-256) on one core; the vault may use
+//! every core, and the HTTP clients run in this process too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+const GROUP: &str = "DefaultApplicationGroup";
+const APP_URI: &str = "urn:iiot:bench:vault-client";
+const KEY: &str = "bench-vault-key-0123456789";
+
+#[derive(Args, Debug)]
+pub struct VaultArgs {
+    /// Seconds per measured window (and per `openssl speed` algorithm).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent HTTP clients, comma separated.
+    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// CSRs generated per key type (reused round-robin).
+    #[arg(long, default_value_t = 32)]
+    pub csrs: usize,
+    /// The openssl command line used for CSRs and `openssl speed`.
+    #[arg(long, default_value = "openssl")]
+    pub openssl: PathBuf,
+}
+
+/// One CA type measured: how it is named in the API and to `openssl speed`.
+struct Kind {
+    label: &'static str,
+    cert_type: &'static str,
+    /// `openssl req -newkey` argument.
+    newkey: &'static str,
+    /// `openssl speed` algorithm.
+    speed_alg: &'static str,
+    /// Text that identifies the result line of `openssl speed`.
+    speed_line: &'static str,
+}
+
+const KINDS: [Kind; 2] = [
+    Kind {
+        label: "RSA-2048",
+        cert_type: "RsaSha256ApplicationCertificateType",
+        newkey: "rsa:2048",
+        speed_alg: "rsa2048",
+        speed_line: "rsa 2048 bits",
+    },
+    Kind {
+        label: "P-256",
+        cert_type: "EccNistP256ApplicationCertificateType",
+        newkey: "ec",
+        speed_alg: "ecdsap256",
+        speed_line: "(nistp256)",
+    },
+];
+
+/// Removes the benchmark's temporary directory on every exit path.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Window {
+    certs: u64,
+    secs: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+pub async fn vault(args: VaultArgs) -> Result<()> {
+    if args.seconds == 0 || args.clients.contains(&0) || args.csrs == 0 {
+        bail!("--seconds, --clients and --csrs must be positive");
+    }
+    let dir =
+        TempDir(std::env::temp_dir().join(format!("iiot-bench-vault-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&dir.0);
+    std::fs::create_dir_all(&dir.0)?;
+
+    let keys = iiot_vault::ApiKeys::parse(
+        &json!([{ "name": "bench", "key": KEY, "roles": ["writer", "reader"] }]).to_string(),
+    )?;
+    let mut config = iiot_vault::VaultConfig::new(keys);
+    config.bind = ([127, 0, 0, 1], 0).into();
+    config.data_dir = dir.0.join("vault");
+    config.kek = Some(iiot_vault::KekSource::File(dir.0.join("vault.kek")));
+    config.cert_types = vec![
+        iiot_vault::CertType::RsaSha256,
+        iiot_vault::CertType::EccNistP256,
+    ];
+    config.auto_approve_groups = vec![GROUP.to_string()];
+    let started = Instant::now();
+    let handle = iiot_vault::start(config).await?;
+    eprintln!("vault ready in {:.2} s", started.elapsed().as_secs_f64());
+    let base = format!("http://{}", handle.addr());
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+
+    let app = http
+        .post(format!("{base}/v2/applications"))
+        .bearer_auth(KEY)
+        .json(&json!({
+            "applicationUri": APP_URI,
+            "applicationType": "Client",
+            "applicationNames": [{ "locale": "en", "text": "bench client" }],
+            "productUri": "urn:iiot:bench"
+        }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json::<Value>()
+        .await?;
+    let app_id = app["applicationId"]
+        .as_str()
+        .context("no applicationId in the registration answer")?
+        .to_string();
+
+    let mut rows = Vec::new();
+    for kind in &KINDS {
+        let t = Instant::now();
+        let csrs = Arc::new(make_csrs(&args.openssl, &dir.0, kind, args.csrs)?);
+        eprintln!(
+            "{}: {} CSRs made in {:.1} s",
+            kind.label,
+            csrs.len(),
+            t.elapsed().as_secs_f64()
+        );
+        let target = Target {
+            http: http.clone(),
+            base: base.clone(),
+            app_id: app_id.clone(),
+            cert_type: kind.cert_type,
+        };
+        // Warm-up: connections, SQLite pages, the CA key in memory.
+        for csr in csrs.iter().take(8) {
+            target.sign(csr).await?;
+        }
+        for &clients in &args.clients {
+            let w = window(&target, &csrs, clients, Duration::from_secs(args.seconds)).await?;
+            eprintln!(
+                "{} × {clients} clients: {:.0} certificates/s",
+                kind.label,
+                w.certs as f64 / w.secs
+            );
+            rows.push((kind, clients, w));
+        }
+    }
+    handle.shutdown().await?;
+
+    let mut speed = Vec::new();
+    for kind in &KINDS {
+        eprintln!(
+            "openssl speed -seconds {} {} ...",
+            args.seconds, kind.speed_alg
+        );
+        speed.push(openssl_speed(&args.openssl, kind, args.seconds)?);
+    }
+
+    println!(
+        "vault REST signing (submit → auto-approve → issue → fetch), {} s windows, SQLite, {} cores; openssl speed on 1 core, same key type",
+        args.seconds,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+    println!();
+    println!("| CA | clients | certificates/s | p50 ms | p99 ms | openssl sign/s | ratio | goal ≥0.7 of openssl |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for (kind, clients, w) in &rows {
+        let rate = w.certs as f64 / w.secs;
+        let ossl = KINDS
+            .iter()
+            .position(|k| k.label == kind.label)
+            .map(|i| speed[i])
+            .unwrap_or(f64::NAN);
+        let ratio = rate / ossl;
+        println!(
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {ossl:.0} | {ratio:.2} | {} |",
+            kind.label,
+            w.p50_ms,
+            w.p99_ms,
+            if ratio >= 0.7 { "met" } else { "NOT met" }
+        );
+    }
+    Ok(())
+}
+
+/// Where sign requests go.
+#[derive(Clone)]
+struct Target {
+    http: reqwest::Client,
+    base: String,
+    app_id: String,
+    cert_type: &'static str,
+}
+
+impl Target {
+    /// One certificate through the REST API: submit, then fetch it.
+    async fn sign(&self, csr: &str) -> Result<()> {
+        let submitted = self
+            .http
+            .put(format!("{}/v2/requests/sign", self.base))
+            .bearer_auth(KEY)
+            .json(&json!({
+                "entityId": self.app_id,
+                "groupId": GROUP,
+                "certificateTypeId": self.cert_type,
+                "certificateRequest": csr
+            }))
+            .send()
+            .await?;
+        let status = submitted.status();
+        let body: Value = submitted.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("sign request refused: {status} {body}");
+        }
+        let id = body["requestId"]
+            .as_str()
+            .context("no requestId in the sign answer")?;
+        let fetched = self
+            .http
+            .get(format!("{}/v2/requests/sign/{id}", self.base))
+            .bearer_auth(KEY)
+            .send()
+            .await?;
+        let status = fetched.status();
+        let body: Value = fetched.json().await.unwrap_or(Value::Null);
+        if !status.is_success() || !body["certificate"]["certificate"].is_string() {
+            bail!("fetch of {id} gave no certificate: {status} {body}");
+        }
+        Ok(())
+    }
+}
+
+/// `clients` tasks sign in a closed loop for `length`; answers the count and latencies.
+async fn window(
+    target: &Target,
+    csrs: &Arc<Vec<String>>,
+    clients: usize,
+    length: Duration,
+) -> Result<Window> {
+    let start = Instant::now();
+    let deadline = start + length;
+    let mut tasks = Vec::with_capacity(clients);
+    for c in 0..clients {
+        let target = target.clone();
+        let csrs = csrs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = c;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                target.sign(&csrs[i % csrs.len()]).await?;
+                lat.push(t.elapsed());
+                i += clients;
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return f64::NAN;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        all[i].as_secs_f64() * 1000.0
+    };
+    Ok(Window {
+        certs: all.len() as u64,
+        secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    })
+}
+
+/// `n` PEM CSRs of `kind` whose SAN URI is the registered application URI.
+fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<String>> {
+    let ecparam = dir.join("p256.param");
+    if kind.newkey == "ec" && !ecparam.exists() {
+        run(
+            openssl,
+            &["ecparam", "-name", "prime256v1", "-out"],
+            Some(&ecparam),
+        )?;
+    }
+    let newkey = if kind.newkey == "ec" {
+        format!("ec:{}", ecparam.display())
+    } else {
+        kind.newkey.to_string()
+    };
+    let key = dir.join("csr.key");
+    let csr = dir.join("csr.pem");
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let status = Command::new(openssl)
+            .args([
+                "req",
+                "-new",
+                "-nodes",
+                "-subj",
+                "/CN=bench",
+                "-newkey",
+                &newkey,
+            ])
+            .arg("-addext")
+            .arg(format!("subjectAltName=URI:{APP_URI},DNS:localhost"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr)
+            .output()
+            .with_context(|| format!("running {}", openssl.display()))?;
+        if !status.status.success() {
+            bail!(
+                "openssl req failed: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        }
+        out.push(std::fs::read_to_string(&csr)?);
+    }
+    let _ = std::fs::remove_file(&key);
+    Ok(out)
+}
+
+fn run(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
+    let mut cmd = Command::new(openssl);
+    cmd.args(args);
+    if let Some(p) = last {
+        cmd.arg(p);
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", openssl.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {args:?} failed: {}",
+            openssl.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Runs `openssl speed -seconds N ALG` and answers its sign/s figure.
+fn openssl_speed(openssl: &Path, kind: &Kind, seconds: u64) -> Result<f64> {
+    let out = Command::new(openssl)
+        .args(["speed", "-seconds", &seconds.to_string(), kind.speed_alg])
+        .output()
+        .with_context(|| format!("running {} speed", openssl.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    parse_speed(&text, kind.speed_line).with_context(|| {
+        format!(
+            "no '{}' line with sign/s in openssl speed output:\n{text}{}",
+            kind.speed_line,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The sign/s column of the `openssl speed` summary line containing `marker`: the first
+/// number after the sign and verify times (the tokens ending in `s`).
+fn parse_speed(text: &str, marker: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| l.contains(marker))?;
+    let tokens: Vec<&str> = line.split_whitespace().collect();
+    let last_time = tokens.iter().rposition(|t| {
+        t.strip_suffix('s')
+            .is_some_and(|n| n.parse::<f64>().is_ok())
+    })?;
+    tokens.get(last_time + 1)?.parse::<f64>().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_speed;
+
+    #[test]
+    fn parses_openssl_speed_summary_lines() {
+        let rsa = "                  sign    verify    sign/s verify/s\n\
+                   rsa 2048 bits 0.000347s 0.000010s   2880.2 100129.3\n";
+        assert_eq!(parse_speed(rsa, "rsa 2048 bits"), Some(2880.2));
+        let ec = "                              sign    verify    sign/s verify/s\n \
+                  256 bits ecdsa (nistp256)   0.0000s   0.0001s  42156.3  13611.0\n";
+        assert_eq!(parse_speed(ec, "(nistp256)"), Some(42156.3));
+        assert_eq!(
+            parse_speed("Doing rsa 2048 bits private", "(nistp256)"),
+            None
+        );
+    }
+}
