@@ -1349,3 +1349,76 @@ async fn nodes_published_through_the_publisher_routes_flow_as_telemetry() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "stopped twice: {body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twin_operations_against_the_asyncua_peer() {
+    let broker = Mosquitto::start().await;
+    let peer = common::Peer::asyncua().await;
+    let ns = format!("nsu={};s=", peer.namespace);
+    let module_id = format!("twin-peer-{}", free_port());
+    let _module = start_module(&module_id, &temp_dir("twin-peer-module"), &broker.url()).await;
+    let api = TwinApi::start(&broker.url(), &temp_dir("twin-peer"), &[]).await;
+    api.wait_state(&module_id, "Connected").await;
+
+    let (s, body) = api
+        .post(
+            "/registry/v2/applications",
+            ADMIN,
+            &json!({ "discoveryUrl": peer.url }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let app_id = body["id"].as_str().expect("application id").to_string();
+    let (_, eps) = api.get("/registry/v2/endpoints", READER).await;
+    let ep = eps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["applicationId"] == app_id.as_str()
+                && e["registration"]["endpoint"]["securityMode"] == "None"
+        })
+        .and_then(|e| e["registration"]["id"].as_str())
+        .unwrap_or_else(|| panic!("the peer's None endpoint: {eps}"))
+        .to_string();
+
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/browse/{ep}"),
+            WRITER,
+            &json!({ "nodeId": format!("{ns}Methods") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body["references"].as_array().is_some_and(|r| r.len() >= 2),
+        "{body}"
+    );
+    let read = json!({ "nodeId": format!("{ns}Scalar/Int32") });
+    let (s, body) = api
+        .post(&format!("/twin/v2/read/{ep}"), WRITER, &read)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["dataType"], "Int32", "{body}");
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/write/{ep}"),
+            WRITER,
+            &json!({ "nodeId": format!("{ns}Scalar/Int32"), "value": 7 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let (_, body) = api
+        .post(&format!("/twin/v2/read/{ep}"), WRITER, &read)
+        .await;
+    assert_eq!(body["value"], 7, "{body}");
+    let (s, body) = api
+        .post(
+            &format!("/twin/v2/call/{ep}"),
+            WRITER,
+            &json!({ "methodId": format!("{ns}Methods/Add"), "arguments": [{ "value": 20, "dataType": "Int32" }, { "value": 22, "dataType": "Int32" }] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["results"][0]["value"], 42, "{body}");
+}
