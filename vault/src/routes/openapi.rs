@@ -1,28 +1,11 @@
 //! The OpenAPI 3 document generated from the handlers, served at `/openapi.json`, and the
 //! Swagger UI at `/docs` (vendored: it works on a plant network without internet).
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use iiot_auth::BearerAuth;
+use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{applications, distribution, groups, requests};
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("An API key from --api-keys"))
-                    .build(),
-            ),
-        );
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
