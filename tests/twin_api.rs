@@ -650,6 +650,209 @@ async fn twin_operations_through_the_module() {
     let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
     assert_eq!(s, StatusCode::OK, "{body}");
 
+    // Registry queries: GET and POST forms, paged with the query carried in the token.
+    let (s, body) = api
+        .get(
+            &format!(
+                "/registry/v2/applications/query?applicationUri={}&pageSize=1",
+                app["application"]["applicationUri"]
+                    .as_str()
+                    .unwrap()
+                    .to_uppercase()
+            ),
+            READER,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["applicationId"], app_id.as_str(), "{body}");
+    let (s, body) = api
+        .post(
+            "/registry/v2/applications/query",
+            READER,
+            &json!({ "applicationType": "Client" }),
+        )
+        .await;
+    assert_eq!((s, &body["items"]), (StatusCode::OK, &json!([])), "{body}");
+    let ep_url = ep["registration"]["endpoint"]["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, body) = api
+        .post(
+            "/registry/v2/endpoints/query?pageSize=1",
+            READER,
+            &json!({ "url": ep_url.to_uppercase(), "securityMode": "None" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["items"][0]["registration"]["id"],
+        ep_id.as_str(),
+        "{body}"
+    );
+    let (s, body) = api
+        .get("/registry/v2/publishers/query?connected=true", READER)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == module_id.as_str()),
+        "{body}"
+    );
+    let (s, h, body) = api
+        .send(
+            Method::GET,
+            "/registry/v2/publishers/query?connected=maybe",
+            Some(READER),
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 400);
+
+    // PATCH an application: bad input of every kind changes nothing, then If-Match.
+    let app_path = format!("/registry/v2/applications/{app_id}");
+    let (_, app_now) = api.get(&app_path, READER).await;
+    let app_etag = app_now["application"]["etag"].as_str().unwrap().to_string();
+    let change = || patch(json!({ "applicationName": "Press 7", "capabilities": ["DA"] }));
+    for (path, key, hdrs, body, want) in [
+        (
+            app_path.clone(),
+            ADMIN,
+            vec![("If-Match", "\"stale\"")],
+            change(),
+            412,
+        ),
+        (app_path.clone(), WRITER, vec![], change(), 403),
+        (
+            app_path.clone(),
+            ADMIN,
+            vec![],
+            Some(b"{not json".to_vec()),
+            400,
+        ),
+        (
+            app_path.clone(),
+            ADMIN,
+            vec![],
+            patch(json!({ "nmae": "typo" })),
+            400,
+        ),
+        (
+            "/registry/v2/applications/uasnosuchapp".into(),
+            ADMIN,
+            vec![],
+            change(),
+            404,
+        ),
+        (
+            "/registry/v2/applications/bad%3Cid%3E".into(),
+            ADMIN,
+            vec![],
+            change(),
+            400,
+        ),
+    ] {
+        let (s, h, b) = api.send(Method::PATCH, &path, Some(key), &hdrs, body).await;
+        assert_problem(s, &h, &b, want);
+    }
+    let (_, unchanged) = api.get(&app_path, READER).await;
+    assert_eq!(
+        unchanged["application"]["etag"],
+        app_etag.as_str(),
+        "{unchanged}"
+    );
+    let if_match = format!("\"{app_etag}\"");
+    let (s, h, body) = api
+        .send(
+            Method::PATCH,
+            &app_path,
+            Some(ADMIN),
+            &[("If-Match", &if_match)],
+            change(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body["applicationName"], "Press 7", "{body}");
+    assert_ne!(body["etag"], app_etag.as_str(), "{body}");
+    assert!(h.get("etag").is_some());
+
+    // Disable the application: its endpoints are refused for twin calls and show
+    // notSeenSince; enable: they work again.
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &format!("{app_path}/disable"),
+            Some(WRITER),
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 403);
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            "/registry/v2/applications/uasnosuchapp/disable",
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_problem(s, &h, &body, 404);
+    let (s, _, body) = api
+        .send(
+            Method::POST,
+            &format!("{app_path}/disable"),
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["notSeenSince"].is_string(), "{body}");
+    let (s, h, body) = api
+        .send(
+            Method::POST,
+            &path,
+            Some(WRITER),
+            &[],
+            Some(read("Fast/0").to_string().into_bytes()),
+        )
+        .await;
+    assert_problem(s, &h, &body, 409);
+    assert_eq!(body["symbolicId"], "BadOutOfService", "{body}");
+    let (_, one) = api
+        .get(&format!("/registry/v2/endpoints/{ep_id}"), READER)
+        .await;
+    assert!(one["notSeenSince"].is_string(), "{one}");
+    let (_, body) = api
+        .get(
+            &format!("/registry/v2/endpoints/query?applicationId={app_id}"),
+            READER,
+        )
+        .await;
+    assert_eq!(
+        body["items"],
+        json!([]),
+        "disabled endpoints leave default queries: {body}"
+    );
+    let (s, _, body) = api
+        .send(
+            Method::POST,
+            &format!("{app_path}/enable"),
+            Some(ADMIN),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body["notSeenSince"].is_null(), "{body}");
+    let (s, body) = api.post(&path, WRITER, &read("Fast/0")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+
     // Delete + re-register: a new generationId for the same application id.
     let (s, h, body) = api
         .send(

@@ -11,6 +11,7 @@ pub mod error;
 mod http;
 pub mod ids;
 pub mod liveness;
+pub mod query;
 pub mod registry;
 pub mod rpc;
 pub mod store;

@@ -13,8 +13,57 @@ use tracing::{debug, warn};
 use crate::error::ApiError;
 use crate::ids::{application_id, endpoint_id, validate_id};
 use crate::liveness::LivenessTable;
+use crate::query::{QueryToken, RegistryQuery};
 use crate::rpc::ModuleEvent;
 use crate::store::{Change, Filter, Record, Store, APPLICATION, ENDPOINT, PUBLISHER};
+
+/// Marks a disabled application and its endpoints in the stored body. The 2.9 models have no
+/// disabled flag: as in Azure's registry, a disabled application and its endpoints show
+/// `notSeenSince` (the time it was disabled, or the earlier time it was last missed) and so
+/// drop out of queries unless `includeNotSeenSince` is set; this extra member says why, so
+/// enabling clears only what disabling set and discovery does not undo an admin's decision.
+/// Purging not-seen applications removes disabled ones too, as in Azure (disabled is
+/// soft-deleted there).
+pub const DISABLED: &str = "disabled";
+
+/// Members of a stored application that discovery does not report and so must not erase
+/// when it upserts the application again.
+const KEPT_ON_REDISCOVERY: &[&str] = &[DISABLED, "certificate"];
+
+/// `ApplicationRegistrationUpdateModel`: absent or null members leave the field as it is.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationUpdate {
+    #[serde(default)]
+    pub product_uri: Option<String>,
+    #[serde(default)]
+    pub application_name: Option<String>,
+    #[serde(default)]
+    pub locale: Option<String>,
+    /// A locale mapped to null removes that name.
+    #[serde(default)]
+    pub localized_names: Option<std::collections::BTreeMap<String, Option<String>>>,
+    /// Base64 DER (as in the 2.8 model; 2.9.15 dropped it from the info model, so it is only
+    /// kept when an admin sets it).
+    #[serde(default)]
+    pub certificate: Option<String>,
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default)]
+    pub discovery_urls: Option<Vec<String>>,
+    #[serde(default)]
+    pub discovery_profile_uri: Option<String>,
+    #[serde(default)]
+    pub gateway_server_uri: Option<String>,
+    /// Accepted for compatibility; `updated` names the authenticated caller instead, since a
+    /// client could claim any authority here.
+    #[serde(default)]
+    pub context: Option<Value>,
+}
+
+fn is_disabled(body: &Value) -> bool {
+    body.get(DISABLED).and_then(Value::as_bool) == Some(true)
+}
 
 /// Current time, RFC 3339 UTC.
 pub fn now() -> String {
@@ -216,6 +265,19 @@ impl Registry {
         let Some(ep) = self.store.get(ENDPOINT, endpoint_id).await? else {
             return Err(ApiError::NotFound(format!("no endpoint '{endpoint_id}'")));
         };
+        let app_id = ep
+            .body
+            .get("applicationId")
+            .and_then(Value::as_str)
+            .unwrap_or(&ep.parent);
+        if let Some(app) = self.store.get(APPLICATION, app_id).await? {
+            if is_disabled(&app.body) {
+                return Err(ApiError::Disabled(format!(
+                    "application '{app_id}' is disabled: its endpoint '{endpoint_id}' gets no \
+                     requests until it is enabled"
+                )));
+            }
+        }
         let module = ep.owner.clone();
         if module.is_empty() {
             return Err(ApiError::Conflict(format!(
@@ -243,9 +305,10 @@ impl Registry {
     ) -> Result<String, ApiError> {
         let app = reg.application;
         let endpoints = reg.endpoints.unwrap_or_default();
-        let app_id = self.upsert_application(discoverer, app, seen).await?;
+        let (app_id, disabled) = self.upsert_application(discoverer, app, seen).await?;
         for ep in endpoints {
-            self.upsert_endpoint(discoverer, &app_id, ep, seen).await?;
+            self.upsert_endpoint(discoverer, &app_id, ep, seen, disabled)
+                .await?;
         }
         Ok(app_id)
     }
@@ -255,7 +318,7 @@ impl Registry {
         discoverer: &str,
         mut app: ApplicationInfoModel,
         seen: &str,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(String, bool), ApiError> {
         if app.application_uri.is_empty() {
             return Err(ApiError::BadRequest(
                 "application without applicationUri".into(),
@@ -276,7 +339,8 @@ impl Registry {
         app.discoverer_id = Some(discoverer.to_string());
         app.not_seen_since = None;
         app.updated = None;
-        self.store
+        let written = self
+            .store
             .modify(APPLICATION, &id, None, |current| {
                 let mut app = app.clone();
                 if let Some(r) = current {
@@ -291,8 +355,21 @@ impl Registry {
                         time: Some(now()),
                     });
                 }
-                let body =
+                let mut body =
                     serde_json::to_value(&app).map_err(|e| ApiError::Internal(e.to_string()))?;
+                if let (Some(r), Value::Object(o)) = (current, &mut body) {
+                    for key in KEPT_ON_REDISCOVERY {
+                        if let Some(v) = r.body.get(*key) {
+                            o.insert((*key).into(), v.clone());
+                        }
+                    }
+                    // Found again, but still disabled: it stays out of queries.
+                    if is_disabled(&r.body) {
+                        if let Some(v) = r.body.get("notSeenSince") {
+                            o.insert("notSeenSince".into(), v.clone());
+                        }
+                    }
+                }
                 Ok(Some(Change {
                     owner: discoverer.to_string(),
                     parent: String::new(),
@@ -301,7 +378,8 @@ impl Registry {
                 }))
             })
             .await?;
-        Ok(id)
+        let disabled = written.is_some_and(|r| is_disabled(&r.body));
+        Ok((id, disabled))
     }
 
     async fn upsert_endpoint(
@@ -310,6 +388,7 @@ impl Registry {
         app_id: &str,
         mut ep: EndpointRegistrationModel,
         seen: &str,
+        app_disabled: bool,
     ) -> Result<(), ApiError> {
         let Some(endpoint) = ep.endpoint.clone() else {
             return Ok(());
@@ -335,7 +414,15 @@ impl Registry {
                 let mut body = current.map(|r| object(&r.body)).unwrap_or_default();
                 body.insert("applicationId".into(), app_id.into());
                 body.insert("registration".into(), registration.clone());
-                body.remove("notSeenSince");
+                if app_disabled {
+                    body.insert(DISABLED.into(), true.into());
+                    if body.get("notSeenSince").is_none_or(Value::is_null) {
+                        body.insert("notSeenSince".into(), now().into());
+                    }
+                } else {
+                    body.remove("notSeenSince");
+                    body.remove(DISABLED);
+                }
                 Ok(Some(Change {
                     owner: discoverer.to_string(),
                     parent: app_id.to_string(),
@@ -382,6 +469,165 @@ impl Registry {
             }
         }
         Ok(marked)
+    }
+
+    /// PATCH of an application: the members given replace the stored ones; a new etag.
+    pub async fn update_application(
+        &self,
+        id: &str,
+        update: ApplicationUpdate,
+        by: &str,
+        if_match: Option<&str>,
+    ) -> Result<Record, ApiError> {
+        use base64::Engine;
+        validate_id(id)?;
+        if let Some(c) = update.certificate.as_deref().filter(|c| !c.is_empty()) {
+            base64::engine::general_purpose::STANDARD
+                .decode(c.trim())
+                .map_err(|_| ApiError::BadRequest("certificate is not base64 (DER)".into()))?;
+        }
+        if let Some(url) = update
+            .discovery_urls
+            .iter()
+            .flatten()
+            .find(|u| !u.starts_with("opc.tcp://") && !u.starts_with("http"))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "discoveryUrls: '{url}' is not an opc.tcp:// or http(s):// URL"
+            )));
+        }
+        let updated = json!({ "authorityId": by, "time": now() });
+        let r = self
+            .store
+            .modify(APPLICATION, id, if_match, |current| {
+                let Some(r) = current else {
+                    return Err(ApiError::NotFound(format!("no application '{id}'")));
+                };
+                let mut body = object(&r.body);
+                let mut set = |key: &str, v: &Option<String>| {
+                    if let Some(v) = v {
+                        body.insert(key.into(), v.clone().into());
+                    }
+                };
+                set("productUri", &update.product_uri);
+                set("applicationName", &update.application_name);
+                set("locale", &update.locale);
+                set("certificate", &update.certificate);
+                set("discoveryProfileUri", &update.discovery_profile_uri);
+                set("gatewayServerUri", &update.gateway_server_uri);
+                if let Some(caps) = &update.capabilities {
+                    body.insert("capabilities".into(), json!(caps));
+                }
+                if let Some(urls) = &update.discovery_urls {
+                    body.insert("discoveryUrls".into(), json!(urls));
+                }
+                if let Some(names) = &update.localized_names {
+                    let mut map = body
+                        .get("localizedNames")
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    for (locale, name) in names {
+                        match name {
+                            Some(n) => map.insert(locale.clone(), n.clone().into()),
+                            None => map.remove(locale),
+                        };
+                    }
+                    body.insert("localizedNames".into(), Value::Object(map));
+                }
+                body.insert("updated".into(), updated.clone());
+                Ok(Some(Change::of(r, Value::Object(body))))
+            })
+            .await?;
+        r.ok_or_else(|| ApiError::NotFound(format!("no application '{id}'")))
+    }
+
+    /// Enables or disables an application and its endpoints (see [`DISABLED`]). Doing it
+    /// twice changes nothing, not even the etag. Twin requests check the application itself
+    /// (in [`Registry::route`]), so they are refused from the moment this writes it, even
+    /// while its endpoints are still being marked.
+    pub async fn set_application_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        by: &str,
+        if_match: Option<&str>,
+    ) -> Result<Record, ApiError> {
+        validate_id(id)?;
+        let stamp = now();
+        let toggle = |body: &Value| -> Option<Value> {
+            if is_disabled(body) != enabled {
+                return None; // already in the state asked for
+            }
+            let mut o = object(body);
+            if enabled {
+                o.remove(DISABLED);
+                o.remove("notSeenSince");
+            } else {
+                o.insert(DISABLED.into(), true.into());
+                if o.get("notSeenSince").is_none_or(Value::is_null) {
+                    o.insert("notSeenSince".into(), stamp.clone().into());
+                }
+            }
+            Some(Value::Object(o))
+        };
+        let r = self
+            .store
+            .modify(APPLICATION, id, if_match, |current| {
+                let Some(r) = current else {
+                    return Err(ApiError::NotFound(format!("no application '{id}'")));
+                };
+                Ok(toggle(&r.body).map(|body| {
+                    let mut body = object(&body);
+                    body.insert(
+                        "updated".into(),
+                        json!({ "authorityId": by, "time": stamp }),
+                    );
+                    Change::of(r, Value::Object(body))
+                }))
+            })
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no application '{id}'")))?;
+        let endpoints = self
+            .store
+            .all(
+                ENDPOINT,
+                Filter {
+                    owner: None,
+                    parent: Some(id),
+                },
+            )
+            .await?;
+        for ep in endpoints {
+            self.store
+                .modify(ENDPOINT, &ep.id, None, |current| {
+                    Ok(current.and_then(|c| toggle(&c.body).map(|b| Change::of(c, b))))
+                })
+                .await?;
+        }
+        debug!(application = %id, enabled, "application state set");
+        Ok(r)
+    }
+
+    /// One page of a query; the token (if any) continues it.
+    pub async fn query(
+        &self,
+        query: RegistryQuery,
+        after: &str,
+        page_size: Option<usize>,
+    ) -> Result<(Vec<Record>, Option<String>), ApiError> {
+        query.validate()?;
+        let connected = |r: &Record| self.liveness.get(&r.id).is_some_and(|l| l.is_online());
+        let scan = self
+            .store
+            .scan(query.kind(), after, page_size, |r| {
+                query.matches(r, connected)
+            })
+            .await?;
+        let token = scan
+            .resume_after
+            .map(|after| QueryToken { after, query }.encode());
+        Ok((scan.items, token))
     }
 
     /// Deletes an application and its endpoints.
@@ -518,3 +764,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "registry_tests.rs"]
+mod registry_tests;

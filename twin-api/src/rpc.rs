@@ -102,8 +102,13 @@ pub struct MqttRpc {
     pub liveness: Arc<LivenessTable>,
     /// Module root → (watchers, telemetry messages); `{root}/messages/#` is subscribed only
     /// while someone watches.
-    telemetry: DashMap<String, (usize, broadcast::Sender<Bytes>)>,
+    telemetry: DashMap<String, (usize, broadcast::Sender<Telemetry>)>,
 }
+
+/// One telemetry message: the topic part after `{root}/messages/` (the writer group, with
+/// OPC Publisher's default topic template) and the payload. PubSub messages do not name
+/// their group inside, so the topic is what ties them to the configuration.
+pub type Telemetry = (Arc<str>, Bytes);
 
 /// Keeps a module's telemetry subscription alive; dropping the last one unsubscribes.
 pub struct TelemetryLease {
@@ -247,7 +252,7 @@ impl MqttRpc {
     pub fn watch_telemetry(
         self: &Arc<Self>,
         root: &str,
-    ) -> (broadcast::Receiver<Bytes>, TelemetryLease) {
+    ) -> (broadcast::Receiver<Telemetry>, TelemetryLease) {
         let mut entry = self
             .telemetry
             .entry(root.to_string())
@@ -278,7 +283,7 @@ impl MqttRpc {
         if let Some((root, rest)) = topic.split_once("/messages/") {
             if !rest.contains("/metadata") {
                 if let Some(e) = self.telemetry.get(root) {
-                    let _ = e.1.send(p.payload.clone());
+                    let _ = e.1.send((Arc::from(rest), p.payload.clone()));
                 }
             }
             return;

@@ -107,12 +107,118 @@ impl Paging {
     }
 }
 
+/// The raw `?a=b&…` pairs of a request, for the query routes that read a model from them;
+/// a malformed query string is a problem+json 400 like every other bad input.
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|q| QueryPairs(q.0))
+            .map_err(|e| ApiError::BadRequest(format!("query string '{raw}': {e}")))
+    }
+}
+
+impl QueryPairs {
+    /// Takes out `pageSize` and `continuationToken`, leaving the query's own members.
+    pub fn paging(&mut self) -> Result<Paging, ApiError> {
+        let mut paging = Paging::default();
+        let mut rest = Vec::new();
+        for (k, v) in self.0.drain(..) {
+            match k.as_str() {
+                "pageSize" => {
+                    paging.page_size = Some(v.trim().parse().map_err(|_| {
+                        ApiError::BadRequest(format!("pageSize '{v}' is not a number"))
+                    })?)
+                }
+                "continuationToken" => paging.continuation_token = Some(v),
+                // Azure's flag to hide client-side state; this registry holds only server state.
+                "onlyServerState" => {}
+                _ => rest.push((k, v)),
+            }
+        }
+        self.0 = rest;
+        Ok(paging)
+    }
+}
+
 /// `{items, continuationToken}` of a page.
 pub fn list_json(page: Page, show: impl Fn(&Record) -> Value) -> Value {
     json!({
         "items": page.items.iter().map(show).collect::<Vec<_>>(),
         "continuationToken": page.continuation_token,
     })
+}
+
+/// Runs one page of a registry query (or continues it from `token`, whose query then wins:
+/// the pages of one query must not change their filter half way).
+pub async fn query_page(
+    s: &AppState,
+    query: crate::query::RegistryQuery,
+    paging: &Paging,
+    show: impl Fn(&Record) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    let (query, after) = match paging
+        .continuation_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        None => (query, String::new()),
+        Some(t) => match crate::query::QueryToken::decode(t)? {
+            Some(tok) if tok.query.kind() == query.kind() => (tok.query, tok.after),
+            Some(_) => {
+                return Err(ApiError::BadRequest(
+                    "continuationToken belongs to a query of another kind".into(),
+                ))
+            }
+            None => (query, crate::store::decode_token(t)?),
+        },
+    };
+    let (items, token) = s.registry.query(query, &after, paging.size()?).await?;
+    Ok(Json(json!({
+        "items": items.iter().map(show).collect::<Vec<_>>(),
+        "continuationToken": token,
+    })))
+}
+
+/// A list route's page; a token that a query handed out continues that query.
+pub async fn list_page(
+    s: &AppState,
+    kind: &str,
+    paging: &Paging,
+    show: impl Fn(&Record) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(t) = paging
+        .continuation_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        if let Some(tok) = crate::query::QueryToken::decode(t)? {
+            if tok.query.kind() != kind {
+                return Err(ApiError::BadRequest(
+                    "continuationToken belongs to a query of another kind".into(),
+                ));
+            }
+            return query_page(s, tok.query, paging, show).await;
+        }
+    }
+    let page = s
+        .registry
+        .store
+        .list(
+            kind,
+            crate::store::Filter::default(),
+            paging.continuation_token.as_deref(),
+            paging.size()?,
+        )
+        .await?;
+    Ok(Json(list_json(page, show)))
 }
 
 /// A record with its etag also as the `ETag` header.

@@ -8,11 +8,12 @@ use axum::{Json, Router};
 use iiot_auth::{Principal, Role};
 use serde_json::Value;
 
-use super::{if_match, list_json, with_etag, AppState, JsonBody, Paging};
+use super::{if_match, list_page, query_page, with_etag, AppState, JsonBody, Paging, QueryPairs};
 use crate::error::ApiError;
 use crate::ids::validate_id;
+use crate::query::{from_query_pairs, PublisherQuery, RegistryQuery};
 use crate::registry::PublisherUpdate;
-use crate::store::{Filter, PUBLISHER};
+use crate::store::PUBLISHER;
 
 #[utoipa::path(
     get,
@@ -32,17 +33,61 @@ async fn list(
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
-    let page = s
-        .registry
-        .store
-        .list(
-            PUBLISHER,
-            Filter::default(),
-            q.continuation_token.as_deref(),
-            q.size()?,
-        )
-        .await?;
-    Ok(Json(list_json(page, |r| s.registry.publisher_json(r))))
+    list_page(&s, PUBLISHER, &q, |r| s.registry.publisher_json(r)).await
+}
+
+/// `POST /registry/v2/publishers/query`: `siteId` (exact) and `connected` (the live state).
+#[utoipa::path(
+    post,
+    path = "/registry/v2/publishers/query",
+    tag = "Publishers",
+    summary = "Query modules (PublisherQueryModel); paged",
+    request_body = serde_json::Value,
+    params(("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query), ("onlyServerState" = Option<bool>, Query, description = "Accepted; ignored")),
+    responses(
+        (status = 200, description = "PublisherListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query(
+    State(s): State<AppState>,
+    p: Principal,
+    mut pairs: QueryPairs,
+    JsonBody(q): JsonBody<PublisherQuery>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    let paging = pairs.paging()?;
+    query_page(&s, RegistryQuery::Publishers(q), &paging, |r| {
+        s.registry.publisher_json(r)
+    })
+    .await
+}
+
+#[utoipa::path(
+    get,
+    path = "/registry/v2/publishers/query",
+    tag = "Publishers",
+    summary = "Query modules by query-string parameters; paged",
+    params(("siteId" = Option<String>, Query), ("connected" = Option<bool>, Query), ("onlyServerState" = Option<bool>, Query), ("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query)),
+    responses(
+        (status = 200, description = "PublisherListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query_get(
+    State(s): State<AppState>,
+    p: Principal,
+    mut pairs: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    let paging = pairs.paging()?;
+    let q: PublisherQuery = from_query_pairs(pairs.0, &["connected"])?;
+    query_page(&s, RegistryQuery::Publishers(q), &paging, |r| {
+        s.registry.publisher_json(r)
+    })
+    .await
 }
 
 #[utoipa::path(
@@ -151,6 +196,7 @@ pub(super) async fn configured_endpoints(
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/registry/v2/publishers", get(list))
+        .route("/registry/v2/publishers/query", get(query_get).post(query))
         .route(
             "/registry/v2/publishers/{publisherId}",
             get(get_one).patch(patch),

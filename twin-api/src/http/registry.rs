@@ -14,10 +14,11 @@ use iiot_module::api::{
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{if_match, list_json, with_etag, AppState, JsonBody, Paging};
+use super::{if_match, list_page, query_page, with_etag, AppState, JsonBody, Paging, QueryPairs};
 use crate::error::ApiError;
 use crate::ids::validate_id;
-use crate::registry::now;
+use crate::query::{from_query_pairs, ApplicationQuery, EndpointQuery, RegistryQuery};
+use crate::registry::{now, ApplicationUpdate};
 use crate::store::{Filter, Record, APPLICATION, ENDPOINT, PUBLISHER};
 
 #[derive(Debug, Default, Deserialize)]
@@ -156,17 +157,7 @@ async fn list_applications(
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
-    let page = s
-        .registry
-        .store
-        .list(
-            APPLICATION,
-            Filter::default(),
-            q.continuation_token.as_deref(),
-            q.size()?,
-        )
-        .await?;
-    Ok(Json(list_json(page, Record::to_json)))
+    list_page(&s, APPLICATION, &q, Record::to_json).await
 }
 
 #[utoipa::path(
@@ -256,17 +247,7 @@ async fn list_endpoints(
     Query(q): Query<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
-    let page = s
-        .registry
-        .store
-        .list(
-            ENDPOINT,
-            Filter::default(),
-            q.continuation_token.as_deref(),
-            q.size()?,
-        )
-        .await?;
-    Ok(Json(list_json(page, Record::to_json)))
+    list_page(&s, ENDPOINT, &q, Record::to_json).await
 }
 
 #[utoipa::path(
@@ -357,6 +338,228 @@ async fn test_endpoint(
         &headers,
         "TestConnection",
         |c| json!({ "connection": c, "request": request }),
+    )
+    .await
+}
+
+/// `POST /registry/v2/applications/query`: the body is the query; `pageSize` and
+/// `continuationToken` come from the query string.
+#[utoipa::path(
+    post,
+    path = "/registry/v2/applications/query",
+    tag = "Applications",
+    summary = "Query applications (ApplicationRegistrationQueryModel); paged",
+    request_body = serde_json::Value,
+    params(("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query, description = "From the previous page")),
+    responses(
+        (status = 200, description = "ApplicationInfoListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query_applications(
+    State(s): State<AppState>,
+    p: Principal,
+    Query(q): Query<Paging>,
+    JsonBody(query): JsonBody<ApplicationQuery>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    query_page(&s, RegistryQuery::Applications(query), &q, Record::to_json).await
+}
+
+/// `GET /registry/v2/applications/query`: the query's members as query-string parameters.
+#[utoipa::path(
+    get,
+    path = "/registry/v2/applications/query",
+    tag = "Applications",
+    summary = "Query applications by query-string parameters; paged",
+    params(
+        ("applicationType" = Option<String>, Query, description = "Server (also ClientAndServer), Client (also ClientAndServer), ClientAndServer, DiscoveryServer"),
+        ("applicationUri" = Option<String>, Query), ("productUri" = Option<String>, Query),
+        ("applicationName" = Option<String>, Query), ("locale" = Option<String>, Query),
+        ("capability" = Option<String>, Query), ("discoveryProfileUri" = Option<String>, Query),
+        ("gatewayServerUri" = Option<String>, Query), ("siteOrGatewayId" = Option<String>, Query),
+        ("includeNotSeenSince" = Option<bool>, Query), ("discovererId" = Option<String>, Query),
+        ("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "ApplicationInfoListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query_applications_get(
+    State(s): State<AppState>,
+    p: Principal,
+    mut pairs: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    let paging = pairs.paging()?;
+    let query: ApplicationQuery = from_query_pairs(pairs.0, &["includeNotSeenSince"])?;
+    query_page(
+        &s,
+        RegistryQuery::Applications(query),
+        &paging,
+        Record::to_json,
+    )
+    .await
+}
+
+/// `PATCH /registry/v2/applications/{applicationId}`: a later discovery run may report
+/// other values again, as in Azure; what discovery does not report (certificate) stays.
+#[utoipa::path(
+    patch,
+    path = "/registry/v2/applications/{applicationId}",
+    tag = "Applications",
+    summary = "Update an application (ApplicationRegistrationUpdateModel; null = unchanged)",
+    request_body = serde_json::Value,
+    params(("applicationId" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The updated ApplicationInfoModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn patch_application(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(update): JsonBody<ApplicationUpdate>,
+) -> Result<Response, ApiError> {
+    p.require(Role::Admin)?;
+    let r = s
+        .registry
+        .update_application(&id, update, &p.name, if_match(&headers).as_deref())
+        .await?;
+    Ok(with_etag(&r, r.to_json()))
+}
+
+async fn set_enabled(
+    s: &AppState,
+    p: &Principal,
+    id: &str,
+    headers: &HeaderMap,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    p.require(Role::Admin)?;
+    let r = s
+        .registry
+        .set_application_enabled(id, enabled, &p.name, if_match(headers).as_deref())
+        .await?;
+    tracing::info!(application = %id, enabled, by = %p.name, "application state changed");
+    Ok(with_etag(&r, r.to_json()))
+}
+
+/// `POST /registry/v2/applications/{applicationId}/disable`: twin requests to its endpoints
+/// are refused (409 `BadOutOfService`) until it is enabled again.
+#[utoipa::path(
+    post,
+    path = "/registry/v2/applications/{applicationId}/disable",
+    tag = "Applications",
+    summary = "Disable an application: it and its endpoints show notSeenSince; twin calls are refused",
+    params(("applicationId" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The ApplicationInfoModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn disable_application(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    set_enabled(&s, &p, &id, &headers, false).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/registry/v2/applications/{applicationId}/enable",
+    tag = "Applications",
+    summary = "Enable a disabled application and its endpoints again",
+    params(("applicationId" = String, Path), ("If-Match" = Option<String>, Header)),
+    responses(
+        (status = 200, description = "The ApplicationInfoModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn enable_application(
+    State(s): State<AppState>,
+    p: Principal,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    set_enabled(&s, &p, &id, &headers, true).await
+}
+
+/// `POST /registry/v2/endpoints/query`.
+#[utoipa::path(
+    post,
+    path = "/registry/v2/endpoints/query",
+    tag = "Endpoints",
+    summary = "Query endpoints (EndpointRegistrationQueryModel); paged",
+    request_body = serde_json::Value,
+    params(("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query), ("onlyServerState" = Option<bool>, Query, description = "Accepted; only server state is kept")),
+    responses(
+        (status = 200, description = "EndpointInfoListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query_endpoints(
+    State(s): State<AppState>,
+    p: Principal,
+    mut pairs: QueryPairs,
+    JsonBody(query): JsonBody<EndpointQuery>,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    let paging = pairs.paging()?;
+    query_page(
+        &s,
+        RegistryQuery::Endpoints(query),
+        &paging,
+        Record::to_json,
+    )
+    .await
+}
+
+#[utoipa::path(
+    get,
+    path = "/registry/v2/endpoints/query",
+    tag = "Endpoints",
+    summary = "Query endpoints by query-string parameters; paged",
+    params(
+        ("url" = Option<String>, Query, description = "Any case, trailing / ignored"),
+        ("certificate" = Option<String>, Query, description = "Thumbprint"),
+        ("securityMode" = Option<String>, Query, description = "Best (any), Sign, SignAndEncrypt, None, NotNone"),
+        ("securityPolicy" = Option<String>, Query, description = "Policy URI or its name after #"),
+        ("endpointState" = Option<String>, Query), ("includeNotSeenSince" = Option<bool>, Query),
+        ("discovererId" = Option<String>, Query), ("applicationId" = Option<String>, Query),
+        ("siteOrGatewayId" = Option<String>, Query), ("onlyServerState" = Option<bool>, Query),
+        ("pageSize" = Option<i32>, Query, description = "At most 1000"), ("continuationToken" = Option<String>, Query),
+    ),
+    responses(
+        (status = 200, description = "EndpointInfoListModel", body = serde_json::Value),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+    ),
+    security(("bearer" = []))
+)]
+async fn query_endpoints_get(
+    State(s): State<AppState>,
+    p: Principal,
+    mut pairs: QueryPairs,
+) -> Result<Json<Value>, ApiError> {
+    p.require(Role::Reader)?;
+    let paging = pairs.paging()?;
+    let query: EndpointQuery = from_query_pairs(pairs.0, &["includeNotSeenSince"])?;
+    query_page(
+        &s,
+        RegistryQuery::Endpoints(query),
+        &paging,
+        Record::to_json,
     )
     .await
 }
@@ -486,10 +689,28 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/registry/v2/applications/discover", post(discover))
         .route(
+            "/registry/v2/applications/query",
+            get(query_applications_get).post(query_applications),
+        )
+        .route(
             "/registry/v2/applications/{applicationId}",
-            get(get_application).delete(delete_application),
+            get(get_application)
+                .delete(delete_application)
+                .patch(patch_application),
+        )
+        .route(
+            "/registry/v2/applications/{applicationId}/enable",
+            post(enable_application),
+        )
+        .route(
+            "/registry/v2/applications/{applicationId}/disable",
+            post(disable_application),
         )
         .route("/registry/v2/endpoints", get(list_endpoints))
+        .route(
+            "/registry/v2/endpoints/query",
+            get(query_endpoints_get).post(query_endpoints),
+        )
         .route("/registry/v2/endpoints/{endpointId}", get(get_endpoint))
         .route(
             "/registry/v2/endpoints/{endpointId}/certificate",

@@ -22,6 +22,11 @@ pub const ENDPOINT: &str = "endpoint";
 /// Largest page a list returns.
 pub const MAX_PAGE: usize = 1000;
 
+/// Most records one filtered page reads before it answers (with whatever it found and a
+/// continuation token): a filter that matches little must not read a whole large table in one
+/// request.
+pub const MAX_SCAN: usize = 10 * MAX_PAGE;
+
 /// Schema versions, applied in order once each; DDL that both backends accept.
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
@@ -103,6 +108,14 @@ pub struct Page {
     pub continuation_token: Option<String>,
 }
 
+/// One page of a filtered scan: the records kept, and the id to resume after when the scan
+/// stopped before the end of the table.
+#[derive(Debug)]
+pub struct Scan {
+    pub items: Vec<Record>,
+    pub resume_after: Option<String>,
+}
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -137,11 +150,11 @@ pub fn if_match_value(raw: Option<&str>) -> Option<String> {
     Some(v.trim_matches('"').to_string())
 }
 
-fn encode_token(last_id: &str) -> String {
+pub(crate) fn encode_token(last_id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last_id.as_bytes())
 }
 
-fn decode_token(token: &str) -> Result<String, ApiError> {
+pub(crate) fn decode_token(token: &str) -> Result<String, ApiError> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.trim())
         .ok()
@@ -363,6 +376,30 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Up to `limit` records of `kind` in id order after the id `after` (`""`: from the start).
+    async fn fetch_after(
+        &self,
+        kind: &str,
+        filter: Filter<'_>,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<Record>, ApiError> {
+        // Empty filter values match everything: `($3 = '' OR owner = $3)`.
+        let rows = sqlx::query(
+            "SELECT kind, id, owner, parent, generation_id, etag, seen, body FROM records \
+             WHERE kind = $1 AND id > $2 AND ($3 = '' OR owner = $3) AND ($4 = '' OR parent = $4) \
+             ORDER BY id LIMIT $5",
+        )
+        .bind(kind)
+        .bind(after)
+        .bind(filter.owner.unwrap_or_default())
+        .bind(filter.parent.unwrap_or_default())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
     /// One page of records in id order, after the record the token names.
     pub async fn list(
         &self,
@@ -377,20 +414,7 @@ impl Store {
             .map(decode_token)
             .transpose()?
             .unwrap_or_default();
-        // Empty filter values match everything: `($3 = '' OR owner = $3)`.
-        let rows = sqlx::query(
-            "SELECT kind, id, owner, parent, generation_id, etag, seen, body FROM records \
-             WHERE kind = $1 AND id > $2 AND ($3 = '' OR owner = $3) AND ($4 = '' OR parent = $4) \
-             ORDER BY id LIMIT $5",
-        )
-        .bind(kind)
-        .bind(&after)
-        .bind(filter.owner.unwrap_or_default())
-        .bind(filter.parent.unwrap_or_default())
-        .bind(i64::try_from(limit + 1).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        let mut items = rows.iter().map(record).collect::<Result<Vec<_>, _>>()?;
+        let mut items = self.fetch_after(kind, filter, &after, limit + 1).await?;
         let continuation_token = if items.len() > limit {
             items.truncate(limit);
             items.last().map(|r| encode_token(&r.id))
@@ -401,6 +425,58 @@ impl Store {
             items,
             continuation_token,
         })
+    }
+
+    /// One page of the records `keep` accepts, in id order after the id `after`. The filter
+    /// runs here rather than in SQL because the bodies are JSON text that SQLite and
+    /// PostgreSQL would query differently; [`MAX_SCAN`] bounds what one call reads, so a page
+    /// may hold fewer than `page_size` records (even none) and still resume.
+    pub async fn scan(
+        &self,
+        kind: &str,
+        after: &str,
+        page_size: Option<usize>,
+        mut keep: impl FnMut(&Record) -> bool,
+    ) -> Result<Scan, ApiError> {
+        let limit = page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+        let mut items = Vec::new();
+        let mut cursor = after.to_string();
+        let mut read = 0;
+        loop {
+            let batch = self
+                .fetch_after(kind, Filter::default(), &cursor, MAX_PAGE)
+                .await?;
+            let more_in_table = batch.len() == MAX_PAGE;
+            let mut batch = batch.into_iter();
+            while let Some(r) = batch.next() {
+                read += 1;
+                cursor.clone_from(&r.id);
+                if !keep(&r) {
+                    continue;
+                }
+                items.push(r);
+                if items.len() == limit {
+                    // Resume only if something after this page could still match.
+                    let more = more_in_table || batch.any(|r| keep(&r));
+                    return Ok(Scan {
+                        items,
+                        resume_after: more.then_some(cursor),
+                    });
+                }
+            }
+            if !more_in_table {
+                return Ok(Scan {
+                    items,
+                    resume_after: None,
+                });
+            }
+            if read >= MAX_SCAN {
+                return Ok(Scan {
+                    items,
+                    resume_after: Some(cursor),
+                });
+            }
+        }
     }
 
     /// Every record of `kind` (for export and discovery bookkeeping), page by page.
