@@ -8,6 +8,12 @@
 //! issued and stored, audit entries written) then `GET /v2/requests/sign/{id}` (fetch, accept).
 //! Nothing of the workflow is skipped.
 //!
+//! Each row also reports the process's CPU use (vault and HTTP clients together, in cores
+//! busy), how many certificates shared one database commit, and `openssl speed`'s sign and
+//! verify rates: a certificate needs one CA signature *and* one verification of the CSR's
+//! self-signature, so for ECDSA (where a verify costs more than a sign) the verify rate, not
+//! the sign rate, bounds what the REST path can reach.
+//!
 //! CSRs are made beforehand with the `openssl` command line (a pool per key type, reused
 //! round-robin: key generation is not what is measured). `openssl speed` signs with its own
 //! built-in key of the same type and size (RSA-2048, ECDSA P-256) on one core; the vault may use
@@ -85,6 +91,16 @@ struct Window {
     secs: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU seconds of this process (vault + clients) per wall second.
+    cpu_cores: f64,
+    /// Commits of request state changes in the window.
+    commits: u64,
+}
+
+/// `openssl speed`'s figures for one key type.
+struct Speed {
+    sign: f64,
+    verify: f64,
 }
 
 pub async fn vault(args: VaultArgs) -> Result<()> {
@@ -156,11 +172,14 @@ pub async fn vault(args: VaultArgs) -> Result<()> {
             target.sign(csr).await?;
         }
         for &clients in &args.clients {
-            let w = window(&target, &csrs, clients, Duration::from_secs(args.seconds)).await?;
+            let commits = handle.write_stats().commits;
+            let mut w = window(&target, &csrs, clients, Duration::from_secs(args.seconds)).await?;
+            w.commits = handle.write_stats().commits - commits;
             eprintln!(
-                "{} × {clients} clients: {:.0} certificates/s",
+                "{} × {clients} clients: {:.0} certificates/s, {:.2} cores busy",
                 kind.label,
-                w.certs as f64 / w.secs
+                w.certs as f64 / w.secs,
+                w.cpu_cores
             );
             rows.push((kind, clients, w));
         }
@@ -176,28 +195,50 @@ pub async fn vault(args: VaultArgs) -> Result<()> {
         speed.push(openssl_speed(&args.openssl, kind, args.seconds)?);
     }
 
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
-        "vault REST signing (submit → auto-approve → issue → fetch), {} s windows, SQLite, {} cores; openssl speed on 1 core, same key type",
+        "vault REST signing (submit → auto-approve → issue → fetch), {} s windows, SQLite (synchronous=FULL), {cores} cores; openssl speed on 1 core, same key type",
         args.seconds,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
     );
     println!();
-    println!("| CA | clients | certificates/s | p50 ms | p99 ms | openssl sign/s | ratio | goal ≥0.7 of openssl |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| CA | clients | certificates/s | p50 ms | p99 ms | CPU (cores) | certs/commit | openssl sign/s | ratio | goal ≥0.7 of openssl |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (kind, clients, w) in &rows {
         let rate = w.certs as f64 / w.secs;
         let ossl = KINDS
             .iter()
             .position(|k| k.label == kind.label)
-            .map(|i| speed[i])
+            .map(|i| speed[i].sign)
             .unwrap_or(f64::NAN);
         let ratio = rate / ossl;
+        // Two commits per certificate (submit with its approval, then the accept on fetch).
+        let per_commit = 2.0 * w.certs as f64 / w.commits.max(1) as f64;
         println!(
-            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {ossl:.0} | {ratio:.2} | {} |",
+            "| {} | {clients} | {rate:.0} | {:.2} | {:.2} | {:.2} | {per_commit:.1} | {ossl:.0} | {ratio:.2} | {} |",
             kind.label,
             w.p50_ms,
             w.p99_ms,
+            w.cpu_cores,
             if ratio >= 0.7 { "met" } else { "NOT met" }
+        );
+    }
+    println!();
+    println!(
+        "openssl speed, 1 core, same run: each certificate costs one CA sign + one CSR verify"
+    );
+    println!();
+    println!("| key | sign/s | verify/s | sign+verify per core /s | × {cores} cores |");
+    println!("|---|---|---|---|---|");
+    for (kind, s) in KINDS.iter().zip(&speed) {
+        let both = 1.0 / (1.0 / s.sign + 1.0 / s.verify);
+        println!(
+            "| {} | {:.0} | {:.0} | {both:.0} | {:.0} |",
+            kind.label,
+            s.sign,
+            s.verify,
+            both * cores as f64
         );
     }
     Ok(())
@@ -258,6 +299,7 @@ async fn window(
     length: Duration,
 ) -> Result<Window> {
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let deadline = start + length;
     let mut tasks = Vec::with_capacity(clients);
     for c in 0..clients {
@@ -280,6 +322,7 @@ async fn window(
         all.extend(t.await??);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu_cores = (cpu_seconds() - cpu_start) / secs;
     all.sort();
     let pct = |p: f64| -> f64 {
         if all.is_empty() {
@@ -293,7 +336,28 @@ async fn window(
         secs,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
+        cpu_cores,
+        commits: 0,
     })
+}
+
+/// User + system CPU seconds of this process so far (`/proc/self/stat`, in clock ticks of
+/// 1/100 s, the Linux USER_HZ); NaN where that file does not exist.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // The command name (field 2) may hold spaces; the fields after its ')' are plain.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the ')'.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
 }
 
 /// `n` PEM CSRs of `kind` whose SAN URI is the registered application URI.
@@ -364,8 +428,8 @@ fn run(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// Runs `openssl speed -seconds N ALG` and answers its sign/s figure.
-fn openssl_speed(openssl: &Path, kind: &Kind, seconds: u64) -> Result<f64> {
+/// Runs `openssl speed -seconds N ALG` and answers its sign/s and verify/s figures.
+fn openssl_speed(openssl: &Path, kind: &Kind, seconds: u64) -> Result<Speed> {
     let out = Command::new(openssl)
         .args(["speed", "-seconds", &seconds.to_string(), kind.speed_alg])
         .output()
@@ -380,16 +444,19 @@ fn openssl_speed(openssl: &Path, kind: &Kind, seconds: u64) -> Result<f64> {
     })
 }
 
-/// The sign/s column of the `openssl speed` summary line containing `marker`: the first
-/// number after the sign and verify times (the tokens ending in `s`).
-fn parse_speed(text: &str, marker: &str) -> Option<f64> {
+/// The sign/s and verify/s columns of the `openssl speed` summary line containing `marker`:
+/// the two numbers after the sign and verify times (the tokens ending in `s`).
+fn parse_speed(text: &str, marker: &str) -> Option<Speed> {
     let line = text.lines().rev().find(|l| l.contains(marker))?;
     let tokens: Vec<&str> = line.split_whitespace().collect();
     let last_time = tokens.iter().rposition(|t| {
         t.strip_suffix('s')
             .is_some_and(|n| n.parse::<f64>().is_ok())
     })?;
-    tokens.get(last_time + 1)?.parse::<f64>().ok()
+    Some(Speed {
+        sign: tokens.get(last_time + 1)?.parse::<f64>().ok()?,
+        verify: tokens.get(last_time + 2)?.parse::<f64>().ok()?,
+    })
 }
 
 #[cfg(test)]
@@ -400,13 +467,12 @@ mod tests {
     fn parses_openssl_speed_summary_lines() {
         let rsa = "                  sign    verify    sign/s verify/s\n\
                    rsa 2048 bits 0.000347s 0.000010s   2880.2 100129.3\n";
-        assert_eq!(parse_speed(rsa, "rsa 2048 bits"), Some(2880.2));
+        let s = parse_speed(rsa, "rsa 2048 bits").expect("rsa line");
+        assert_eq!((s.sign, s.verify), (2880.2, 100129.3));
         let ec = "                              sign    verify    sign/s verify/s\n \
                   256 bits ecdsa (nistp256)   0.0000s   0.0001s  42156.3  13611.0\n";
-        assert_eq!(parse_speed(ec, "(nistp256)"), Some(42156.3));
-        assert_eq!(
-            parse_speed("Doing rsa 2048 bits private", "(nistp256)"),
-            None
-        );
+        let s = parse_speed(ec, "(nistp256)").expect("ec line");
+        assert_eq!((s.sign, s.verify), (42156.3, 13611.0));
+        assert!(parse_speed("Doing rsa 2048 bits private", "(nistp256)").is_none());
     }
 }

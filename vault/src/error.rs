@@ -36,6 +36,10 @@ pub enum VaultError {
     Auth(#[from] AuthError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
+    /// A group commit that failed: every caller in the batch gets its own copy of the reason,
+    /// and none of them was acknowledged.
+    #[error("storage commit: {0}")]
+    Commit(String),
     #[error("storage migration: {0}")]
     Migration(String),
     #[error("cryptography: {0}")]
@@ -58,6 +62,7 @@ impl VaultError {
             VaultError::NotAllowed(_) => StatusCode::FORBIDDEN,
             VaultError::Auth(_) => StatusCode::UNAUTHORIZED,
             VaultError::Storage(_)
+            | VaultError::Commit(_)
             | VaultError::Migration(_)
             | VaultError::Crypto(_)
             | VaultError::Config(_)

@@ -54,6 +54,12 @@ impl VaultHandle {
         &self.public_url
     }
 
+    /// How many commits the request state changes took so far; benchmarks report it to show
+    /// how well concurrent requests share commits.
+    pub fn write_stats(&self) -> store::WriteStats {
+        self.store.write_stats()
+    }
+
     /// Stops accepting requests, finishes the ones in flight and closes the database.
     pub async fn shutdown(self) -> Result<(), VaultError> {
         let _ = self.stop.send(true);

@@ -374,21 +374,20 @@ impl Vault {
         Ok(t)
     }
 
-    /// The active CA of a group and type.
+    /// The active CA of a group and type, unsealed once and then kept in memory.
     async fn active_ca(&self, group_id: &str, t: CertType) -> Result<LoadedCa> {
-        let row = self
+        let no_ca =
+            || VaultError::InvalidState(format!("group '{group_id}' has no active {} CA", t.id()));
+        let serial = self
             .store
-            .cas_of_group(group_id)
+            .active_ca_serial(group_id, t.id())
             .await?
-            .into_iter()
-            .find(|c| c.active && c.cert_type == t.id())
-            .ok_or_else(|| {
-                VaultError::InvalidState(format!("group '{group_id}' has no active {} CA", t.id()))
-            })?;
-        match self.loaded_ca(&row.serial) {
-            Some(ca) => Ok(ca),
-            None => self.load_ca(row),
+            .ok_or_else(no_ca)?;
+        if let Some(ca) = self.loaded_ca(&serial) {
+            return Ok(ca);
         }
+        let row = self.store.ca(&serial).await?.ok_or_else(no_ca)?;
+        self.load_ca(row)
     }
 
     /// Changes a group's issuing policy (admin).
@@ -805,23 +804,43 @@ impl Vault {
     pub async fn reject(&self, who: &Principal, id: &str) -> Result<()> {
         let req = self.request(id).await?;
         workflow::check(Action::Reject, req.state, id)?;
-        if !self.store.reject_request(id, &who.name, now()).await? {
+        let line = AuditLine {
+            actor: &who.name,
+            action: "request.reject",
+            target: id,
+            detail: String::new(),
+        };
+        if !self
+            .store
+            .reject_request_audited(id, &who.name, now(), &line)
+            .await?
+        {
             return Err(VaultError::InvalidState(format!(
                 "request {id} changed state meanwhile"
             )));
         }
-        self.store.audit(&who.name, "request.reject", id, "").await
+        Ok(())
     }
 
     pub async fn accept(&self, who: &Principal, id: &str) -> Result<()> {
         let req = self.request(id).await?;
         workflow::check(Action::Accept, req.state, id)?;
-        if !self.store.accept_request(id, &who.name, now()).await? {
+        let line = AuditLine {
+            actor: &who.name,
+            action: "request.accept",
+            target: id,
+            detail: String::new(),
+        };
+        if !self
+            .store
+            .accept_request_audited(id, &who.name, now(), &line)
+            .await?
+        {
             return Err(VaultError::InvalidState(format!(
                 "request {id} changed state meanwhile"
             )));
         }
-        self.store.audit(&who.name, "request.accept", id, "").await
+        Ok(())
     }
 
     pub async fn revoke(&self, who: &Principal, id: &str) -> Result<()> {
@@ -831,20 +850,22 @@ impl Vault {
     }
 
     async fn revoke_row(&self, who: &Principal, req: &RequestRow, why: &str) -> Result<()> {
-        if !self.store.revoke_request(&req.id, &who.name, now()).await? {
+        let line = AuditLine {
+            actor: &who.name,
+            action: "request.revoke",
+            target: &req.id,
+            detail: format!("serial {} {why}", req.cert_serial.as_deref().unwrap_or("")),
+        };
+        if !self
+            .store
+            .revoke_request_audited(&req.id, &who.name, now(), &line)
+            .await?
+        {
             return Err(VaultError::InvalidState(format!(
                 "request {} changed state meanwhile",
                 req.id
             )));
         }
-        self.store
-            .audit(
-                &who.name,
-                "request.revoke",
-                &req.id,
-                &format!("serial {} {why}", req.cert_serial.as_deref().unwrap_or("")),
-            )
-            .await?;
         if let Some(ca) = &req.ca_serial {
             self.resign_crl(ca).await?;
         }
@@ -860,7 +881,7 @@ impl Vault {
         kind: CertificateRequestType,
         pfx_password: Option<&str>,
     ) -> Result<FinishNewKeyPairRequestResponse> {
-        let req = self.request(id).await?;
+        let mut req = self.request(id).await?;
         if req.request_type != kind {
             return Err(VaultError::InvalidArgument(format!(
                 "request {id} is a {}; fetch it from its own route",
@@ -886,24 +907,28 @@ impl Vault {
                 } else {
                     String::from_utf8(stored).map_err(|e| VaultError::Crypto(e.to_string()))?
                 };
-                if self.store.take_private_key(id, sealed).await? {
+                let line = AuditLine {
+                    actor: &who.name,
+                    action: "request.keyFetched",
+                    target: id,
+                    detail: "private key handed out and destroyed".to_string(),
+                };
+                if self
+                    .store
+                    .take_private_key_audited(id, sealed, &line)
+                    .await?
+                {
                     private_key = Some(PrivateKey {
                         format,
                         key,
                         encrypted: req.key_encrypted,
                     });
-                    self.store
-                        .audit(
-                            &who.name,
-                            "request.keyFetched",
-                            id,
-                            "private key handed out and destroyed",
-                        )
-                        .await?;
                 }
             }
         }
-        // A concurrent fetch may have accepted it already; that is not an error here.
+        // A concurrent fetch may have accepted it already; that is not an error here, but then
+        // the row is read again to answer what is stored. Otherwise the answer is the row as
+        // read plus the change just committed, which saves a query per certificate.
         if req.state == CertificateRequestState::Approved {
             let line = AuditLine {
                 actor: &who.name,
@@ -911,11 +936,20 @@ impl Vault {
                 target: id,
                 detail: "on first fetch".to_string(),
             };
-            self.store
-                .accept_request_audited(id, &who.name, now(), &line)
-                .await?;
+            let at = now();
+            if self
+                .store
+                .accept_request_audited(id, &who.name, at, &line)
+                .await?
+            {
+                req.state = CertificateRequestState::Accepted;
+                req.accepted_by = Some(who.name.clone());
+                req.accepted_at = Some(at);
+                req.key_sealed = None;
+            } else {
+                req = self.request(id).await?;
+            }
         }
-        let req = self.request(id).await?;
         let certificate = req.cert_der.as_deref().map(ca::describe).transpose()?;
         Ok(FinishNewKeyPairRequestResponse {
             request: req.to_record(),

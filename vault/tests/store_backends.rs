@@ -257,3 +257,260 @@ async fn database_urls_of_other_kinds_are_refused() {
     assert!(err.to_string().contains("sqlite: or postgres://"), "{err}");
     assert!(sqlx::any::AnyConnectOptions::from_str("sqlite::memory:").is_ok());
 }
+
+// ------------------------------------------------------------------ group commit
+
+use iiot_vault::store::{AuditLine, Issued, NewRequest};
+use sqlx::Row;
+
+fn new_request(id: &str) -> NewRequest {
+    NewRequest {
+        id: id.to_string(),
+        request_type: CertificateRequestType::SigningRequest,
+        entity_id: "app-gc".into(),
+        group_id: "DefaultApplicationGroup".into(),
+        cert_type: "EccNistP256ApplicationCertificateType".into(),
+        csr_der: Some(vec![0x30, 0x00]),
+        public_key_der: Some(vec![0x30, 0x00]),
+        subject_name: String::new(),
+        domain_names: vec!["plc".into()],
+        key_format: None,
+        key_encrypted: false,
+        key_sealed: None,
+        submitted_by: "ops".into(),
+        submitted_at: 1,
+    }
+}
+
+fn issued(n: usize) -> Issued {
+    Issued {
+        cert_der: vec![0x30, 0x03, 0x02, 0x01, n as u8],
+        cert_serial: format!("{n:04X}"),
+        ca_serial: "CA".into(),
+        not_after: 2,
+    }
+}
+
+async fn submit(store: &Store, id: &str) -> Result<(), VaultError> {
+    let line = AuditLine {
+        actor: "ops",
+        action: "request.submit",
+        target: id,
+        detail: "group commit test".into(),
+    };
+    store
+        .insert_request_audited(&new_request(id), &line, None)
+        .await
+}
+
+async fn approve(store: &Store, id: &str, n: usize) -> Result<bool, VaultError> {
+    let line = AuditLine {
+        actor: "sec",
+        action: "request.approve",
+        target: id,
+        detail: format!("serial {n:04X}"),
+    };
+    store
+        .approve_request_audited(id, "sec", 3, &issued(n), &line)
+        .await
+}
+
+/// A connection of its own, outside the store's pool: what another process (or the vault
+/// after a restart) would see.
+enum Fresh {
+    Sqlite(sqlx::SqliteConnection),
+    Pg(sqlx::PgConnection),
+}
+
+impl Fresh {
+    async fn open(database_url: Option<&str>, dir: &std::path::Path) -> Fresh {
+        match database_url {
+            Some(url) => Fresh::Pg(sqlx::PgConnection::connect(url).await.expect("pg")),
+            None => Fresh::Sqlite(
+                sqlx::SqliteConnection::connect(&format!(
+                    "sqlite://{}",
+                    dir.join("vault.db").display()
+                ))
+                .await
+                .expect("sqlite"),
+            ),
+        }
+    }
+
+    async fn execute(&mut self, sql: &'static str) {
+        match self {
+            Fresh::Sqlite(c) => sqlx::query(sql).execute(c).await.map(|_| ()),
+            Fresh::Pg(c) => sqlx::query(sql).execute(c).await.map(|_| ()),
+        }
+        .expect(sql);
+    }
+
+    /// `(state, audit lines naming the request)` of request `id`, if it exists.
+    async fn request(&mut self, id: &str) -> Option<(String, i64)> {
+        const SQL: &str = "SELECT state, (SELECT COUNT(*) FROM audit WHERE target = r.id) AS n \
+                           FROM requests r WHERE id = $1";
+        match self {
+            Fresh::Sqlite(c) => sqlx::query(SQL)
+                .bind(id)
+                .fetch_optional(c)
+                .await
+                .expect("select")
+                .map(|r| (r.get("state"), r.get("n"))),
+            Fresh::Pg(c) => sqlx::query(SQL)
+                .bind(id)
+                .fetch_optional(c)
+                .await
+                .expect("select")
+                .map(|r| (r.get("state"), r.get("n"))),
+        }
+    }
+}
+
+/// Many concurrent state changes share commits, each caller gets its own answer, and what was
+/// answered is in the database as seen from a fresh connection.
+async fn group_commit_many(database_url: Option<String>) {
+    let dir = temp_dir("group-many");
+    let store = Store::open(database_url.as_deref(), &dir)
+        .await
+        .expect("open");
+    let before = store.write_stats();
+    let n = 300;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let id = format!("many-{i}");
+            submit(&store, &id).await.expect("submit");
+            let won = approve(&store, &id, i).await.expect("approve");
+            (id, won)
+        });
+    }
+    let mut answered = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (id, won) = r.expect("task");
+        assert!(won, "{id}: approval of a New request must apply");
+        answered.push(id);
+    }
+    assert_eq!(answered.len(), n);
+    let stats = store.write_stats();
+    let ops = (stats.answered - before.answered) as usize;
+    let commits = (stats.commits - before.commits) as usize;
+    assert_eq!(ops, 2 * n, "every operation answered once");
+    assert_eq!((stats.applied - before.applied) as usize, 2 * n);
+    assert!(
+        commits < ops / 2,
+        "concurrent operations must share commits: {commits} commits for {ops} operations"
+    );
+    // Every acknowledged change is durable: a separate connection sees all of them, each with
+    // its two audit lines.
+    let mut fresh = Fresh::open(database_url.as_deref(), &dir).await;
+    for id in &answered {
+        assert_eq!(
+            fresh.request(id).await,
+            Some(("Approved".to_string(), 2)),
+            "{id}"
+        );
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// One batch holding a valid approval, an approval of a request in the wrong state and a
+/// submission that breaks the primary key: only the two bad operations fail, each alone, and
+/// the rest of the batch commits with its audit lines.
+async fn group_commit_isolates_failures(database_url: Option<String>) {
+    let dir = temp_dir("group-fail");
+    let store = Store::open(database_url.as_deref(), &dir)
+        .await
+        .expect("open");
+    for i in 0..10 {
+        submit(&store, &format!("r{i}")).await.expect("submit");
+    }
+    assert!(approve(&store, "r9", 99).await.expect("approve r9"));
+
+    // Hold the database's write lock so the writer stalls on its first batch (r0) while the
+    // rest queue up behind it and must then go in one batch together.
+    let mut lock = Fresh::open(database_url.as_deref(), &dir).await;
+    match lock {
+        Fresh::Sqlite(_) => lock.execute("BEGIN IMMEDIATE").await,
+        Fresh::Pg(_) => {
+            lock.execute("BEGIN").await;
+            lock.execute("LOCK TABLE requests IN EXCLUSIVE MODE").await;
+        }
+    }
+    let commits = store.write_stats().commits;
+    let first = {
+        let store = store.clone();
+        tokio::spawn(async move { approve(&store, "r0", 0).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut rest = tokio::task::JoinSet::new();
+    for i in 1..9 {
+        let store = store.clone();
+        rest.spawn(async move { (i, approve(&store, &format!("r{i}"), i).await) });
+    }
+    let wrong_state = {
+        let store = store.clone();
+        tokio::spawn(async move { approve(&store, "r9", 9).await })
+    };
+    let duplicate = {
+        let store = store.clone();
+        tokio::spawn(async move { submit(&store, "r1").await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        store.write_stats().commits,
+        commits,
+        "nothing commits while the lock is held"
+    );
+    lock.execute("ROLLBACK").await;
+
+    assert!(first.await.expect("task").expect("approve r0"));
+    while let Some(r) = rest.join_next().await {
+        let (i, won) = r.expect("task");
+        assert!(won.expect("approve"), "r{i} must be approved");
+    }
+    assert!(
+        !wrong_state.await.expect("task").expect("no error"),
+        "approving an Approved request must fail alone"
+    );
+    assert!(
+        matches!(duplicate.await.expect("task"), Err(VaultError::Storage(_))),
+        "a duplicate id fails alone"
+    );
+    assert_eq!(
+        store.write_stats().commits,
+        commits + 2,
+        "r0's batch, then one batch with everything queued behind it"
+    );
+
+    let mut fresh = Fresh::open(database_url.as_deref(), &dir).await;
+    for i in 0..9 {
+        assert_eq!(
+            fresh.request(&format!("r{i}")).await,
+            Some(("Approved".to_string(), 2)),
+            "r{i}: approved once, with its audit line"
+        );
+    }
+    assert_eq!(
+        fresh.request("r9").await,
+        Some(("Approved".to_string(), 2)),
+        "r9 keeps its first approval and gets no second audit line"
+    );
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_on_sqlite() {
+    group_commit_many(None).await;
+    group_commit_isolates_failures(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_on_postgres() {
+    let db = PgDb::create().await;
+    group_commit_many(Some(db.url())).await;
+    group_commit_isolates_failures(Some(db.url())).await;
+    db.drop_db().await;
+}

@@ -206,6 +206,27 @@ impl Store {
         rows.iter().map(CaRow::from_row).collect()
     }
 
+    /// The serial of the signing CA of a group and type. Read on every issuance, so it reads
+    /// one short column instead of the CA rows with their certificates, keys and CRLs: the
+    /// service keeps the unsealed CAs in memory, but which one is active is the database's
+    /// word (another vault instance on the same PostgreSQL database may have renewed it).
+    pub async fn active_ca_serial(
+        &self,
+        group_id: &str,
+        cert_type: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT serial FROM cas WHERE group_id = $1 AND cert_type = $2 AND active = 1 \
+             ORDER BY created_at DESC, not_before DESC LIMIT 1",
+        )
+        .bind(group_id)
+        .bind(cert_type)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get("serial").map_err(Into::into))
+            .transpose()
+    }
+
     pub async fn all_cas(&self) -> Result<Vec<CaRow>> {
         let sql = format!("SELECT {CA_COLUMNS} FROM cas ORDER BY created_at");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -12,6 +12,7 @@ mod audited;
 mod cas;
 mod migrations;
 mod requests;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -23,6 +24,7 @@ pub use applications::ApplicationRow;
 pub use audited::{Approval, AuditLine};
 pub use cas::{CaRow, GroupRow};
 pub use requests::{Issued, NewRequest, RequestRow};
+pub use writer::{WriteStats, MAX_BATCH};
 
 use crate::error::{Result, VaultError};
 
@@ -37,6 +39,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Request state changes go through here, to share commits (see `writer.rs`).
+    writer: writer::Writer,
 }
 
 impl Store {
@@ -62,17 +66,40 @@ impl Store {
         };
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| VaultError::Config(format!("database URL: {e}")))?;
+        let sqlite = backend == Backend::Sqlite;
         let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .max_connections(if sqlite { 4 } else { 8 })
+            // An in-process SQLite connection does not go stale; pinging it before every
+            // query cost a round trip to its worker thread per statement.
+            .test_before_acquire(!sqlite)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // FULL is SQLite's compiled default, written out so that no build
+                        // flag (SQLITE_DEFAULT_WAL_SYNCHRONOUS) can weaken it: in WAL mode
+                        // NORMAL loses the last commits on power loss, and a CA must keep the
+                        // record of every certificate it acknowledged.
+                        sqlx::query("PRAGMA synchronous = FULL")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await?;
-        if backend == Backend::Sqlite {
+        if sqlite {
             // Readers do not block the writer; sqlx already waits 5 s on a busy database.
             sqlx::query("PRAGMA journal_mode=WAL")
                 .execute(&pool)
                 .await?;
         }
-        let store = Store { pool, backend };
+        let writer = writer::Writer::spawn(pool.clone());
+        let store = Store {
+            pool,
+            backend,
+            writer,
+        };
         migrations::apply(&store).await?;
         Ok(store)
     }
@@ -83,6 +110,11 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// How many commits the request state changes took so far (group commit at work).
+    pub fn write_stats(&self) -> WriteStats {
+        self.writer.stats()
     }
 
     pub async fn close(&self) {
