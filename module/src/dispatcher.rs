@@ -166,7 +166,7 @@ impl Dispatcher {
 
     /// `/metrics`: Prometheus text of every publisher counter.
     pub fn metrics_text(&self) -> String {
-        render_prometheus(&self.diagnostics, &self.config.entries())
+        render_prometheus(&self.diagnostics, &self.config.packed())
     }
 
     /// Runs a method and answers `(HTTP-style status, JSON body)`, as MQTT RPC sends it.

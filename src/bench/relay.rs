@@ -162,7 +162,11 @@ struct Outcome {
     cpu_us_per_value: f64,
     cpu_share: f64,
     rss_base: u64,
+    /// The highest RSS seen: right after all items turned Good, or at the window's end.
     rss_after: u64,
+    /// RSS at the window's end, ≥ 25 s after the subscription: what the process keeps
+    /// while it relays, once start-up's short-lived buffers went back to the OS.
+    rss_steady: u64,
     sink_cpu_share: f64,
     sink_us_per_value: f64,
     notes: Vec<String>,
@@ -171,6 +175,9 @@ struct Outcome {
 impl Outcome {
     fn rss_per_item(&self) -> f64 {
         self.rss_after.saturating_sub(self.rss_base) as f64 / f64::from(self.items.max(1))
+    }
+    fn steady_rss_per_item(&self) -> f64 {
+        self.rss_steady.saturating_sub(self.rss_base) as f64 / f64::from(self.items.max(1))
     }
     fn source_limited(&self) -> bool {
         let nominal = f64::from(self.items) * f64::from(self.hz);
@@ -307,7 +314,7 @@ pub async fn relay(mut args: RelayArgs) -> Result<()> {
 fn print_outcome(who: &str, o: &Outcome) {
     eprintln!(
         "   {who}: {:.0} values/s delivered ({} produced), loss {}/{}, dup {}, p50 {:.1} ms, p99 {:.1} ms, \
-         {:.2} µs CPU/value ({:.0}% of a core), RSS {:.1} MB ({:.0} B/item), all Good {}",
+         {:.2} µs CPU/value ({:.0}% of a core), RSS {:.1} MB ({:.0} B/item peak, {:.0} B/item steady), all Good {}",
         o.delivered_per_s,
         fmt_opt(o.produced_per_s, 0),
         loss_text(o),
@@ -319,6 +326,7 @@ fn print_outcome(who: &str, o: &Outcome) {
         o.cpu_share * 100.0,
         o.rss_after as f64 / 1e6,
         o.rss_per_item(),
+        o.steady_rss_per_item(),
         o.time_to_good
             .map(|t| format!("{t:.2} s ({})", o.good_source))
             .unwrap_or_else(|| format!("never ({} of {} Good)", o.good_items, o.items)),
@@ -347,7 +355,7 @@ fn fmt_opt(v: f64, digits: usize) -> String {
 
 fn row(step: &Step, who: &str, o: &Outcome) -> String {
     format!(
-        "| {}{} | {who} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.2} | {} |",
+        "| {}{} | {who} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.2} | {:.1} | {:.0} | {:.0} | {:.2} | {} |",
         step.label(),
         if step.ramp { " (ramp)" } else { "" },
         o.items,
@@ -361,7 +369,8 @@ fn row(step: &Step, who: &str, o: &Outcome) -> String {
         o.cpu_us_per_value,
         o.rss_after as f64 / 1e6,
         o.rss_per_item(),
-        o.rss_per_item() * 10_000.0 / 1e6,
+        o.steady_rss_per_item(),
+        o.steady_rss_per_item() * 10_000.0 / 1e6,
         o.time_to_good
             .map(|t| format!("{t:.2}"))
             .unwrap_or_else(|| format!("never ({}/{})", o.good_items, o.items)),
@@ -380,8 +389,8 @@ fn print_tables(rows: &[(Step, Outcome, Option<Outcome>)], ramp: Option<&str>, a
         args.items_per_writer, args.batch_size, args.batch_trigger_ms
     );
     println!();
-    println!("| step | publisher | items | Hz | produced values/s | delivered values/s | loss | dup | p50 ms | p99 ms | CPU µs/value | RSS MB | RSS B/item | RSS MB/10k items | all Good s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| step | publisher | items | Hz | produced values/s | delivered values/s | loss | dup | p50 ms | p99 ms | CPU µs/value | RSS MB (peak) | RSS B/item (peak) | RSS B/item (steady) | RSS MB/10k items (steady) | all Good s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (step, iiot, peer) in rows {
         println!("{}", row(step, "iiot module", iiot));
         if let Some(p) = peer {
@@ -457,17 +466,23 @@ fn print_tables(rows: &[(Step, Outcome, Option<Outcome>)], ramp: Option<&str>, a
                 mark(o.time_to_good.is_some_and(|t| t <= 5.0))
             );
         }
-        let worst_rss = rows
-            .iter()
-            .map(|(_, o, _)| o)
-            .filter(|o| o.items >= 10_000)
-            .map(Outcome::rss_per_item)
-            .fold(f64::NAN, f64::max);
-        if worst_rss.is_finite() {
+        let worst = |f: fn(&Outcome) -> f64| {
+            rows.iter()
+                .map(|(_, o, _)| o)
+                .filter(|o| o.items >= 10_000)
+                .map(f)
+                .fold(f64::NAN, f64::max)
+        };
+        let (steady, peak) = (
+            worst(Outcome::steady_rss_per_item),
+            worst(Outcome::rss_per_item),
+        );
+        if steady.is_finite() {
             println!(
-                "goal ≤600 B RSS per monitored item: worst {:.0} B (steps ≥10k items) — {}",
-                worst_rss,
-                mark(worst_rss <= 600.0)
+                "goal ≤600 B RSS per monitored item: worst {steady:.0} B while relaying, {peak:.0} B at the \
+                 start-up peak (steps ≥10k items) — {} / {}",
+                mark(steady <= 600.0),
+                mark(peak <= 600.0)
             );
         }
     }
@@ -816,6 +831,7 @@ async fn measure(
     };
     o.cpu_share = cpu / window;
     o.rss_after = o.rss_after.max(p1.rss);
+    o.rss_steady = p1.rss;
     let sink_cpu = m1.cpu_s - m0.cpu_s;
     o.sink_cpu_share = sink_cpu / window;
     o.sink_us_per_value = if values > 0 {

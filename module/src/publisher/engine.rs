@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use super::config_store::PackedEntries;
 use super::metrics::PublisherDiagnostics;
 use super::outbox::Outbox;
 use super::plan::{plan, MessagingMode, WriterPlan};
@@ -69,7 +70,7 @@ pub fn start(
     pool: Arc<SessionPool>,
     outbox: Arc<Outbox>,
     diag: Arc<PublisherDiagnostics>,
-    mut entries: watch::Receiver<Arc<Vec<PublishedNodesEntryModel>>>,
+    mut entries: watch::Receiver<PackedEntries>,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -86,7 +87,7 @@ pub fn start(
             writer_ids: HashMap::new(),
         };
         let first = entries.borrow_and_update().clone();
-        engine.apply(&first).await;
+        engine.apply_packed(&first).await;
         let mut trim = tokio::time::interval(super::memory::TRIM_INTERVAL);
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -96,7 +97,7 @@ pub fn start(
                         break;
                     }
                     let current = entries.borrow_and_update().clone();
-                    engine.apply(&current).await;
+                    engine.apply_packed(&current).await;
                     trim.reset_after(Duration::from_secs(5));
                 }
                 _ = trim.tick() => super::memory::release_free_memory(),
@@ -115,6 +116,15 @@ struct Engine {
 }
 
 impl Engine {
+    /// Decodes the configuration for the length of one re-plan; a configuration that does
+    /// not decode (a bug) leaves the running writers as they are.
+    async fn apply_packed(&mut self, packed: &PackedEntries) {
+        match packed.unpack() {
+            Ok(entries) => self.apply(&entries).await,
+            Err(e) => error!(error = %e, "configuration change not applied"),
+        }
+    }
+
     async fn apply(&mut self, entries: &[PublishedNodesEntryModel]) {
         let entries: Vec<PublishedNodesEntryModel> = entries
             .iter()

@@ -57,11 +57,12 @@ pub enum Deadband {
 /// One node to monitor, with its effective settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodePlan {
-    /// Node id as configured (any accepted spelling); resolved per session.
-    pub node_id: String,
+    /// Node id as configured (any accepted spelling); resolved per session. Shared with the
+    /// writer's field (and with `field_name` when the node has no name of its own).
+    pub node_id: Arc<str>,
     pub browse_path: Option<Vec<String>>,
     /// Field name in messages: DataSetFieldId, else DisplayName, else the node id.
-    pub field_name: String,
+    pub field_name: Arc<str>,
     pub sampling_interval: Duration,
     pub heartbeat: Option<Duration>,
     pub skip_first: bool,
@@ -158,10 +159,10 @@ fn node_plan(
         .or_else(|| node.expanded_node_id.clone())
         .filter(|i| !i.trim().is_empty());
     let browse_path = node.browse_path.clone().filter(|p| !p.is_empty());
-    let node_id = match (node_id, &browse_path) {
-        (Some(id), _) => id,
+    let node_id: Arc<str> = match (node_id, &browse_path) {
+        (Some(id), _) => id.into(),
         // A browse path alone starts at the Root folder.
-        (None, Some(_)) => "i=84".to_string(),
+        (None, Some(_)) => "i=84".into(),
         (None, None) => return Err("a node needs Id, ExpandedNodeId or BrowsePath".into()),
     };
     let heartbeat = match node.heartbeat_interval_timespan.as_deref() {
@@ -217,6 +218,7 @@ fn node_plan(
         .clone()
         .or_else(|| node.display_name.clone())
         .filter(|n| !n.is_empty())
+        .map(Arc::from)
         .unwrap_or_else(|| node_id.clone());
     Ok(NodePlan {
         sampling_interval: interval(
@@ -241,7 +243,7 @@ fn node_plan(
 /// entries one writer.
 type WriterKey = (String, String, u128, String);
 /// Node id and browse path: what makes two nodes of a writer the same.
-type NodeKey = (String, Option<Vec<String>>);
+type NodeKey = (Arc<str>, Option<Vec<String>>);
 
 /// Turns configuration entries into writers. Entries naming the same group, writer and
 /// connection are merged; a node listed twice in one writer is kept once.
@@ -407,18 +409,18 @@ fn unique_field_names(nodes: &mut [Arc<NodePlan>]) {
     let mut used: HashSet<String> = HashSet::with_capacity(nodes.len());
     let mut dupes = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        if !used.insert(n.field_name.clone()) {
+        if !used.insert(n.field_name.to_string()) {
             dupes.push(i);
         }
     }
     for i in dupes {
-        let base = nodes[i].field_name.clone();
+        let base = nodes[i].field_name.to_string();
         let name = (2..)
             .map(|k| format!("{base}_{k}"))
             .find(|c| !used.contains(c))
             .unwrap_or(base);
         used.insert(name.clone());
-        Arc::make_mut(&mut nodes[i]).field_name = name;
+        Arc::make_mut(&mut nodes[i]).field_name = name.into();
     }
 }
 
@@ -438,7 +440,7 @@ mod tests {
                 { "Id": "i=1", "DisplayName": "T" }, { "Id": "i=2", "DisplayName": "T" },
                 { "Id": "i=3", "DisplayName": "T_2" }, { "Id": "i=4", "DisplayName": "T" } ] }]"#,
         );
-        let names: Vec<_> = w[0].nodes.iter().map(|n| n.field_name.as_str()).collect();
+        let names: Vec<_> = w[0].nodes.iter().map(|n| &*n.field_name).collect();
         assert_eq!(names, ["T", "T_3", "T_2", "T_4"]);
     }
 
@@ -453,7 +455,7 @@ mod tests {
             w[0].connection.endpoint.security_mode,
             Some(SecurityMode::NotNone)
         );
-        assert_eq!(w[0].nodes[0].node_id, "nsu=urn:x;s=FastUInt1");
+        assert_eq!(&*w[0].nodes[0].node_id, "nsu=urn:x;s=FastUInt1");
         assert_eq!(w[0].id, UNKNOWN_WRITER);
         assert_eq!(w[0].publishing_interval, DEFAULT_PUBLISHING_INTERVAL);
     }
@@ -481,10 +483,10 @@ mod tests {
             .find(|w| w.publishing_interval == Duration::from_millis(100))
             .unwrap();
         assert_eq!(slow.nodes.len(), 2, "{slow:?}");
-        assert_eq!(slow.nodes[0].field_name, "one");
+        assert_eq!(&*slow.nodes[0].field_name, "one");
         assert_eq!(slow.nodes[0].sampling_interval, Duration::from_millis(500));
         assert_eq!(slow.nodes[1].heartbeat, Some(Duration::from_secs(2)));
-        assert_eq!(slow.nodes[1].field_name, "three");
+        assert_eq!(&*slow.nodes[1].field_name, "three");
         assert_eq!(slow.nodes[1].deadband, Some(Deadband::Percent(100.0)));
         assert_eq!(fast.nodes[0].sampling_interval, Duration::from_millis(50));
     }

@@ -190,7 +190,7 @@ impl SubscriptionSet {
         self.items
             .values()
             .filter_map(|i| match i.state {
-                ItemState::Bad { status, .. } => Some((i.node.node_id.clone(), status)),
+                ItemState::Bad { status, .. } => Some((i.node.node_id.to_string(), status)),
                 _ => None,
             })
             .collect()
@@ -397,9 +397,9 @@ impl SubscriptionSet {
     }
 
     /// Node ids as resolved on the server, of the items that are Good.
-    pub fn resolved(&self) -> impl Iterator<Item = (&str, &NodeId)> {
+    pub fn resolved(&self) -> impl Iterator<Item = (&Arc<str>, &NodeId)> {
         self.items.values().filter_map(|i| match &i.state {
-            ItemState::Good { resolved, .. } => Some((i.node.node_id.as_str(), resolved)),
+            ItemState::Good { resolved, .. } => Some((&i.node.node_id, resolved)),
             _ => None,
         })
     }

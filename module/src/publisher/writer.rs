@@ -28,7 +28,8 @@ struct Field {
     name: Arc<str>,
     node_id: Arc<str>,
     /// The last value, kept only where a heartbeat or key frame may need to send it again.
-    last: Option<FieldValue>,
+    /// Boxed: most fields never need it, and inline it would cost every field ≈ 130 bytes.
+    last: Option<Box<FieldValue>>,
     /// `WriterState::stamp` of the last `on_values` call that carried this field.
     seen: u32,
     skip_first: bool,
@@ -67,8 +68,8 @@ impl WriterState {
                 .nodes
                 .iter()
                 .map(|n| Field {
-                    name: n.field_name.as_str().into(),
-                    node_id: n.node_id.as_str().into(),
+                    name: n.field_name.clone(),
+                    node_id: n.node_id.clone(),
                     last: None,
                     seen: 0,
                     skip_first: n.skip_first,
@@ -122,8 +123,8 @@ impl WriterState {
                     None => {
                         changed = true;
                         Field {
-                            name: n.field_name.as_str().into(),
-                            node_id: n.node_id.as_str().into(),
+                            name: n.field_name.clone(),
+                            node_id: n.node_id.clone(),
                             last: None,
                             seen: 0,
                             skip_first: n.skip_first,
@@ -177,7 +178,10 @@ impl WriterState {
             value.name = field.name.clone();
             value.node_id = field.node_id.clone();
             if keep_last || field.heartbeat.is_some() {
-                field.last = Some(value.clone());
+                match &mut field.last {
+                    Some(last) => (**last).clone_from(&value),
+                    None => field.last = Some(Box::new(value.clone())),
+                }
             }
             field.last_activity = now;
             if field.skip_first {
@@ -216,7 +220,7 @@ impl WriterState {
                 HeartbeatBehavior::PeriodicLkv => field.last_beat,
             };
             if now.duration_since(reference) >= interval {
-                due.push(last.clone());
+                due.push(FieldValue::clone(last));
                 field.last_activity = now;
                 field.last_beat = now;
             }
@@ -259,7 +263,11 @@ impl WriterState {
             None => false,
         };
         if key {
-            let all = self.fields.iter().filter_map(|f| f.last.clone()).collect();
+            let all = self
+                .fields
+                .iter()
+                .filter_map(|f| f.last.as_deref().cloned())
+                .collect();
             self.message(FrameKind::KeyFrame, all, timestamp)
         } else {
             self.message(FrameKind::DeltaFrame, changed, timestamp)

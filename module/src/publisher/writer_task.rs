@@ -91,7 +91,8 @@ struct Writer {
     connect_backoff: Duration,
     batch: Batch,
     metadata_sent: Option<(u32, u32)>,
-    field_types: HashMap<String, (NodeId, i32)>,
+    /// Keyed by the node id shared with the plan: no copy of the text per field.
+    field_types: HashMap<Arc<str>, (NodeId, i32)>,
     pending_update: Option<WriterPlan>,
 }
 
@@ -612,11 +613,11 @@ impl Writer {
         let Some(session) = self.session.as_ref().map(|s| s.session.clone()) else {
             return;
         };
-        let todo: Vec<(String, NodeId)> = self
+        let todo: Vec<(Arc<str>, NodeId)> = self
             .subs
             .resolved()
-            .filter(|(id, _)| !self.field_types.contains_key(*id))
-            .map(|(id, n)| (id.to_string(), n.clone()))
+            .filter(|(id, _)| !self.field_types.contains_key(&***id))
+            .map(|(id, n)| (id.clone(), n.clone()))
             .collect();
         for chunk in todo.chunks(500) {
             let reads: Vec<ReadValueId> = chunk

@@ -12,6 +12,7 @@
 mod crypto;
 mod file;
 mod identity;
+mod packed;
 mod report;
 
 use std::path::{Path, PathBuf};
@@ -29,6 +30,7 @@ use crate::publisher::plan::{plan, PlanError};
 
 pub use crypto::CryptoError;
 pub use identity::{same_data_set, same_node};
+pub use packed::PackedEntries;
 pub use report::render_prometheus;
 
 /// File name used when `--pf` is not given, under the data directory.
@@ -80,6 +82,9 @@ pub enum ConfigError {
     EndpointNotFound(String),
     #[error("{0}")]
     NodesNotFound(String),
+    /// The in-memory form of the configuration did not round-trip (a bug, never input).
+    #[error("the running configuration could not be decoded: {0}")]
+    Memory(String),
 }
 
 fn join(errors: &[PlanError]) -> String {
@@ -96,7 +101,9 @@ impl From<ConfigError> for ServiceError {
     fn from(e: ConfigError) -> Self {
         let message = e.to_string();
         match e {
-            ConfigError::Io { .. } | ConfigError::Key(_) => ServiceError::internal(message),
+            ConfigError::Io { .. } | ConfigError::Key(_) | ConfigError::Memory(_) => {
+                ServiceError::internal(message)
+            }
             ConfigError::File { .. } => {
                 ServiceError::bad_request(StatusCode::BadDecodingError, message)
             }
@@ -115,7 +122,7 @@ impl From<ConfigError> for ServiceError {
 }
 
 struct State {
-    entries: Entries,
+    entries: PackedEntries,
     /// What the file looked like when last read or written.
     stamp: Option<file::FileStamp>,
     hash: Option<file::ContentHash>,
@@ -127,7 +134,7 @@ pub struct ConfigStore {
     path: PathBuf,
     cipher: crypto::CredentialCipher,
     state: Mutex<State>,
-    tx: watch::Sender<Entries>,
+    tx: watch::Sender<PackedEntries>,
 }
 
 impl std::fmt::Debug for ConfigStore {
@@ -192,12 +199,12 @@ impl ConfigStore {
     pub fn open(pf_file: Option<PathBuf>, data_dir: &Path) -> Result<Arc<Self>, ConfigError> {
         let path = pf_file.unwrap_or_else(|| data_dir.join(DEFAULT_FILE_NAME));
         let cipher = crypto::CredentialCipher::new(data_dir.join(KEY_FILE_NAME));
-        let (tx, _) = watch::channel(Arc::new(Vec::new()));
+        let (tx, _) = watch::channel(PackedEntries::default());
         let store = Self {
             path,
             cipher,
             state: Mutex::new(State {
-                entries: Arc::new(Vec::new()),
+                entries: PackedEntries::default(),
                 stamp: None,
                 hash: None,
                 file_invalid: false,
@@ -219,7 +226,7 @@ impl ConfigStore {
                 let mut st = store.lock();
                 st.stamp = Some(stamp);
                 st.hash = Some(file::hash(&bytes));
-                st.entries = Arc::new(entries);
+                st.entries = PackedEntries::pack(&entries)?;
                 store.tx.send_replace(st.entries.clone());
             }
         }
@@ -232,12 +239,18 @@ impl ConfigStore {
     }
 
     /// Follows the running configuration; the engine re-plans on every change.
-    pub fn subscribe(&self) -> watch::Receiver<Entries> {
+    pub fn subscribe(&self) -> watch::Receiver<PackedEntries> {
         self.tx.subscribe()
     }
 
-    /// The running configuration (credentials in clear; in memory only).
-    pub fn entries(&self) -> Entries {
+    /// The running configuration (credentials in clear; in memory only), decoded afresh.
+    pub fn entries(&self) -> Result<Entries, ConfigError> {
+        let packed = self.packed();
+        packed.unpack().map(Arc::new)
+    }
+
+    /// The running configuration in its compact form (cheap: a shared buffer).
+    pub fn packed(&self) -> PackedEntries {
         self.lock().entries.clone()
     }
 
@@ -364,7 +377,7 @@ impl ConfigStore {
         st.stamp = Some(stamp);
         st.hash = Some(file::hash(&bytes));
         st.file_invalid = false;
-        st.entries = Arc::new(entries);
+        st.entries = PackedEntries::pack(&entries)?;
         self.tx.send_replace(st.entries.clone());
         info!(
             path = %self.path.display(),
@@ -390,7 +403,7 @@ impl ConfigStore {
         }
         validate("PublishNodes request", std::slice::from_ref(&request))?;
         let mut st = self.lock();
-        let mut entries = st.entries.as_ref().clone();
+        let mut entries = st.entries.unpack()?;
         match entries.iter_mut().find(|e| same_data_set(e, &request)) {
             Some(existing) => {
                 *existing = with_nodes_list(std::mem::take(existing));
@@ -417,7 +430,7 @@ impl ConfigStore {
         require_endpoint(&request, "UnpublishNodes")?;
         let remove = request.opc_nodes.clone().unwrap_or_default();
         let mut st = self.lock();
-        let mut entries = st.entries.as_ref().clone();
+        let mut entries = st.entries.unpack()?;
         if !entries.iter().any(|e| same_data_set(e, &request)) {
             return Err(ConfigError::EndpointNotFound(format!(
                 "UnpublishNodes: no configured data set writer matches {}",
@@ -485,7 +498,7 @@ impl ConfigStore {
                     .into(),
             ));
         }
-        let mut entries = st.entries.as_ref().clone();
+        let mut entries = st.entries.unpack()?;
         let before = entries.len();
         entries.retain(|e| !same_data_set(e, &request));
         if entries.len() == before {
@@ -521,7 +534,7 @@ impl ConfigStore {
         }
         validate("AddOrUpdateEndpoints request", &request)?;
         let mut st = self.lock();
-        let mut entries = st.entries.as_ref().clone();
+        let mut entries = st.entries.unpack()?;
         for removal in request.iter().filter(|e| node_count(e) == 0) {
             let before = entries.len();
             entries.retain(|e| !same_data_set(e, removal));
@@ -566,7 +579,7 @@ impl ConfigStore {
         &self,
         include_nodes: bool,
     ) -> Result<Vec<PublishedNodesEntryModel>, ConfigError> {
-        self.entries()
+        self.entries()?
             .iter()
             .map(|e| {
                 let mut e = self.seal(e)?;
@@ -586,7 +599,7 @@ impl ConfigStore {
     ) -> Result<Vec<OpcNodeModel>, ConfigError> {
         let request = self.admit(0, request)?;
         require_endpoint(&request, "GetConfiguredNodesOnEndpoint")?;
-        let entries = self.entries();
+        let entries = self.entries()?;
         let matching: Vec<_> = entries
             .iter()
             .filter(|e| same_data_set(e, &request))
@@ -634,10 +647,10 @@ impl ConfigStore {
         match self.load(&bytes) {
             Ok(entries) => {
                 st.file_invalid = false;
-                if entries == *st.entries {
+                if entries == st.entries.unpack()? {
                     return Ok(false);
                 }
-                st.entries = Arc::new(entries);
+                st.entries = PackedEntries::pack(&entries)?;
                 self.tx.send_replace(st.entries.clone());
                 Ok(true)
             }

@@ -22,7 +22,7 @@ impl ConfigStore {
         &self,
         diag: &PublisherDiagnostics,
     ) -> Result<Vec<PublishDiagnosticInfoModel>, ConfigError> {
-        let entries = self.entries();
+        let entries = self.entries()?;
         // Each entry's writers: (group, writer id, publishing interval ms).
         let planned: Vec<Vec<(String, String, u64)>> = entries
             .iter()
@@ -132,10 +132,7 @@ impl Text {
 /// writer for the writer counters (labels `group`, `writer`, `endpoint`, and
 /// `publishing_interval_ms`, without which a writer split by node publishing intervals
 /// would expose duplicate series), and the size of the configuration.
-pub fn render_prometheus(
-    diag: &PublisherDiagnostics,
-    configured: &[PublishedNodesEntryModel],
-) -> String {
+pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::PackedEntries) -> String {
     let PipelineMetrics {
         notifications_in,
         values_encoded,
@@ -249,7 +246,7 @@ pub fn render_prometheus(
     t.gauge(
         "configured_nodes",
         "Nodes in the publisher configuration.",
-        configured.iter().map(super::node_count).sum::<usize>() as i64,
+        configured.node_count() as i64,
     );
 
     let writers = sorted_writers(diag);
@@ -342,7 +339,7 @@ mod tests {
         w.values_in.add(5);
         w.connected.set(1);
         diag.writer("g\"1", "w1", "opc.tcp://a:1", 100);
-        let text = render_prometheus(&diag, &[]);
+        let text = render_prometheus(&diag, &super::super::PackedEntries::default());
         assert!(text.contains("# TYPE iiot_publisher_notifications_in_total counter\n"));
         assert!(text.contains("\niiot_publisher_notifications_in_total 7\n"));
         assert!(text.contains("# TYPE iiot_publisher_outbox_messages gauge\n"));

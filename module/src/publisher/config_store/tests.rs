@@ -27,6 +27,7 @@ fn writer(nodes: &[&str]) -> PublishedNodesEntryModel {
 fn ids(store: &ConfigStore) -> Vec<Vec<String>> {
     store
         .entries()
+        .unwrap()
         .iter()
         .map(|e| {
             e.opc_nodes
@@ -56,7 +57,7 @@ fn publish_nodes_merges_into_the_same_writer_and_adds_new_writers() {
     store.publish_nodes(again).unwrap();
     assert_eq!(ids(&store), vec![vec!["i=1", "i=2", "i=3"]]);
     assert_eq!(
-        store.entries()[0].opc_nodes.as_ref().unwrap()[1]
+        store.entries().unwrap()[0].opc_nodes.as_ref().unwrap()[1]
             .display_name
             .as_deref(),
         Some("two")
@@ -90,7 +91,7 @@ fn unpublish_nodes_removes_listed_nodes_and_fails_whole_if_one_is_missing() {
     assert_eq!(ids(&store), vec![vec!["i=2"]]);
     // The last node takes the writer with it.
     store.unpublish_nodes(writer(&["i=2"])).unwrap();
-    assert!(store.entries().is_empty());
+    assert!(store.entries().unwrap().is_empty());
     assert_eq!(file_json(&store), json!([]));
     // An unknown writer is a 404.
     let err = store.unpublish_nodes(writer(&["i=1"])).unwrap_err();
@@ -98,7 +99,7 @@ fn unpublish_nodes_removes_listed_nodes_and_fails_whole_if_one_is_missing() {
     // Without nodes the whole writer goes (2.5 behaviour).
     store.publish_nodes(writer(&["i=1", "i=2"])).unwrap();
     store.unpublish_nodes(writer(&[])).unwrap();
-    assert!(store.entries().is_empty());
+    assert!(store.entries().unwrap().is_empty());
 }
 
 #[test]
@@ -119,7 +120,7 @@ fn unpublish_all_nodes_removes_one_writer_or_everything() {
         Err(ConfigError::EndpointNotFound(_))
     ));
     store.unpublish_all_nodes(None).unwrap();
-    assert!(store.entries().is_empty());
+    assert!(store.entries().unwrap().is_empty());
 }
 
 #[test]
@@ -186,7 +187,7 @@ fn get_and_set_configured_endpoints() {
         .unwrap();
     assert_eq!(ids(&store), vec![vec!["i=3"], vec!["i=4"]]);
     store.set_configured_endpoints(vec![]).unwrap();
-    assert!(store.entries().is_empty());
+    assert!(store.entries().unwrap().is_empty());
 }
 
 #[test]
@@ -249,7 +250,7 @@ fn credentials_are_sealed_on_disk_and_clear_in_memory() {
     assert!(text.contains("EncryptedAuthPassword"), "{text}");
     assert!(dir.join(KEY_FILE_NAME).exists());
     assert!(rx.has_changed().unwrap());
-    let seen = rx.borrow_and_update().clone();
+    let seen = rx.borrow_and_update().unpack().unwrap();
     assert_eq!(
         seen[0].opc_authentication_password.as_deref(),
         Some("Tr0ub4dor&3-secret")
@@ -271,12 +272,14 @@ fn credentials_are_sealed_on_disk_and_clear_in_memory() {
     drop(store);
     let reopened = ConfigStore::open(None, &dir).unwrap();
     assert_eq!(
-        reopened.entries()[0].opc_authentication_password.as_deref(),
+        reopened.entries().unwrap()[0]
+            .opc_authentication_password
+            .as_deref(),
         Some("Tr0ub4dor&3-secret")
     );
     // Rewriting an unchanged configuration writes the same bytes (stable ciphertext).
     reopened
-        .set_configured_endpoints(reopened.entries().as_ref().clone())
+        .set_configured_endpoints(reopened.entries().unwrap().as_ref().clone())
         .unwrap();
     assert_eq!(std::fs::read(reopened.path()).unwrap(), bytes);
 }
@@ -293,10 +296,12 @@ fn clear_credentials_written_by_hand_are_accepted_then_sealed() {
     .unwrap();
     let store = ConfigStore::open(None, &dir).unwrap();
     assert_eq!(
-        store.entries()[0].opc_authentication_password.as_deref(),
+        store.entries().unwrap()[0]
+            .opc_authentication_password
+            .as_deref(),
         Some("hunter2-clear")
     );
-    let mut add = store.entries()[0].clone();
+    let mut add = store.entries().unwrap()[0].clone();
     add.opc_nodes = Some(vec![OpcNodeModel {
         id: Some("i=2".into()),
         ..Default::default()
@@ -348,7 +353,10 @@ fn hand_edits_apply_and_malformed_files_keep_the_running_configuration() {
     .unwrap();
     assert!(store.reload().unwrap());
     assert!(rx.has_changed().unwrap());
-    assert_eq!(rx.borrow_and_update()[0].endpoint_url, "opc.tcp://b:2");
+    assert_eq!(
+        rx.borrow_and_update().unpack().unwrap()[0].endpoint_url,
+        "opc.tcp://b:2"
+    );
 
     let broken = "[{ \"EndpointUrl\": \"opc.tcp://b:2\", \"OpcNodes\": [ }]";
     std::fs::write(store.path(), broken).unwrap();
@@ -394,7 +402,10 @@ async fn the_watcher_applies_a_hand_edit_within_two_seconds() {
         .await
         .expect("hand edit not picked up within 2 s")
         .unwrap();
-    assert_eq!(rx.borrow()[0].endpoint_url, "opc.tcp://c:3");
+    assert_eq!(
+        rx.borrow().unpack().unwrap()[0].endpoint_url,
+        "opc.tcp://c:3"
+    );
     stop_tx.send(true).unwrap();
     tokio::time::timeout(Duration::from_secs(2), task)
         .await

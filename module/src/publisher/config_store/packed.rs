@@ -1,0 +1,117 @@
+//! The running configuration as it sits in memory between changes: compact JSON.
+//!
+//! A parsed `OpcNodeModel` is ≈ 450 bytes (two dozen optional members) however few of them a
+//! node sets, and the store used to keep one per published node for the life of the
+//! process: with 100k nodes that was 45 MB holding nothing the engine needs between changes
+//! (it works from its plans). The same node as JSON is the handful of members it sets, ≈ 40
+//! bytes. The store parses it back when a change or a report needs the entries, which costs
+//! milliseconds at those rare moments instead of memory all the time.
+
+use std::sync::Arc;
+
+use super::ConfigError;
+use crate::api::PublishedNodesEntryModel;
+
+/// Entries with credentials in clear (in memory only, as before), encoded once per change.
+#[derive(Clone, Debug)]
+pub struct PackedEntries {
+    json: Arc<[u8]>,
+    entries: usize,
+    nodes: usize,
+}
+
+impl Default for PackedEntries {
+    fn default() -> Self {
+        Self {
+            json: Arc::from(&b"[]"[..]),
+            entries: 0,
+            nodes: 0,
+        }
+    }
+}
+
+impl PackedEntries {
+    pub fn pack(entries: &[PublishedNodesEntryModel]) -> Result<Self, ConfigError> {
+        let json = serde_json::to_vec(entries).map_err(|e| ConfigError::Memory(e.to_string()))?;
+        Ok(Self {
+            json: Arc::from(json),
+            entries: entries.len(),
+            nodes: entries.iter().map(super::node_count).sum(),
+        })
+    }
+
+    /// The entries again. Only fails if the encoding above did not round-trip, which would
+    /// be a bug: callers refuse the operation rather than act on an empty configuration.
+    pub fn unpack(&self) -> Result<Vec<PublishedNodesEntryModel>, ConfigError> {
+        serde_json::from_slice(&self.json).map_err(|e| ConfigError::Memory(e.to_string()))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0
+    }
+
+    /// Number of nodes over all entries.
+    pub fn node_count(&self) -> usize {
+        self.nodes
+    }
+
+    /// Bytes held; what the configuration costs between changes.
+    pub fn size(&self) -> usize {
+        self.json.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::parse_published_nodes;
+
+    #[test]
+    fn round_trips_every_member_and_is_small() {
+        let text = r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "UseSecurity": true,
+            "DataSetWriterGroup": "g", "DataSetWriterId": "w", "DataSetPublishingInterval": 500,
+            "OpcAuthenticationMode": "UsernamePassword", "OpcAuthenticationUsername": "u",
+            "OpcAuthenticationPassword": "p", "MessagingMode": "Samples", "Custom": {"x": 1},
+            "OpcNodes": [
+              { "Id": "ns=2;s=A", "DisplayName": "a", "OpcSamplingIntervalTimespan": "00:00:01",
+                "HeartbeatInterval": 5, "HeartbeatBehavior": "PeriodicLKV", "SkipFirst": true,
+                "QueueSize": 4, "DiscardNew": true, "DataChangeTrigger": "StatusValue",
+                "DeadbandType": "Absolute", "DeadbandValue": 0.5, "BrowsePath": ["a", "b"],
+                "Extra": "kept" },
+              { "ExpandedNodeId": "nsu=http://x;s=B" }
+            ] },
+            { "EndpointUrl": "opc.tcp://other:4840", "NodeId": { "Identifier": "i=2258" } }]"#;
+        let entries = parse_published_nodes(text).expect("parses");
+        let packed = PackedEntries::pack(&entries).expect("packs");
+        assert_eq!(packed.unpack().expect("unpacks"), entries);
+        assert_eq!(packed.len(), 2);
+        assert_eq!(packed.node_count(), 3);
+
+        let many: Vec<PublishedNodesEntryModel> = parse_published_nodes(&format!(
+            r#"[{{ "EndpointUrl": "opc.tcp://plc:50000", "OpcNodes": [{}] }}]"#,
+            (0..1000)
+                .map(|i| format!(r#"{{ "Id": "ns=2;s=Fast.{i:05}" }}"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .expect("parses");
+        let packed = PackedEntries::pack(&many).expect("packs");
+        assert!(
+            packed.size() < 1000 * 40,
+            "{} bytes for 1000 nodes",
+            packed.size()
+        );
+    }
+
+    #[test]
+    fn empty_is_an_empty_list() {
+        let p = PackedEntries::default();
+        assert!(p.is_empty());
+        assert_eq!(p.unpack().expect("unpacks"), Vec::new());
+    }
+}
