@@ -7,6 +7,9 @@
 //! a value the pipeline lost.
 
 mod common;
+#[path = "subscriptions/proxy.rs"]
+#[allow(dead_code)]
+mod proxy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -562,6 +565,41 @@ async fn values_flow_again_after_the_plc_restarts() {
     let want = before.values().max().copied().unwrap_or(0) + 20;
     sink.wait_for(&["fast0", "fast1"], want, Duration::from_secs(60))
         .await;
+}
+
+/// The network drops for 3 s while the server lives on: the client reactivates its session,
+/// the subscriptions it still holds on the server resume (the module's own reconnect path,
+/// since the OPC UA client no longer re-creates subscriptions), and what the server queued
+/// during the outage arrives: no value is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_drop_loses_nothing_and_keeps_the_subscriptions() {
+    let plc = plc_sim().await;
+    let upstream: std::net::SocketAddr = format!("127.0.0.1:{}", plc.port())
+        .parse()
+        .expect("address");
+    let net = proxy::Proxy::start(upstream).await;
+    let broker = Broker::start().await;
+    let nodes = fast_nodes(2);
+    let module = Publisher::start(
+        "pub-net-drop",
+        &broker.url(),
+        entry(&net.url(), &refs(&nodes), 5),
+        &[],
+    )
+    .await;
+    let sink = Sink::start(broker.port, &module.topic()).await;
+    let fields = ["fast0", "fast1"];
+    sink.wait_for(&fields, 10, Duration::from_secs(30)).await;
+    net.drop_network_for(Duration::from_secs(3));
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let before = sink.counts();
+    let want = before.values().max().copied().unwrap_or(0) + 30;
+    sink.wait_for(&fields, want, Duration::from_secs(60)).await;
+    assert_no_loss(&sink, &fields);
+    let reconnects = metric(module.http_port, "iiot_publisher_opcua_reconnects_total")
+        .await
+        .unwrap_or(0.0);
+    assert!(reconnects >= 1.0, "the module saw the reconnect");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -338,6 +338,11 @@ fn build_server(
         config.max_monitored_items_per_subscription as usize;
     limits.subscriptions.max_subscriptions_per_session =
         config.max_subscriptions_per_session as usize;
+    // The stack's defaults (20 notifications waiting for a Publish, 10 values per item) drop
+    // data after 2 s without a client at a 100 ms publishing interval; a PLC's server keeps a
+    // short network drop's worth, so clients can be tested for losing nothing across one.
+    limits.subscriptions.max_queued_notifications = 600;
+    limits.subscriptions.max_monitored_item_queue_size = 1000;
     let ops = &mut limits.operational;
     ops.max_monitored_items_per_call = config.max_monitored_items_per_call as usize;
     ops.max_nodes_per_browse = config.max_nodes_per_browse as usize;

@@ -53,6 +53,10 @@ pub fn build_client(pki_dir: &Path, settings: &ClientSettings) -> Result<Arc<Cli
         .max_string_length(16 * 1024 * 1024)
         .max_byte_string_length(64 * 1024 * 1024)
         .session_name("iiot module")
+        // The publisher transfers or re-creates its own subscriptions after a reconnect
+        // (`publisher::subscription`): it knows every item's settings already, so the client
+        // need not keep a second copy of each monitored item.
+        .recreate_subscriptions(false)
         .client()
         .map_err(|e| ServiceError::internal(format!("invalid client config: {}", e.join("; "))))?;
     restrict_key_permissions(&pki_dir.join("private"));

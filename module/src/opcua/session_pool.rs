@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use futures::StreamExt;
-use opcua::client::{Client, IdentityToken, Password, Session, SessionPollResult};
+use opcua::client::{
+    Client, IdentityToken, Password, Session, SessionConnectMode, SessionPollResult,
+};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
     AttributeId, EndpointDescription, MessageSecurityMode, NodeId, ReadValueId, StatusCode,
@@ -92,6 +94,17 @@ impl Default for PoolConfig {
     }
 }
 
+/// What a holder of subscriptions needs to know about reconnects. Counters rather than the
+/// last event, because a watch keeps only the newest value and a reactivation that follows a
+/// new session must not hide it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconnects {
+    pub count: u64,
+    /// Reconnects that needed a new session on the server: its subscriptions stayed with the
+    /// old session and must be transferred (or re-created).
+    pub new_sessions: u64,
+}
+
 /// A connected session with what every operation needs beside it.
 pub struct LiveSession {
     pub session: Arc<Session>,
@@ -105,8 +118,8 @@ pub struct LiveSession {
     /// evicted to make room, since closing it would cut a data stream.
     pins: AtomicUsize,
     /// Counts reconnects (after namespaces were re-read), so holders of subscriptions can
-    /// re-check them.
-    reconnects: watch::Sender<u64>,
+    /// transfer or re-create them.
+    reconnects: watch::Sender<Reconnects>,
     last_used: StdMutex<Instant>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
@@ -128,7 +141,7 @@ impl LiveSession {
     }
 
     /// Changes each time the session reconnected and its namespaces were re-read.
-    pub fn reconnects(&self) -> watch::Receiver<u64> {
+    pub fn reconnects(&self) -> watch::Receiver<Reconnects> {
         self.reconnects.subscribe()
     }
 
@@ -434,7 +447,8 @@ impl SessionPool {
         let ended = Arc::new(AtomicBool::new(false));
         let ended_flag = ended.clone();
         let (first_tx, first_rx) = oneshot::channel::<std::result::Result<(), StatusCode>>();
-        let (reconnected_tx, mut reconnected_rx) = tokio::sync::mpsc::channel::<()>(4);
+        // true: the reconnect made a new session.
+        let (reconnected_tx, mut reconnected_rx) = tokio::sync::mpsc::channel::<bool>(4);
         let flag = connected.clone();
         let url = key.url.clone();
         let task = tokio::spawn(async move {
@@ -451,7 +465,11 @@ impl SessionPool {
                             }
                             None => {
                                 info!(%url, ?mode, "session reconnected");
-                                let _ = reconnected_tx.try_send(());
+                                let new = matches!(mode, SessionConnectMode::NewSession(_));
+                                if reconnected_tx.try_send(new).is_err() && new {
+                                    // Full: a new session must still be seen by the holders.
+                                    let _ = reconnected_tx.send(new).await;
+                                }
                             }
                         }
                     }
@@ -515,7 +533,7 @@ impl SessionPool {
             closed: AtomicBool::new(false),
             ended,
             pins: AtomicUsize::new(0),
-            reconnects: watch::channel(0).0,
+            reconnects: watch::channel(Reconnects::default()).0,
             last_used: StdMutex::new(Instant::now()),
             in_flight: Arc::new(Semaphore::new(self.config.max_requests_per_session)),
             max_in_flight: self.config.max_requests_per_session,
@@ -525,13 +543,16 @@ impl SessionPool {
         // reconnect so `nsu=` ids keep resolving to the right index.
         let weak = Arc::downgrade(&live);
         tokio::spawn(async move {
-            while reconnected_rx.recv().await.is_some() {
+            while let Some(new_session) = reconnected_rx.recv().await {
                 let Some(live) = weak.upgrade() else { break };
                 match read_namespaces(&live.session).await {
                     Ok(ns) => *live.namespaces.write().await = ns,
                     Err(e) => warn!(error = %e, "re-reading namespaces after reconnect failed"),
                 }
-                live.reconnects.send_modify(|n| *n += 1);
+                live.reconnects.send_modify(|r| {
+                    r.count += 1;
+                    r.new_sessions += u64::from(new_session);
+                });
             }
         });
         info!(url = %key.url, mode = ?live.endpoint.security_mode,

@@ -15,11 +15,10 @@ use tracing::{error, info, warn};
 use super::config_store::PackedEntries;
 use super::metrics::PublisherDiagnostics;
 use super::outbox::Outbox;
-use super::plan::{plan, MessagingMode, WriterPlan};
+use super::plan::{MessagingMode, PlanError, Planner, WriterPlan};
 use super::topics::{TopicTemplates, TopicVars};
 use super::writer::HeartbeatBehavior;
 use super::writer_task::{self, WriterCommand, WriterContext, WriterSetup};
-use crate::api::PublishedNodesEntryModel;
 use crate::opcua::session_pool::{ConnectionKey, SessionPool};
 use crate::twin::connection_key;
 
@@ -98,6 +97,9 @@ pub fn start(
                     }
                     let current = entries.borrow_and_update().clone();
                     engine.apply_packed(&current).await;
+                    drop(current);
+                    // What planning freed goes back now; what subscribing frees, in 5 s.
+                    super::memory::release_free_memory();
                     trim.reset_after(Duration::from_secs(5));
                 }
                 _ = trim.tick() => super::memory::release_free_memory(),
@@ -119,29 +121,24 @@ impl Engine {
     /// Decodes the configuration for the length of one re-plan; a configuration that does
     /// not decode (a bug) leaves the running writers as they are.
     async fn apply_packed(&mut self, packed: &PackedEntries) {
-        match packed.unpack() {
-            Ok(entries) => self.apply(&entries).await,
-            Err(e) => error!(error = %e, "configuration change not applied"),
+        // Entries are decoded and planned one at a time: only plans are ever held for all.
+        let mut planner = Planner::with_default_mode(self.settings.messaging_mode);
+        for (index, entry) in packed.iter().enumerate() {
+            match entry {
+                Ok(entry) => planner.add(index, &entry),
+                Err(e) => {
+                    error!(error = %e, "configuration change not applied");
+                    return;
+                }
+            }
         }
+        self.apply(planner.finish()).await;
     }
 
-    async fn apply(&mut self, entries: &[PublishedNodesEntryModel]) {
-        let entries: Vec<PublishedNodesEntryModel> = entries
-            .iter()
-            .map(|e| {
-                let mut e = e.clone();
-                if e.messaging_mode.is_none()
-                    && self.settings.messaging_mode == MessagingMode::Samples
-                {
-                    e.messaging_mode = Some("Samples".into());
-                }
-                e
-            })
-            .collect();
-        let plans = match plan(&entries) {
+    async fn apply(&mut self, plans: Result<Vec<WriterPlan>, Vec<PlanError>>) {
+        let plans = match plans {
             Ok(p) => p,
             Err(errors) => {
-                // The configuration store refuses such configurations; this is a last guard.
                 for e in errors {
                     error!(error = %e, "configuration cannot be published; keeping the running one");
                 }

@@ -6,7 +6,7 @@
 //! publishing intervals that split a writer into one subscription per interval. All of that
 //! is resolved here, so the engine sees one shape.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,15 +54,25 @@ pub enum Deadband {
     Percent(f64),
 }
 
-/// One node to monitor, with its effective settings.
+/// One node to monitor: its identity, its field name and its settings.
+///
+/// A writer may hold 100k nodes and the engine, the writer task and its subscriptions all
+/// share them, so a node is three pointers: the settings every node of an entry usually has
+/// in common are one shared allocation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodePlan {
     /// Node id as configured (any accepted spelling); resolved per session. Shared with the
     /// writer's field (and with `field_name` when the node has no name of its own).
     pub node_id: Arc<str>,
-    pub browse_path: Option<Vec<String>>,
     /// Field name in messages: DataSetFieldId, else DisplayName, else the node id.
     pub field_name: Arc<str>,
+    pub settings: Arc<NodeSettings>,
+}
+
+/// How a node is sampled and reported; equal for most nodes of an entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSettings {
+    pub browse_path: Option<Vec<String>>,
     pub sampling_interval: Duration,
     pub heartbeat: Option<Duration>,
     pub skip_first: bool,
@@ -70,6 +80,27 @@ pub struct NodePlan {
     pub discard_new: bool,
     pub trigger: DataChangeTrigger,
     pub deadband: Option<Deadband>,
+}
+
+/// Hands out one `Arc` per distinct settings value. Nodes of an entry come in runs with the
+/// same settings, so the few most recent values are all that is worth comparing against.
+#[derive(Default)]
+struct SettingsCache(Vec<Arc<NodeSettings>>);
+
+impl SettingsCache {
+    const RECENT: usize = 8;
+
+    fn share(&mut self, settings: NodeSettings) -> Arc<NodeSettings> {
+        if let Some(s) = self.0.iter().rev().find(|s| ***s == settings) {
+            return s.clone();
+        }
+        let s = Arc::new(settings);
+        if self.0.len() == Self::RECENT {
+            self.0.remove(0);
+        }
+        self.0.push(s.clone());
+        s
+    }
 }
 
 /// A data set writer: one subscription at one publishing interval on one connection.
@@ -152,6 +183,7 @@ fn node_plan(
     entry: &PublishedNodesEntryModel,
     node: &OpcNodeModel,
     sampling_default: Duration,
+    cache: &mut SettingsCache,
 ) -> Result<NodePlan, String> {
     let node_id = node
         .id
@@ -220,22 +252,25 @@ fn node_plan(
         .filter(|n| !n.is_empty())
         .map(Arc::from)
         .unwrap_or_else(|| node_id.clone());
-    Ok(NodePlan {
+    let settings = NodeSettings {
         sampling_interval: interval(
             node.opc_sampling_interval_timespan.as_deref(),
             node.opc_sampling_interval,
             "OpcSamplingInterval",
         )?
         .unwrap_or(sampling_default),
-        node_id,
         browse_path,
-        field_name,
         heartbeat,
         skip_first: node.skip_first.unwrap_or(false),
         queue_size: node.queue_size.unwrap_or(1).max(1),
         discard_new: node.discard_new.unwrap_or(false),
         trigger,
         deadband,
+    };
+    Ok(NodePlan {
+        node_id,
+        field_name,
+        settings: cache.share(settings),
     })
 }
 
@@ -248,159 +283,224 @@ type NodeKey = (Arc<str>, Option<Vec<String>>);
 /// Turns configuration entries into writers. Entries naming the same group, writer and
 /// connection are merged; a node listed twice in one writer is kept once.
 pub fn plan(entries: &[PublishedNodesEntryModel]) -> Result<Vec<WriterPlan>, Vec<PlanError>> {
-    let mut writers: BTreeMap<WriterKey, WriterPlan> = BTreeMap::new();
-    // (node id, browse path) already in each writer: a hash lookup, since a writer may hold
-    // 100k nodes.
-    let mut seen: HashMap<WriterKey, HashSet<NodeKey>> = HashMap::new();
-    let mut errors = Vec::new();
+    let mut planner = Planner::default();
     for (index, entry) in entries.iter().enumerate() {
-        let err = |message: String| PlanError {
-            index,
-            endpoint: entry.endpoint_url.clone(),
-            message,
-        };
-        let outcome = (|| -> Result<Vec<(WriterPlan, NodePlan)>, String> {
-            let url = entry.endpoint_url.trim();
-            if !url.starts_with("opc.tcp://") {
-                return Err(format!("EndpointUrl '{url}' is not an opc.tcp:// URL"));
-            }
-            let mode = security(entry)?;
-            let user = credential(entry)?;
-            let connection = ConnectionModel {
-                endpoint: EndpointModel {
-                    url: url.to_string(),
-                    security_mode: Some(mode),
-                    security_policy: entry
-                        .endpoint_security_policy
-                        .clone()
-                        .filter(|p| !p.is_empty()),
-                    ..Default::default()
-                },
-                user,
-                ..Default::default()
-            };
-            let group = entry
-                .data_set_writer_group
-                .clone()
-                .filter(|g| !g.is_empty())
-                .unwrap_or_else(|| {
-                    let user = connection
-                        .user
-                        .as_ref()
-                        .and_then(|c| c.value.as_ref())
-                        .and_then(|v| v.user.clone())
-                        .unwrap_or_default();
-                    let hash = stable_id("", &[url, mode.as_str(), &user]);
-                    format!("{url}_{}", &hash[..8])
-                });
-            let publishing = interval(
-                entry.data_set_publishing_interval_timespan.as_deref(),
-                entry.data_set_publishing_interval,
-                "DataSetPublishingInterval",
-            )?
-            .unwrap_or(DEFAULT_PUBLISHING_INTERVAL);
-            let sampling = interval(
-                entry.data_set_sampling_interval_timespan.as_deref(),
-                entry.data_set_sampling_interval,
-                "DataSetSamplingInterval",
-            )?
-            .unwrap_or(DEFAULT_SAMPLING_INTERVAL);
-            let messaging_mode = match entry
-                .messaging_mode
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                None | Some("pubsub") | Some("fullnetworkmessages") => MessagingMode::PubSub,
-                Some("samples") | Some("fullsamples") => MessagingMode::Samples,
-                Some(other) => {
-                    return Err(format!(
-                        "MessagingMode '{other}' is not supported (PubSub, Samples)"
-                    ))
-                }
-            };
-            let template = WriterPlan {
-                group,
-                id: entry
-                    .data_set_writer_id
-                    .clone()
-                    .filter(|i| !i.is_empty())
-                    .unwrap_or_else(|| UNKNOWN_WRITER.into()),
-                connection,
-                publishing_interval: publishing,
-                key_frame_count: entry.data_set_key_frame_count,
-                messaging_mode,
-                batch_size: entry.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
-                batch_trigger_interval: interval(
-                    entry.batch_trigger_interval_timespan.as_deref(),
-                    entry.batch_trigger_interval,
-                    "BatchTriggerInterval",
-                )?
-                .unwrap_or(DEFAULT_BATCH_TRIGGER_INTERVAL),
-                nodes: Vec::new(),
-            };
-            let mut nodes: Vec<OpcNodeModel> = entry.opc_nodes.clone().unwrap_or_default();
-            if let Some(legacy) = &entry.node_id {
-                nodes.push(OpcNodeModel {
-                    id: Some(legacy.identifier.clone()),
-                    ..Default::default()
-                });
-            }
-            let mut out = Vec::with_capacity(nodes.len());
-            for (i, node) in nodes.iter().enumerate() {
-                let plan =
-                    node_plan(entry, node, sampling).map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
-                let mut writer = template.clone();
-                // A node's own publishing interval puts it in a subscription of its own rate.
-                if let Some(p) = interval(
-                    node.opc_publishing_interval_timespan.as_deref(),
-                    node.opc_publishing_interval,
-                    "OpcPublishingInterval",
-                )
-                .map_err(|m| format!("OpcNodes[{i}]: {m}"))?
-                {
-                    writer.publishing_interval = p;
-                }
-                out.push((writer, plan));
-            }
-            Ok(out)
-        })();
-        match outcome {
-            Ok(pairs) => {
-                for (writer, node) in pairs {
-                    let key = (
-                        writer.group.clone(),
-                        writer.id.clone(),
-                        writer.publishing_interval.as_millis(),
-                        serde_json::to_string(&writer.connection).unwrap_or_default(),
-                    );
-                    let fresh = seen
-                        .entry(key.clone())
-                        .or_default()
-                        .insert((node.node_id.clone(), node.browse_path.clone()));
-                    let entry = writers.entry(key).or_insert_with(|| WriterPlan {
-                        nodes: Vec::new(),
-                        ..writer
-                    });
-                    if fresh {
-                        entry.nodes.push(Arc::new(node));
-                    }
-                }
-            }
-            Err(message) => errors.push(err(message)),
+        planner.add(index, entry);
+    }
+    planner.finish()
+}
+
+/// The errors `plan` would report, without building the plans: validating a 100k-node
+/// configuration then costs one entry's worth of memory, not the whole plan's.
+pub fn check(entries: &[PublishedNodesEntryModel]) -> Result<(), Vec<PlanError>> {
+    let mut cache = SettingsCache::default();
+    let errors: Vec<PlanError> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(index, entry)| {
+            entry_plan(entry, MessagingMode::default(), &mut cache)
+                .err()
+                .map(|message| PlanError {
+                    index,
+                    endpoint: entry.endpoint_url.clone(),
+                    message,
+                })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// `plan` an entry at a time, so a caller can decode entries one by one and never hold all
+/// of them parsed (a parsed node is ≈ 700 bytes, its plan ≈ 100).
+#[derive(Default)]
+pub struct Planner {
+    /// Each writer with the (node id, browse path) pairs it holds: a hash lookup, since a
+    /// writer may hold 100k nodes.
+    writers: BTreeMap<WriterKey, (WriterPlan, HashSet<NodeKey>)>,
+    cache: SettingsCache,
+    errors: Vec<PlanError>,
+    default_mode: MessagingMode,
+}
+
+impl Planner {
+    /// Messaging mode of the entries that name none (the module's `--mm`).
+    pub fn with_default_mode(mode: MessagingMode) -> Self {
+        Self {
+            default_mode: mode,
+            ..Self::default()
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
+
+    /// Plans entry number `index` of the configuration.
+    pub fn add(&mut self, index: usize, entry: &PublishedNodesEntryModel) {
+        let (template, nodes) = match entry_plan(entry, self.default_mode, &mut self.cache) {
+            Ok(planned) => planned,
+            Err(message) => {
+                self.errors.push(PlanError {
+                    index,
+                    endpoint: entry.endpoint_url.clone(),
+                    message,
+                });
+                return;
+            }
+        };
+        // The connection as JSON is part of the key: computed once per entry.
+        let connection = serde_json::to_string(&template.connection).unwrap_or_default();
+        for (publishing, node) in nodes {
+            let key = (
+                template.group.clone(),
+                template.id.clone(),
+                publishing
+                    .unwrap_or(template.publishing_interval)
+                    .as_millis(),
+                connection.clone(),
+            );
+            let (writer, seen) = self.writers.entry(key).or_insert_with(|| {
+                let mut w = WriterPlan {
+                    nodes: Vec::new(),
+                    ..template.clone()
+                };
+                if let Some(p) = publishing {
+                    w.publishing_interval = p;
+                }
+                (w, HashSet::new())
+            });
+            if seen.insert((node.node_id.clone(), node.settings.browse_path.clone())) {
+                writer.nodes.push(Arc::new(node));
+            }
+        }
     }
-    Ok(writers
-        .into_values()
-        .filter(|w| !w.nodes.is_empty())
-        .map(|mut w| {
-            unique_field_names(&mut w.nodes);
-            w
-        })
-        .collect())
+
+    /// The writers, or every entry that cannot be published.
+    pub fn finish(self) -> Result<Vec<WriterPlan>, Vec<PlanError>> {
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        Ok(self
+            .writers
+            .into_values()
+            .map(|(w, _)| w)
+            .filter(|w| !w.nodes.is_empty())
+            .map(|mut w| {
+                unique_field_names(&mut w.nodes);
+                w.nodes.shrink_to_fit();
+                w
+            })
+            .collect())
+    }
+}
+
+/// One entry: the writer it describes (without nodes) and its nodes, each with its own
+/// publishing interval when it names one.
+#[allow(clippy::type_complexity)]
+fn entry_plan(
+    entry: &PublishedNodesEntryModel,
+    default_mode: MessagingMode,
+    cache: &mut SettingsCache,
+) -> Result<(WriterPlan, Vec<(Option<Duration>, NodePlan)>), String> {
+    let url = entry.endpoint_url.trim();
+    if !url.starts_with("opc.tcp://") {
+        return Err(format!("EndpointUrl '{url}' is not an opc.tcp:// URL"));
+    }
+    let mode = security(entry)?;
+    let user = credential(entry)?;
+    let connection = ConnectionModel {
+        endpoint: EndpointModel {
+            url: url.to_string(),
+            security_mode: Some(mode),
+            security_policy: entry
+                .endpoint_security_policy
+                .clone()
+                .filter(|p| !p.is_empty()),
+            ..Default::default()
+        },
+        user,
+        ..Default::default()
+    };
+    let group = entry
+        .data_set_writer_group
+        .clone()
+        .filter(|g| !g.is_empty())
+        .unwrap_or_else(|| {
+            let user = connection
+                .user
+                .as_ref()
+                .and_then(|c| c.value.as_ref())
+                .and_then(|v| v.user.clone())
+                .unwrap_or_default();
+            let hash = stable_id("", &[url, mode.as_str(), &user]);
+            format!("{url}_{}", &hash[..8])
+        });
+    let publishing = interval(
+        entry.data_set_publishing_interval_timespan.as_deref(),
+        entry.data_set_publishing_interval,
+        "DataSetPublishingInterval",
+    )?
+    .unwrap_or(DEFAULT_PUBLISHING_INTERVAL);
+    let sampling = interval(
+        entry.data_set_sampling_interval_timespan.as_deref(),
+        entry.data_set_sampling_interval,
+        "DataSetSamplingInterval",
+    )?
+    .unwrap_or(DEFAULT_SAMPLING_INTERVAL);
+    let messaging_mode = match entry
+        .messaging_mode
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None => default_mode,
+        Some("pubsub") | Some("fullnetworkmessages") => MessagingMode::PubSub,
+        Some("samples") | Some("fullsamples") => MessagingMode::Samples,
+        Some(other) => {
+            return Err(format!(
+                "MessagingMode '{other}' is not supported (PubSub, Samples)"
+            ))
+        }
+    };
+    let template = WriterPlan {
+        group,
+        id: entry
+            .data_set_writer_id
+            .clone()
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| UNKNOWN_WRITER.into()),
+        connection,
+        publishing_interval: publishing,
+        key_frame_count: entry.data_set_key_frame_count,
+        messaging_mode,
+        batch_size: entry.batch_size.unwrap_or(DEFAULT_BATCH_SIZE).max(1),
+        batch_trigger_interval: interval(
+            entry.batch_trigger_interval_timespan.as_deref(),
+            entry.batch_trigger_interval,
+            "BatchTriggerInterval",
+        )?
+        .unwrap_or(DEFAULT_BATCH_TRIGGER_INTERVAL),
+        nodes: Vec::new(),
+    };
+    let legacy = entry.node_id.as_ref().map(|legacy| OpcNodeModel {
+        id: Some(legacy.identifier.clone()),
+        ..Default::default()
+    });
+    let listed = entry.opc_nodes.as_deref().unwrap_or_default();
+    let mut out = Vec::with_capacity(listed.len() + usize::from(legacy.is_some()));
+    for (i, node) in listed.iter().chain(legacy.as_ref()).enumerate() {
+        let plan =
+            node_plan(entry, node, sampling, cache).map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
+        // A node's own publishing interval puts it in a subscription of its own rate.
+        let own = interval(
+            node.opc_publishing_interval_timespan.as_deref(),
+            node.opc_publishing_interval,
+            "OpcPublishingInterval",
+        )
+        .map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
+        out.push((own, plan));
+    }
+    Ok((template, out))
 }
 
 /// Two nodes of one writer with the same display name would be one key twice in a data set
@@ -484,11 +584,23 @@ mod tests {
             .unwrap();
         assert_eq!(slow.nodes.len(), 2, "{slow:?}");
         assert_eq!(&*slow.nodes[0].field_name, "one");
-        assert_eq!(slow.nodes[0].sampling_interval, Duration::from_millis(500));
-        assert_eq!(slow.nodes[1].heartbeat, Some(Duration::from_secs(2)));
+        assert_eq!(
+            slow.nodes[0].settings.sampling_interval,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            slow.nodes[1].settings.heartbeat,
+            Some(Duration::from_secs(2))
+        );
         assert_eq!(&*slow.nodes[1].field_name, "three");
-        assert_eq!(slow.nodes[1].deadband, Some(Deadband::Percent(100.0)));
-        assert_eq!(fast.nodes[0].sampling_interval, Duration::from_millis(50));
+        assert_eq!(
+            slow.nodes[1].settings.deadband,
+            Some(Deadband::Percent(100.0))
+        );
+        assert_eq!(
+            fast.nodes[0].settings.sampling_interval,
+            Duration::from_millis(50)
+        );
     }
 
     #[test]

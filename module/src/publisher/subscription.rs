@@ -5,14 +5,20 @@
 //! on Bad_TooManyOperations), a subscription that answers Bad_TooManyMonitoredItems is full
 //! and the rest go to a new one, and a node the server refuses is retried with backoff and
 //! reported instead of failing the writer. Items are addressed by client handles we choose,
-//! so notifications, reconnects and re-created subscriptions are all matched by handle.
+//! so notifications are matched by handle.
+//!
+//! This set is the only record of the monitored items: they are created with the plain
+//! CreateMonitoredItems service, so the OPC UA client keeps no copy of them (which cost
+//! ≈ 300 bytes per item), and after a reconnect this set transfers its subscriptions to the
+//! new session itself, or creates them and their items again when the server cannot.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, Session};
+use opcua::client::services::CreateMonitoredItems;
+use opcua::client::{MonitoredItemMap, OnSubscriptionNotificationCore, Session, UARequest};
 use opcua::types::{
     AttributeId, DataChangeFilter, DataChangeTrigger as UaTrigger, DeadbandType, ExtensionObject,
     MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters, NodeId, NotificationMessage,
@@ -30,8 +36,8 @@ const DEFAULT_ITEMS_PER_CALL: usize = 1000;
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
-/// Client handles are unique in the process, so a handle alone identifies an item even after
-/// the client re-created its subscription under a new id.
+/// Client handles are unique in the process, so a handle found in a log or a notification
+/// names one item.
 static NEXT_HANDLE: AtomicU32 = AtomicU32::new(1);
 
 pub fn next_handle() -> u32 {
@@ -66,26 +72,31 @@ impl OnSubscriptionNotificationCore for Forwarder {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Eight bytes: a writer may hold 100k items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ItemState {
     /// Not on the server yet (new, or its subscription was lost).
     Pending,
     Good {
-        slot: usize,
+        slot: u16,
         monitored_item_id: u32,
-        resolved: NodeId,
     },
-    Bad {
-        status: StatusCode,
-        retry_at: Instant,
-        backoff: Duration,
-    },
+    /// Refused by the server; why and when to try again is in `SubscriptionSet::retries`.
+    Bad,
 }
 
 #[derive(Debug, Clone)]
 struct Item {
     node: Arc<NodePlan>,
     state: ItemState,
+}
+
+/// Why a refused item was refused, and when it is tried again.
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    status: StatusCode,
+    at: Instant,
+    backoff: Duration,
 }
 
 #[derive(Debug)]
@@ -132,10 +143,14 @@ pub struct SubscriptionSet {
     settings: SubscriptionSettings,
     pub slots: Vec<Option<Slot>>,
     items: HashMap<u32, Item>,
+    /// Items the server refused, by handle (few, so kept apart from `items`).
+    retries: HashMap<u32, Retry>,
     items_per_call: usize,
     tx: mpsc::UnboundedSender<SubscriptionEvent>,
     all: Arc<PublisherDiagnostics>,
     diag: Arc<WriterDiagnostics>,
+    /// (good, bad), kept as items change state so the gauges never need a pass over 100k items.
+    counts: (usize, usize),
 }
 
 impl SubscriptionSet {
@@ -149,10 +164,12 @@ impl SubscriptionSet {
             settings,
             slots: Vec::new(),
             items: HashMap::new(),
+            retries: HashMap::new(),
             items_per_call: DEFAULT_ITEMS_PER_CALL,
             tx,
             all,
             diag,
+            counts: (0, 0),
         }
     }
 
@@ -168,86 +185,124 @@ impl SubscriptionSet {
 
     /// Registers items to monitor; they are created by the next `sync`.
     pub fn insert(&mut self, handle: u32, node: Arc<NodePlan>) {
-        self.items.insert(
+        let old = self.items.insert(
             handle,
             Item {
                 node,
                 state: ItemState::Pending,
             },
         );
+        if let Some(old) = old {
+            self.count(old.state, -1);
+            self.retries.remove(&handle);
+        }
     }
 
     pub fn good_count(&self) -> usize {
-        self.counts().0
+        self.counts.0
     }
 
     pub fn bad_count(&self) -> usize {
-        self.counts().1
+        self.counts.1
     }
 
     /// Nodes the server refused, with its reason, for logs and diagnostics.
     pub fn bad_items(&self) -> Vec<(String, StatusCode)> {
-        self.items
-            .values()
-            .filter_map(|i| match i.state {
-                ItemState::Bad { status, .. } => Some((i.node.node_id.to_string(), status)),
-                _ => None,
+        self.retries
+            .iter()
+            .filter_map(|(h, r)| {
+                let item = self.items.get(h)?;
+                Some((item.node.node_id.to_string(), r.status))
             })
             .collect()
     }
 
     /// When the earliest bad item is due for another try.
     pub fn next_retry(&self) -> Option<Instant> {
-        self.items
-            .values()
-            .filter_map(|i| match i.state {
-                ItemState::Bad { retry_at, .. } => Some(retry_at),
-                _ => None,
-            })
-            .min()
+        self.retries.values().map(|r| r.at).min()
     }
 
-    fn publish_gauges(&self, before: (usize, usize)) {
-        let (good, bad) = self.counts();
-        self.all
-            .pipeline
-            .monitored_items_good
-            .add(good as i64 - before.0 as i64);
-        self.all
-            .pipeline
-            .monitored_items_bad
-            .add(bad as i64 - before.1 as i64);
-        self.diag.items_good.set(good as i64);
-        self.diag.items_bad.set(bad as i64);
+    /// Keeps `counts` and the gauges in step with one item entering or leaving `state`.
+    fn count(&mut self, state: ItemState, delta: i64) {
+        let (good, bad) = match state {
+            ItemState::Good { .. } => (delta, 0),
+            ItemState::Bad => (0, delta),
+            ItemState::Pending => return,
+        };
+        self.counts.0 = (self.counts.0 as i64 + good).max(0) as usize;
+        self.counts.1 = (self.counts.1 as i64 + bad).max(0) as usize;
+        let pipeline = &self.all.pipeline;
+        pipeline.monitored_items_good.add(good);
+        pipeline.monitored_items_bad.add(bad);
+        self.diag.items_good.set(self.counts.0 as i64);
+        self.diag.items_bad.set(self.counts.1 as i64);
     }
 
-    /// (good, bad) in one pass over the items.
-    fn counts(&self) -> (usize, usize) {
-        self.items.values().fold((0, 0), |(g, b), i| match i.state {
-            ItemState::Good { .. } => (g + 1, b),
-            ItemState::Bad { .. } => (g, b + 1),
-            ItemState::Pending => (g, b),
-        })
+    fn set_state(&mut self, handle: u32, state: ItemState) {
+        let Some(item) = self.items.get_mut(&handle) else {
+            return;
+        };
+        let old = std::mem::replace(&mut item.state, state);
+        if old != state {
+            self.count(old, -1);
+            self.count(state, 1);
+        }
+        if state != ItemState::Bad {
+            self.retries.remove(&handle);
+        }
     }
 
-    /// Removes items from the server and from the set.
-    pub async fn remove(&mut self, session: &Session, handles: &[u32]) {
-        let before = self.counts();
-        let mut by_slot: HashMap<usize, Vec<u32>> = HashMap::new();
+    /// The server refused the item (or could not be asked): try again later, each time
+    /// waiting twice as long.
+    fn set_bad(&mut self, handle: u32, status: StatusCode, now: Instant) {
+        let backoff = match self.retries.get(&handle) {
+            Some(r) => (r.backoff * 2).min(RETRY_MAX),
+            None => RETRY_FIRST,
+        };
+        self.set_state(handle, ItemState::Bad);
+        if self.items.contains_key(&handle) {
+            self.retries.insert(
+                handle,
+                Retry {
+                    status,
+                    at: now + backoff,
+                    backoff,
+                },
+            );
+        }
+    }
+
+    fn note_error(&self, text: String) {
+        *self
+            .diag
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    /// Takes items out of the set, answering the monitored items to delete per slot.
+    fn take(&mut self, handles: &[u32]) -> HashMap<u16, Vec<u32>> {
+        let mut by_slot: HashMap<u16, Vec<u32>> = HashMap::new();
         for h in handles {
             if let Some(item) = self.items.remove(h) {
+                self.retries.remove(h);
+                self.count(item.state, -1);
                 if let ItemState::Good {
                     slot,
                     monitored_item_id,
-                    ..
                 } = item.state
                 {
                     by_slot.entry(slot).or_default().push(monitored_item_id);
                 }
             }
         }
-        for (slot, ids) in by_slot {
-            let Some(Some(s)) = self.slots.get_mut(slot) else {
+        by_slot
+    }
+
+    /// Removes items from the server and from the set.
+    pub async fn remove(&mut self, session: &Session, handles: &[u32]) {
+        for (slot, ids) in self.take(handles) {
+            let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) else {
                 continue;
             };
             s.items = s.items.saturating_sub(ids.len());
@@ -259,12 +314,10 @@ impl SubscriptionSet {
                 }
             }
         }
-        self.publish_gauges(before);
     }
 
     /// Deletes every subscription of the writer on the server.
     pub async fn delete_all(&mut self, session: &Session) {
-        let before = self.counts();
         let ids: Vec<u32> = self.slots.iter().flatten().map(|s| s.server_id).collect();
         if !ids.is_empty() {
             if let Err(e) = session.delete_subscriptions(&ids).await {
@@ -272,107 +325,111 @@ impl SubscriptionSet {
             }
         }
         self.slots.clear();
-        self.items.clear();
-        self.publish_gauges(before);
+        let handles: Vec<u32> = self.items.keys().copied().collect();
+        self.take(&handles);
     }
 
     /// Drops items locally only (they are not on any server).
     pub fn forget(&mut self, handles: &[u32]) {
-        let before = self.counts();
+        self.take(handles);
+    }
+
+    /// Items of the slots for which `lost` is true go back to Pending.
+    fn lose_slots(&mut self, lost: impl Fn(u16) -> bool) {
+        let handles: Vec<u32> = self
+            .items
+            .iter()
+            .filter(|(_, i)| matches!(i.state, ItemState::Good { slot, .. } if lost(slot)))
+            .map(|(h, _)| *h)
+            .collect();
         for h in handles {
-            self.items.remove(h);
+            self.set_state(h, ItemState::Pending);
         }
-        self.publish_gauges(before);
     }
 
     /// The session was replaced: nothing of ours exists on the server any more.
     pub fn forget_server_state(&mut self) {
-        let before = self.counts();
         self.slots.clear();
-        for item in self.items.values_mut() {
-            if matches!(item.state, ItemState::Good { .. }) {
-                item.state = ItemState::Pending;
-            }
-        }
-        self.publish_gauges(before);
+        self.lose_slots(|_| true);
     }
 
-    /// After a reconnect the client transferred or re-created our subscriptions, maybe under new
-    /// ids and with new monitored item ids: find them by client handle. Subscriptions the
-    /// client lost are created again, and items whose `nsu=` id now resolves to another
-    /// namespace index are moved to the new node id.
-    pub async fn after_reconnect(&mut self, session: &Session, ns: &Namespaces) {
-        let before = self.counts();
-        let mut found: HashMap<u32, (u32, u32)> = HashMap::new(); // handle → (sub id, item id)
-        {
-            let state = session.subscription_state.lock();
-            for id in state.subscription_ids().unwrap_or_default() {
-                if let Some(sub) = state.get(id) {
-                    for mi in sub.monitored_items() {
-                        found.insert(mi.client_handle(), (id, mi.id()));
+    /// After a reconnect. On a reactivated session everything is still there. On a new
+    /// session our subscriptions belong to the old one: TransferSubscriptions moves them
+    /// with their items and ids (the server then sends every current value again); those
+    /// the server cannot transfer are dropped and their items created again by the next
+    /// `sync`. Items whose `nsu=` id now resolves to another namespace index are moved to
+    /// the new node id.
+    pub async fn after_reconnect(
+        &mut self,
+        session: &Session,
+        before: &Namespaces,
+        now: &Namespaces,
+        new_session: bool,
+    ) {
+        if new_session {
+            let ids: Vec<u32> = self.slots.iter().flatten().map(|s| s.server_id).collect();
+            let transferred: Vec<bool> = if ids.is_empty() {
+                Vec::new()
+            } else {
+                match session.transfer_subscriptions(&ids, true).await {
+                    Ok(results) => results.iter().map(|r| r.status_code.is_good()).collect(),
+                    Err(e) => {
+                        info!(error = %e, "TransferSubscriptions failed; creating the subscriptions again");
+                        vec![false; ids.len()]
                     }
                 }
-            }
-        }
-        let mut slot_ids: HashMap<usize, u32> = HashMap::new();
-        let mut moved = Vec::new();
-        for (handle, item) in self.items.iter_mut() {
-            if let ItemState::Good {
-                slot,
-                monitored_item_id,
-                resolved,
-            } = &mut item.state
-            {
-                match found.get(handle) {
-                    Some((sub, mi)) => {
-                        slot_ids.insert(*slot, *sub);
-                        *monitored_item_id = *mi;
-                        if let Ok(now) = ns.parse(&item.node.node_id) {
-                            if &now != resolved {
-                                moved.push(*handle);
-                            }
-                        }
-                    }
-                    None => item.state = ItemState::Pending,
-                }
-            }
-        }
-        for (index, slot) in self.slots.iter_mut().enumerate() {
-            let keep = match (slot.as_mut(), slot_ids.get(&index)) {
-                (Some(s), Some(id)) => {
-                    if s.server_id != *id {
-                        info!(
-                            old = s.server_id,
-                            new = id,
-                            "subscription re-created by the client"
-                        );
-                        s.server_id = *id;
-                        s.last_sequence = None;
-                    }
-                    s.last_heard = Instant::now();
-                    true
-                }
-                _ => false,
             };
-            if !keep {
-                *slot = None;
-            }
-        }
-        if !moved.is_empty() {
-            info!(
-                count = moved.len(),
-                "namespace indices changed on the server; re-creating the affected items"
-            );
-            let nodes: Vec<(u32, Arc<NodePlan>)> = moved
+            let lost: Vec<u32> = ids
                 .iter()
-                .filter_map(|h| self.items.get(h).map(|i| (*h, i.node.clone())))
+                .zip(&transferred)
+                .filter(|(_, ok)| !**ok)
+                .map(|(id, _)| *id)
                 .collect();
-            self.remove(session, &moved).await;
-            for (h, n) in nodes {
-                self.insert(h, n);
+            if !lost.is_empty() {
+                // Ends them in the client too, so its publish loop stops asking for them.
+                let _ = session.delete_subscriptions(&lost).await;
+            }
+            let mut lost_slots = Vec::new();
+            for (index, slot) in self.slots.iter_mut().enumerate() {
+                let Some(s) = slot else { continue };
+                if lost.contains(&s.server_id) {
+                    info!(
+                        subscription = s.server_id,
+                        "subscription not transferred; creating it again"
+                    );
+                    *slot = None;
+                    lost_slots.push(index as u16);
+                } else {
+                    s.last_heard = Instant::now();
+                }
+            }
+            self.lose_slots(|slot| lost_slots.contains(&slot));
+        }
+        if before.0 != now.0 {
+            let moved: Vec<u32> = self
+                .items
+                .iter()
+                .filter(|(_, i)| matches!(i.state, ItemState::Good { .. }))
+                .filter(|(_, i)| {
+                    before.parse(&i.node.node_id).ok() != now.parse(&i.node.node_id).ok()
+                })
+                .map(|(h, _)| *h)
+                .collect();
+            if !moved.is_empty() {
+                info!(
+                    count = moved.len(),
+                    "namespace indices changed on the server; re-creating the affected items"
+                );
+                let nodes: Vec<(u32, Arc<NodePlan>)> = moved
+                    .iter()
+                    .filter_map(|h| self.items.get(h).map(|i| (*h, i.node.clone())))
+                    .collect();
+                self.remove(session, &moved).await;
+                for (h, n) in nodes {
+                    self.insert(h, n);
+                }
             }
         }
-        self.publish_gauges(before);
     }
 
     /// Deletes a subscription that stayed silent after a revival and creates its items again
@@ -385,89 +442,86 @@ impl SubscriptionSet {
         if let Err(e) = session.delete_subscriptions(&[id]).await {
             debug!(error = %e, "deleting the silent subscription failed");
         }
-        let before = self.counts();
         self.slots[index] = None;
-        for item in self.items.values_mut() {
-            if matches!(item.state, ItemState::Good { slot, .. } if slot == index) {
-                item.state = ItemState::Pending;
-            }
-        }
-        self.publish_gauges(before);
+        self.lose_slots(|slot| usize::from(slot) == index);
         self.sync(session, ns).await;
     }
 
-    /// Node ids as resolved on the server, of the items that are Good.
-    pub fn resolved(&self) -> impl Iterator<Item = (&Arc<str>, &NodeId)> {
-        self.items.values().filter_map(|i| match &i.state {
-            ItemState::Good { resolved, .. } => Some((&i.node.node_id, resolved)),
-            _ => None,
-        })
+    /// Client handles of the items that are Good.
+    pub fn good_handles(&self) -> impl Iterator<Item = u32> + '_ {
+        self.items
+            .iter()
+            .filter(|(_, i)| matches!(i.state, ItemState::Good { .. }))
+            .map(|(h, _)| *h)
     }
 
     /// Creates everything pending and every bad item whose retry time has come.
     pub async fn sync(&mut self, session: &Session, ns: &Namespaces) {
-        let before = self.counts();
+        let before = self.counts;
         let now = Instant::now();
-        let mut todo: Vec<(u32, MonitoredItemCreateRequest, NodeId)> = Vec::new();
-        for (handle, item) in self.items.iter_mut() {
-            let due = match item.state {
+        let mut due: Vec<u32> = self
+            .items
+            .iter()
+            .filter(|(h, i)| match i.state {
                 ItemState::Pending => true,
-                ItemState::Bad { retry_at, .. } => retry_at <= now,
+                ItemState::Bad => self.retries.get(h).is_none_or(|r| r.at <= now),
                 ItemState::Good { .. } => false,
-            };
-            if !due {
-                continue;
-            }
-            match ns.parse(&item.node.node_id) {
-                Ok(node_id) => todo.push((
-                    *handle,
-                    create_request(*handle, &item.node, &node_id),
-                    node_id,
-                )),
-                Err(e) => {
-                    let status = StatusCode::BadNodeIdInvalid;
-                    set_bad(item, status, now);
-                    *self
-                        .diag
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) =
-                        Some(format!("{}: {e}", item.node.node_id));
+            })
+            .map(|(h, _)| *h)
+            .collect();
+        // Stable order keeps configuration order on the server, which keeps messages readable.
+        due.sort_unstable();
+        // Requests are built a chunk at a time: 100k of them at once would be ≈ 25 MB.
+        let mut queue: std::collections::VecDeque<u32> = due.into();
+        let mut chunk: Vec<(u32, MonitoredItemCreateRequest)> = Vec::new();
+        while !queue.is_empty() || !chunk.is_empty() {
+            while chunk.len() < self.items_per_call {
+                let Some(h) = queue.pop_front() else { break };
+                let Some(item) = self.items.get(&h) else {
+                    continue;
+                };
+                match ns.parse(&item.node.node_id) {
+                    Ok(node_id) => chunk.push((h, create_request(h, &item.node, node_id))),
+                    Err(e) => {
+                        self.note_error(format!("{}: {e}", item.node.node_id));
+                        self.set_bad(h, StatusCode::BadNodeIdInvalid, now);
+                    }
                 }
             }
-        }
-        // Stable order keeps configuration order on the server, which keeps messages readable.
-        todo.sort_by_key(|(h, _, _)| *h);
-        let mut queue = std::collections::VecDeque::from(todo);
-        while !queue.is_empty() {
+            if chunk.is_empty() {
+                break;
+            }
             let slot = match self.slot_with_room(session).await {
                 Ok(slot) => slot,
                 Err(status) => {
                     warn!(%status, "cannot create a subscription; items stay pending");
-                    for (h, _, _) in queue.drain(..) {
-                        if let Some(item) = self.items.get_mut(&h) {
-                            set_bad(item, status, now);
-                        }
+                    let rest: Vec<u32> = chunk
+                        .drain(..)
+                        .map(|(h, _)| h)
+                        .chain(queue.drain(..))
+                        .collect();
+                    for h in rest {
+                        self.set_bad(h, status, now);
                     }
-                    *self
-                        .diag
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) =
-                        Some(format!("CreateSubscription: {status}"));
+                    self.note_error(format!("CreateSubscription: {status}"));
                     break;
                 }
             };
-            let n = self.items_per_call.min(queue.len());
-            let chunk: Vec<_> = queue.drain(..n).collect();
-            let Some(Some(s)) = self.slots.get(slot) else {
+            let Some(Some(s)) = self.slots.get(usize::from(slot)) else {
                 break;
             };
             let server_id = s.server_id;
-            let requests: Vec<_> = chunk.iter().map(|(_, r, _)| r.clone()).collect();
-            let result = session
-                .create_monitored_items(server_id, TimestampsToReturn::Both, requests)
-                .await;
+            // A subscription that holds nothing and still says "too many" never will: stop
+            // opening new ones for this chunk.
+            let empty = s.items == 0;
+            let requests: Vec<MonitoredItemCreateRequest> =
+                chunk.iter().map(|(_, r)| r.clone()).collect();
+            let result = CreateMonitoredItems::new(server_id, session)
+                .timestamps_to_return(TimestampsToReturn::Both)
+                .items_to_create(requests)
+                .send(session.channel())
+                .await
+                .map(|r| r.results);
             match result {
                 Err(e)
                     if e.status() == StatusCode::BadTooManyOperations
@@ -478,31 +532,30 @@ impl SubscriptionSet {
                         per_call = self.items_per_call,
                         "server refused the batch size; halving it"
                     );
-                    for c in chunk.into_iter().rev() {
-                        queue.push_front(c);
+                    // The chunk shrinks to the new size on the next round.
+                    while chunk.len() > self.items_per_call {
+                        if let Some((h, _)) = chunk.pop() {
+                            queue.push_front(h);
+                        }
                     }
                 }
-                Err(e) if e.status() == StatusCode::BadTooManyMonitoredItems => {
-                    if let Some(Some(s)) = self.slots.get_mut(slot) {
-                        s.full = true;
+                Err(e) if e.status() == StatusCode::BadTooManyMonitoredItems && empty => {
+                    for (h, _) in chunk.drain(..) {
+                        self.set_bad(h, e.status(), now);
                     }
-                    for c in chunk.into_iter().rev() {
-                        queue.push_front(c);
+                    self.note_error(format!("CreateMonitoredItems: {}", e.status()));
+                }
+                Err(e) if e.status() == StatusCode::BadTooManyMonitoredItems => {
+                    if let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) {
+                        s.full = true;
                     }
                 }
                 Err(e) => {
                     warn!(error = %e, "CreateMonitoredItems failed; retrying later");
-                    for (h, _, _) in chunk {
-                        if let Some(item) = self.items.get_mut(&h) {
-                            set_bad(item, e.status(), now);
-                        }
+                    for (h, _) in chunk.drain(..) {
+                        self.set_bad(h, e.status(), now);
                     }
-                    *self
-                        .diag
-                        .last_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) =
-                        Some(format!("CreateMonitoredItems: {}", e.status()));
+                    self.note_error(format!("CreateMonitoredItems: {}", e.status()));
                 }
                 Ok(results) if results.len() != chunk.len() => {
                     warn!(
@@ -510,74 +563,76 @@ impl SubscriptionSet {
                         results.len(),
                         chunk.len()
                     );
-                    for (h, _, _) in chunk {
-                        if let Some(item) = self.items.get_mut(&h) {
-                            set_bad(item, StatusCode::BadUnexpectedError, now);
-                        }
+                    for (h, _) in chunk.drain(..) {
+                        self.set_bad(h, StatusCode::BadUnexpectedError, now);
                     }
                 }
                 Ok(results) => {
                     let mut full_again = Vec::new();
-                    for ((h, req, node_id), r) in chunk.into_iter().zip(results) {
+                    for ((h, req), r) in chunk.drain(..).zip(results) {
                         let status = r.result.status_code;
                         if status.is_good() {
-                            if let Some(item) = self.items.get_mut(&h) {
-                                item.state = ItemState::Good {
-                                    slot,
-                                    monitored_item_id: r.result.monitored_item_id,
-                                    resolved: node_id,
-                                };
-                                if let Some(Some(s)) = self.slots.get_mut(slot) {
+                            if self.items.contains_key(&h) {
+                                self.set_state(
+                                    h,
+                                    ItemState::Good {
+                                        slot,
+                                        monitored_item_id: r.result.monitored_item_id,
+                                    },
+                                );
+                                if let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) {
                                     s.items += 1;
                                 }
                             }
                         } else if status == StatusCode::BadTooManyMonitoredItems {
-                            full_again.push((h, req, node_id));
-                        } else if let Some(item) = self.items.get_mut(&h) {
+                            full_again.push((h, req));
+                        } else if let Some(item) = self.items.get(&h) {
                             debug!(node = %item.node.node_id, %status, "monitored item refused");
-                            *self
-                                .diag
-                                .last_error
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner()) =
-                                Some(format!("{}: {status}", item.node.node_id));
-                            set_bad(item, status, now);
+                            self.note_error(format!("{}: {status}", item.node.node_id));
+                            self.set_bad(h, status, now);
                         }
                     }
-                    if !full_again.is_empty() {
-                        if let Some(Some(s)) = self.slots.get_mut(slot) {
+                    let took_none = self
+                        .slots
+                        .get(usize::from(slot))
+                        .and_then(Option::as_ref)
+                        .is_some_and(|s| s.items == 0);
+                    if !full_again.is_empty() && took_none {
+                        for (h, _) in full_again {
+                            self.set_bad(h, StatusCode::BadTooManyMonitoredItems, now);
+                        }
+                    } else if !full_again.is_empty() {
+                        if let Some(Some(s)) = self.slots.get_mut(usize::from(slot)) {
                             s.full = true;
                         }
-                        for c in full_again.into_iter().rev() {
-                            queue.push_front(c);
-                        }
+                        chunk = full_again;
                     }
                 }
             }
         }
-        let (good, bad) = self.counts();
+        let (good, bad) = self.counts;
         if bad > 0 && (good, bad) != before {
             warn!(
                 good,
                 bad, "some monitored items were refused; retrying them with backoff"
             );
         }
-        self.publish_gauges(before);
     }
 
-    async fn slot_with_room(&mut self, session: &Session) -> Result<usize, StatusCode> {
+    async fn slot_with_room(&mut self, session: &Session) -> Result<u16, StatusCode> {
         if let Some(i) = self
             .slots
             .iter()
             .position(|s| s.as_ref().is_some_and(|s| !s.full))
         {
-            return Ok(i);
+            return u16::try_from(i).map_err(|_| StatusCode::BadTooManySubscriptions);
         }
         let index = self
             .slots
             .iter()
             .position(Option::is_none)
             .unwrap_or(self.slots.len());
+        let slot_id = u16::try_from(index).map_err(|_| StatusCode::BadTooManySubscriptions)?;
         let forwarder = Forwarder {
             slot: index,
             tx: self.tx.clone(),
@@ -608,54 +663,44 @@ impl SubscriptionSet {
             self.slots[index] = Some(slot);
         }
         debug!(subscription = id, slot = index, "subscription created");
-        Ok(index)
+        Ok(slot_id)
     }
 }
 
-fn set_bad(item: &mut Item, status: StatusCode, now: Instant) {
-    let backoff = match item.state {
-        ItemState::Bad { backoff, .. } => (backoff * 2).min(RETRY_MAX),
-        _ => RETRY_FIRST,
-    };
-    item.state = ItemState::Bad {
-        status,
-        retry_at: now + backoff,
-        backoff,
-    };
-}
-
-fn create_request(handle: u32, node: &NodePlan, node_id: &NodeId) -> MonitoredItemCreateRequest {
-    let filter = if node.trigger != DataChangeTrigger::StatusValue || node.deadband.is_some() {
-        let (deadband_type, deadband_value) = match node.deadband {
-            Some(Deadband::Absolute(v)) => (DeadbandType::Absolute as u32, v),
-            Some(Deadband::Percent(v)) => (DeadbandType::Percent as u32, v),
-            None => (DeadbandType::None as u32, 0.0),
+fn create_request(handle: u32, node: &NodePlan, node_id: NodeId) -> MonitoredItemCreateRequest {
+    let settings = &node.settings;
+    let filter =
+        if settings.trigger != DataChangeTrigger::StatusValue || settings.deadband.is_some() {
+            let (deadband_type, deadband_value) = match settings.deadband {
+                Some(Deadband::Absolute(v)) => (DeadbandType::Absolute as u32, v),
+                Some(Deadband::Percent(v)) => (DeadbandType::Percent as u32, v),
+                None => (DeadbandType::None as u32, 0.0),
+            };
+            ExtensionObject::from_message(DataChangeFilter {
+                trigger: match settings.trigger {
+                    DataChangeTrigger::Status => UaTrigger::Status,
+                    DataChangeTrigger::StatusValue => UaTrigger::StatusValue,
+                    DataChangeTrigger::StatusValueTimestamp => UaTrigger::StatusValueTimestamp,
+                },
+                deadband_type,
+                deadband_value,
+            })
+        } else {
+            ExtensionObject::null()
         };
-        ExtensionObject::from_message(DataChangeFilter {
-            trigger: match node.trigger {
-                DataChangeTrigger::Status => UaTrigger::Status,
-                DataChangeTrigger::StatusValue => UaTrigger::StatusValue,
-                DataChangeTrigger::StatusValueTimestamp => UaTrigger::StatusValueTimestamp,
-            },
-            deadband_type,
-            deadband_value,
-        })
-    } else {
-        ExtensionObject::null()
-    };
     MonitoredItemCreateRequest {
         item_to_monitor: ReadValueId {
-            node_id: node_id.clone(),
+            node_id,
             attribute_id: AttributeId::Value as u32,
             ..Default::default()
         },
         monitoring_mode: MonitoringMode::Reporting,
         requested_parameters: MonitoringParameters {
             client_handle: handle,
-            sampling_interval: node.sampling_interval.as_secs_f64() * 1000.0,
+            sampling_interval: settings.sampling_interval.as_secs_f64() * 1000.0,
             filter,
-            queue_size: node.queue_size,
-            discard_oldest: !node.discard_new,
+            queue_size: settings.queue_size,
+            discard_oldest: !settings.discard_new,
         },
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use opcua::types::DateTime;
 
 use super::encoder::{DataSetMessage, FieldValue, FrameKind};
-use super::plan::WriterPlan;
+use super::plan::{NodePlan, WriterPlan};
 
 /// How heartbeats are produced (OPC Publisher's `HeartbeatBehavior`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -23,21 +23,48 @@ pub enum HeartbeatBehavior {
     PeriodicLkv,
 }
 
+/// One field of the data set. A writer may have 100k of them, so a field is its shared node
+/// plan plus what is needed on every value; the heartbeat's timers live with the last value,
+/// which only fields with a heartbeat or a key frame keep.
 #[derive(Debug, Clone)]
 struct Field {
-    name: Arc<str>,
-    node_id: Arc<str>,
-    /// The last value, kept only where a heartbeat or key frame may need to send it again.
-    /// Boxed: most fields never need it, and inline it would cost every field ≈ 130 bytes.
-    last: Option<Box<FieldValue>>,
+    node: Arc<NodePlan>,
+    last: Option<Box<LastValue>>,
     /// `WriterState::stamp` of the last `on_values` call that carried this field.
     seen: u32,
+    /// When the field joined the writer, in ms after `WriterState::epoch` (saturating): the
+    /// periodic heartbeat counts from there.
+    joined_ms: u32,
+    /// DataType and ValueRank for the metadata message: 1 + an index into the writer
+    /// task's table of distinct types, 0 while unknown. Fits in the struct's padding.
+    type_index: u16,
     skip_first: bool,
-    heartbeat: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+struct LastValue {
+    value: FieldValue,
     /// Last value or heartbeat sent: the watchdog's reference.
     last_activity: Instant,
     /// Last heartbeat sent: the periodic behaviour's reference.
     last_beat: Instant,
+}
+
+impl Field {
+    fn new(node: &Arc<NodePlan>, joined_ms: u32) -> Self {
+        Self {
+            node: node.clone(),
+            last: None,
+            seen: 0,
+            joined_ms,
+            type_index: 0,
+            skip_first: node.settings.skip_first,
+        }
+    }
+
+    fn heartbeat(&self) -> Option<Duration> {
+        self.node.settings.heartbeat
+    }
 }
 
 /// The state of one writer.
@@ -55,6 +82,8 @@ pub struct WriterState {
     metadata_version: (u32, u32),
     /// Counts `on_values` calls, to find a field repeated within one call in O(1).
     stamp: u32,
+    /// Reference of the fields' `joined_ms`.
+    epoch: Instant,
 }
 
 impl WriterState {
@@ -64,27 +93,19 @@ impl WriterState {
             name: plan.id.as_str().into(),
             key_frame_count: plan.key_frame_count.filter(|n| *n > 0),
             behavior: HeartbeatBehavior::default(),
-            fields: plan
-                .nodes
-                .iter()
-                .map(|n| Field {
-                    name: n.field_name.clone(),
-                    node_id: n.node_id.clone(),
-                    last: None,
-                    seen: 0,
-                    skip_first: n.skip_first,
-                    heartbeat: n.heartbeat,
-                    last_activity: now,
-                    last_beat: now,
-                })
-                .collect(),
+            fields: plan.nodes.iter().map(|n| Field::new(n, 0)).collect(),
             sequence: 0,
             since_key_frame: 0,
             endpoint_url: plan.connection.endpoint.url.as_str().into(),
             application_uri: "".into(),
             metadata_version: (1, 0),
             stamp: 0,
+            epoch: now,
         }
+    }
+
+    fn ms_since_epoch(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u32::MAX)
     }
 
     pub fn with_behavior(mut self, behavior: HeartbeatBehavior) -> Self {
@@ -101,37 +122,40 @@ impl WriterState {
     /// metadata major version moves so consumers know the field list changed. Sequence numbers
     /// continue.
     pub fn set_fields(&mut self, plan: &WriterPlan, now: Instant) {
+        let joined_ms = self.ms_since_epoch(now);
         let mut old: Vec<Option<Field>> = self.fields.drain(..).map(Some).collect();
+        // Field names are unique in a writer, so (node id, name) finds a field in O(1).
+        let index: std::collections::HashMap<(Arc<str>, Arc<str>), usize> = old
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                f.as_ref()
+                    .map(|f| ((f.node.node_id.clone(), f.node.field_name.clone()), i))
+            })
+            .collect();
         let mut changed = old.len() != plan.nodes.len();
         self.fields = plan
             .nodes
             .iter()
             .enumerate()
             .map(|(i, n)| {
-                let kept = old.iter_mut().position(|f| {
-                    f.as_ref()
-                        .is_some_and(|f| *f.node_id == *n.node_id && *f.name == *n.field_name)
-                });
-                match kept.and_then(|k| {
-                    changed |= k != i;
-                    old[k].take()
-                }) {
+                let kept = index
+                    .get(&(n.node_id.clone(), n.field_name.clone()))
+                    .and_then(|&k| {
+                        changed |= k != i;
+                        old[k].take()
+                    });
+                match kept {
                     Some(mut f) => {
-                        f.heartbeat = n.heartbeat;
+                        // New settings (heartbeat) apply; SkipFirst does not apply twice.
+                        let skip_first = f.skip_first && n.settings.skip_first;
+                        f.node = n.clone();
+                        f.skip_first = skip_first;
                         f
                     }
                     None => {
                         changed = true;
-                        Field {
-                            name: n.field_name.clone(),
-                            node_id: n.node_id.clone(),
-                            last: None,
-                            seen: 0,
-                            skip_first: n.skip_first,
-                            heartbeat: n.heartbeat,
-                            last_activity: now,
-                            last_beat: now,
-                        }
+                        Field::new(n, joined_ms)
                     }
                 }
             })
@@ -150,7 +174,25 @@ impl WriterState {
 
     /// Field names and node ids in data set order, for the metadata message.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|f| (&*f.name, &*f.node_id))
+        self.fields
+            .iter()
+            .map(|f| (&*f.node.field_name, &*f.node.node_id))
+    }
+
+    /// The metadata type of the field at `index` (see `Field::type_index`).
+    pub fn type_index(&self, index: usize) -> u16 {
+        self.fields.get(index).map_or(0, |f| f.type_index)
+    }
+
+    pub fn set_type_index(&mut self, index: usize, type_index: u16) {
+        if let Some(f) = self.fields.get_mut(index) {
+            f.type_index = type_index;
+        }
+    }
+
+    /// The node plans in data set order.
+    pub fn nodes(&self) -> impl ExactSizeIterator<Item = &Arc<NodePlan>> {
+        self.fields.iter().map(|f| &f.node)
     }
 
     /// Sequence number of the next message; continues across reconnects.
@@ -175,15 +217,24 @@ impl WriterState {
             let Some(field) = self.fields.get_mut(index) else {
                 continue;
             };
-            value.name = field.name.clone();
-            value.node_id = field.node_id.clone();
-            if keep_last || field.heartbeat.is_some() {
+            value.name = field.node.field_name.clone();
+            value.node_id = field.node.node_id.clone();
+            if keep_last || field.heartbeat().is_some() {
                 match &mut field.last {
-                    Some(last) => (**last).clone_from(&value),
-                    None => field.last = Some(Box::new(value.clone())),
+                    Some(last) => {
+                        last.value.clone_from(&value);
+                        last.last_activity = now;
+                    }
+                    None => {
+                        let joined = self.epoch + Duration::from_millis(u64::from(field.joined_ms));
+                        field.last = Some(Box::new(LastValue {
+                            value: value.clone(),
+                            last_activity: now,
+                            last_beat: joined,
+                        }))
+                    }
                 }
             }
-            field.last_activity = now;
             if field.skip_first {
                 // The server always sends the current value first; SkipFirst drops that one.
                 field.skip_first = false;
@@ -212,17 +263,18 @@ impl WriterState {
         let behavior = self.behavior;
         let mut due = Vec::new();
         for field in &mut self.fields {
-            let (Some(interval), Some(last)) = (field.heartbeat, &field.last) else {
+            let (Some(interval), Some(last)) = (field.node.settings.heartbeat, &mut field.last)
+            else {
                 continue;
             };
             let reference = match behavior {
-                HeartbeatBehavior::WatchdogLkv => field.last_activity,
-                HeartbeatBehavior::PeriodicLkv => field.last_beat,
+                HeartbeatBehavior::WatchdogLkv => last.last_activity,
+                HeartbeatBehavior::PeriodicLkv => last.last_beat,
             };
             if now.duration_since(reference) >= interval {
-                due.push(FieldValue::clone(last));
-                field.last_activity = now;
-                field.last_beat = now;
+                due.push(last.value.clone());
+                last.last_activity = now;
+                last.last_beat = now;
             }
         }
         if due.is_empty() {
@@ -235,13 +287,13 @@ impl WriterState {
     pub fn next_heartbeat(&self) -> Option<Instant> {
         self.fields
             .iter()
-            .filter(|f| f.last.is_some())
             .filter_map(|f| {
+                let last = f.last.as_ref()?;
                 let reference = match self.behavior {
-                    HeartbeatBehavior::WatchdogLkv => f.last_activity,
-                    HeartbeatBehavior::PeriodicLkv => f.last_beat,
+                    HeartbeatBehavior::WatchdogLkv => last.last_activity,
+                    HeartbeatBehavior::PeriodicLkv => last.last_beat,
                 };
-                f.heartbeat.map(|h| reference + h)
+                f.heartbeat().map(|h| reference + h)
             })
             .min()
     }
@@ -266,7 +318,7 @@ impl WriterState {
             let all = self
                 .fields
                 .iter()
-                .filter_map(|f| f.last.as_deref().cloned())
+                .filter_map(|f| f.last.as_ref().map(|l| l.value.clone()))
                 .collect();
             self.message(FrameKind::KeyFrame, all, timestamp)
         } else {

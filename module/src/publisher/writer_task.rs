@@ -30,7 +30,7 @@ use super::writer::{HeartbeatBehavior, WriterState};
 use crate::api::NamespaceFormat;
 use crate::opcua::json_value::{builtin_of, to_json};
 use crate::opcua::node_id::Namespaces;
-use crate::opcua::session_pool::{ConnectionKey, PinnedSession, SessionPool};
+use crate::opcua::session_pool::{ConnectionKey, PinnedSession, Reconnects, SessionPool};
 
 /// The most notifications a gap may span before Republish is not attempted.
 const MAX_REPUBLISH: u32 = 1000;
@@ -77,22 +77,25 @@ struct Writer {
     wdiag: Arc<WriterDiagnostics>,
     state: WriterState,
     subs: SubscriptionSet,
-    /// Node plan and client handle of each field, in field order.
-    nodes: Vec<(Arc<NodePlan>, u32)>,
-    field_of: HashMap<u32, usize>,
+    /// Client handle of each field, in field order (the node plans are in `state`).
+    handles: Vec<u32>,
+    field_of: HashMap<u32, u32>,
     /// Per field, the notification (`stamp`) that last carried it: finds a field repeated
     /// within one notification in O(1).
     seen: Vec<u32>,
     stamp: u32,
     session: Option<PinnedSession>,
-    reconnects: Option<watch::Receiver<u64>>,
+    reconnects: Option<watch::Receiver<Reconnects>>,
+    /// The last reconnect state handled, to tell whether a new session came since.
+    reconnects_seen: Reconnects,
     ns: Namespaces,
     next_connect: Instant,
     connect_backoff: Duration,
     batch: Batch,
     metadata_sent: Option<(u32, u32)>,
-    /// Keyed by the node id shared with the plan: no copy of the text per field.
-    field_types: HashMap<Arc<str>, (NodeId, i32)>,
+    /// The distinct (DataType, ValueRank) pairs of the fields; a field holds an index here
+    /// (`WriterState::type_index`), since 100k fields share a handful of types.
+    types: Vec<(NodeId, i32)>,
     pending_update: Option<WriterPlan>,
 }
 
@@ -119,18 +122,19 @@ pub async fn run(
     let state =
         WriterState::new(setup.writer_id, &plan, now).with_behavior(setup.heartbeat_behavior);
     let mut w = Writer {
-        plan: plan.clone(),
+        plan: without_nodes(&plan),
         setup,
         ctx,
         wdiag,
         state,
         subs,
-        nodes: Vec::new(),
+        handles: Vec::new(),
         field_of: HashMap::new(),
         seen: Vec::new(),
         stamp: 0,
         session: None,
         reconnects: None,
+        reconnects_seen: Reconnects::default(),
         ns: Namespaces(Vec::new()),
         next_connect: now,
         connect_backoff: Duration::from_millis(500),
@@ -140,7 +144,7 @@ pub async fn run(
             started: None,
         },
         metadata_sent: None,
-        field_types: HashMap::new(),
+        types: Vec::new(),
         pending_update: None,
     };
     w.set_nodes(&plan, now);
@@ -213,39 +217,61 @@ pub async fn run(
 
 impl Writer {
     /// Takes a new node list: unchanged nodes keep their handle (and monitored item), the
-    /// rest are registered for creation or removal by the caller.
+    /// rest are registered for creation. Answers the handles of the nodes that left, for the
+    /// caller to remove.
     fn set_nodes(&mut self, plan: &WriterPlan, now: Instant) -> Vec<u32> {
-        let mut old: Vec<Option<(Arc<NodePlan>, u32)>> = self.nodes.drain(..).map(Some).collect();
-        let mut nodes = Vec::with_capacity(plan.nodes.len());
+        // Old node → its handle in O(1) (a writer may hold 100k nodes). Field names are
+        // unique in a writer, so (node id, name) names one node; it is kept only when its
+        // settings did not change either.
+        let mut old: HashMap<(&str, &str), (&Arc<NodePlan>, u32)> =
+            HashMap::with_capacity(self.handles.len());
+        for (node, h) in self.state.nodes().zip(&self.handles) {
+            old.insert((&node.node_id, &node.field_name), (node, *h));
+        }
+        let mut handles = Vec::with_capacity(plan.nodes.len());
+        let mut added = Vec::new();
+        let mut removed_changed = Vec::new();
         for n in &plan.nodes {
             let kept = old
-                .iter_mut()
-                .find(|o| o.as_ref().is_some_and(|(p, _)| p == n))
-                .and_then(Option::take);
+                .remove(&(&*n.node_id, &*n.field_name))
+                .filter(|(o, h)| {
+                    let same = **o == *n;
+                    if !same {
+                        // Re-created below with the new settings.
+                        removed_changed.push(*h);
+                    }
+                    same
+                })
+                .map(|(_, h)| h);
             match kept {
-                Some(k) => nodes.push(k),
+                Some(h) => handles.push(h),
                 None => {
                     let h = next_handle();
-                    self.subs.insert(h, n.clone());
-                    nodes.push((n.clone(), h));
+                    added.push((h, n.clone()));
+                    handles.push(h);
                 }
             }
         }
-        self.nodes = nodes;
+        let mut removed: Vec<u32> = old.into_values().map(|(_, h)| h).collect();
+        removed.append(&mut removed_changed);
+        for (h, n) in added {
+            self.subs.insert(h, n);
+        }
+        self.handles = handles;
         self.field_of = self
-            .nodes
+            .handles
             .iter()
             .enumerate()
-            .map(|(i, (_, h))| (*h, i))
+            .map(|(i, h)| (*h, i as u32))
             .collect();
         self.state.set_fields(plan, now);
-        self.plan = plan.clone();
-        old.into_iter().flatten().map(|(_, h)| h).collect()
+        self.plan = without_nodes(plan);
+        removed
     }
 
     async fn update(&mut self, plan: WriterPlan) {
         let removed = self.set_nodes(&plan, Instant::now());
-        info!(writer = %self.plan.id, nodes = self.nodes.len(), removed = removed.len(), "writer updated in place");
+        info!(writer = %self.plan.id, nodes = self.handles.len(), removed = removed.len(), "writer updated in place");
         if let Some(session) = self.session.as_ref().filter(|s| !s.is_dead()) {
             let session = session.session.clone();
             self.subs.remove(&session, &removed).await;
@@ -266,7 +292,9 @@ impl Writer {
             Ok(pinned) => {
                 self.connect_backoff = Duration::from_millis(500);
                 self.ns = pinned.namespaces().await;
-                self.reconnects = Some(pinned.reconnects());
+                let reconnects = pinned.reconnects();
+                self.reconnects_seen = *reconnects.borrow();
+                self.reconnects = Some(reconnects);
                 let session = pinned.session.clone();
                 self.session = Some(pinned);
                 self.wdiag.connected.set(1);
@@ -316,8 +344,17 @@ impl Writer {
         self.ctx.diag.pipeline.opcua_reconnects.inc();
         self.wdiag.reconnects.inc();
         let session = pinned.session.clone();
-        self.ns = pinned.namespaces().await;
-        self.subs.after_reconnect(&session, &self.ns).await;
+        let now = self
+            .reconnects
+            .as_ref()
+            .map(|r| *r.borrow())
+            .unwrap_or_default();
+        let new_session = now.new_sessions != self.reconnects_seen.new_sessions;
+        self.reconnects_seen = now;
+        let before = std::mem::replace(&mut self.ns, pinned.namespaces().await);
+        self.subs
+            .after_reconnect(&session, &before, &self.ns, new_session)
+            .await;
         self.subs.sync(&session, &self.ns).await;
         session.trigger_publish_now();
         info!(writer = %self.plan.id, good = self.subs.good_count(), bad = self.subs.bad_count(),
@@ -330,8 +367,8 @@ impl Writer {
             let session = s.session.clone();
             self.subs.delete_all(&session).await;
         } else {
-            self.subs
-                .forget(&self.nodes.iter().map(|(_, h)| *h).collect::<Vec<_>>());
+            let handles = self.handles.clone();
+            self.subs.forget(&handles);
         }
         let ms = self.plan.publishing_interval.as_millis() as u64;
         self.ctx
@@ -406,7 +443,7 @@ impl Writer {
         let now = Instant::now();
         let mut values: Vec<(usize, FieldValue)> = Vec::new();
         let mut received = 0u64;
-        self.seen.resize(self.nodes.len(), 0);
+        self.seen.resize(self.handles.len(), 0);
         self.stamp = self.stamp.wrapping_add(1);
         for obj in message.notification_data.into_iter().flatten() {
             let Some(change) = obj.into_inner_as::<DataChangeNotification>() else {
@@ -419,6 +456,7 @@ impl Writer {
                 let Some(&field) = self.field_of.get(&item.client_handle) else {
                     continue;
                 };
+                let field = field as usize;
                 // A field twice in one notification (queue size > 1): send what we have first,
                 // so that no value replaces another.
                 if self.seen.get(field) == Some(&self.stamp) {
@@ -578,12 +616,16 @@ impl Writer {
             return;
         }
         let version = self.state.metadata_version();
-        if self.metadata_sent == Some(version) && self.field_types.len() >= self.subs.good_count() {
+        if self.metadata_sent == Some(version) && self.untyped_good_fields().next().is_none() {
             return;
         }
         self.load_field_types().await;
-        let fields = self.state.fields().map(|(name, node_id)| {
-            let known = self.field_types.get(node_id);
+        let types = &self.types;
+        let state = &self.state;
+        let fields = state.fields().enumerate().map(|(i, (name, _))| {
+            let known = usize::from(state.type_index(i))
+                .checked_sub(1)
+                .and_then(|t| types.get(t));
             MetadataField {
                 name,
                 builtin_type: known.and_then(|(dt, _)| builtin_of(dt)).map(|b| b as u32),
@@ -608,17 +650,28 @@ impl Writer {
         self.metadata_sent = Some(version);
     }
 
+    /// Fields whose item is on the server but whose type is not known yet.
+    fn untyped_good_fields(&self) -> impl Iterator<Item = usize> + '_ {
+        self.subs
+            .good_handles()
+            .filter_map(|h| self.field_of.get(&h).map(|f| *f as usize))
+            .filter(|f| self.state.type_index(*f) == 0)
+    }
+
     /// Reads DataType and ValueRank of the monitored nodes not yet known, in chunks.
     async fn load_field_types(&mut self) {
         let Some(session) = self.session.as_ref().map(|s| s.session.clone()) else {
             return;
         };
-        let todo: Vec<(Arc<str>, NodeId)> = self
-            .subs
-            .resolved()
-            .filter(|(id, _)| !self.field_types.contains_key(&***id))
-            .map(|(id, n)| (id.clone(), n.clone()))
+        let nodes: Vec<&Arc<NodePlan>> = self.state.nodes().collect();
+        let todo: Vec<(usize, NodeId)> = self
+            .untyped_good_fields()
+            .filter_map(|f| {
+                let node = nodes.get(f)?;
+                self.ns.parse(&node.node_id).ok().map(|id| (f, id))
+            })
             .collect();
+        drop(nodes);
         for chunk in todo.chunks(500) {
             let reads: Vec<ReadValueId> = chunk
                 .iter()
@@ -634,7 +687,7 @@ impl Writer {
                 debug!("reading field types for metadata failed");
                 return;
             };
-            for ((id, _), pair) in chunk.iter().zip(values.chunks(2)) {
+            for ((field, _), pair) in chunk.iter().zip(values.chunks(2)) {
                 let dt = match pair.first().and_then(|v| v.value.as_ref()) {
                     Some(Variant::NodeId(n)) => (**n).clone(),
                     _ => continue,
@@ -643,9 +696,34 @@ impl Writer {
                     Some(Variant::Int32(r)) => *r,
                     _ => -1,
                 };
-                self.field_types.insert(id.clone(), (dt, rank));
+                let index = match self.types.iter().position(|t| t.0 == dt && t.1 == rank) {
+                    Some(i) => i,
+                    None => {
+                        self.types.push((dt, rank));
+                        self.types.len() - 1
+                    }
+                };
+                // More distinct types than a u16 holds stay unknown (never seen in practice).
+                if let Ok(t) = u16::try_from(index + 1) {
+                    self.state.set_type_index(*field, t);
+                }
             }
         }
+    }
+}
+
+/// The writer task keeps the plan for its settings; the nodes live in `WriterState`.
+fn without_nodes(plan: &WriterPlan) -> WriterPlan {
+    WriterPlan {
+        group: plan.group.clone(),
+        id: plan.id.clone(),
+        connection: plan.connection.clone(),
+        publishing_interval: plan.publishing_interval,
+        key_frame_count: plan.key_frame_count,
+        messaging_mode: plan.messaging_mode,
+        batch_size: plan.batch_size,
+        batch_trigger_interval: plan.batch_trigger_interval,
+        nodes: Vec::new(),
     }
 }
 

@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use crate::api::{parse_published_nodes, ConfigFileError, OpcNodeModel, PublishedNodesEntryModel};
 use crate::error::{ErrorKind, ServiceError};
-use crate::publisher::plan::{plan, PlanError};
+use crate::publisher::plan::{check, PlanError};
 
 pub use crypto::CryptoError;
 pub use identity::{same_data_set, same_node};
@@ -174,12 +174,10 @@ fn describe(e: &PublishedNodesEntryModel) -> String {
 }
 
 fn validate(context: &str, entries: &[PublishedNodesEntryModel]) -> Result<(), ConfigError> {
-    plan(entries)
-        .map(|_| ())
-        .map_err(|errors| ConfigError::Invalid {
-            context: context.to_string(),
-            errors,
-        })
+    check(entries).map_err(|errors| ConfigError::Invalid {
+        context: context.to_string(),
+        errors,
+    })
 }
 
 fn require_endpoint(e: &PublishedNodesEntryModel, method: &str) -> Result<(), ConfigError> {
@@ -647,10 +645,13 @@ impl ConfigStore {
         match self.load(&bytes) {
             Ok(entries) => {
                 st.file_invalid = false;
-                if entries == st.entries.unpack()? {
+                // Compared packed: unpacking the running one would hold two parsed copies.
+                let packed = PackedEntries::pack(&entries)?;
+                drop(entries);
+                if packed == st.entries {
                     return Ok(false);
                 }
-                st.entries = PackedEntries::pack(&entries)?;
+                st.entries = packed;
                 self.tx.send_replace(st.entries.clone());
                 Ok(true)
             }

@@ -12,19 +12,28 @@ use std::sync::Arc;
 use super::ConfigError;
 use crate::api::PublishedNodesEntryModel;
 
-/// Entries with credentials in clear (in memory only, as before), encoded once per change.
+/// Entries with credentials in clear (in memory only, as before), encoded once per change,
+/// one JSON document per entry: the engine decodes and plans them one at a time, so a
+/// change never holds every parsed node at once.
 #[derive(Clone, Debug)]
 pub struct PackedEntries {
-    json: Arc<[u8]>,
-    entries: usize,
+    entries: Arc<[Box<[u8]>]>,
     nodes: usize,
+}
+
+impl PartialEq for PackedEntries {
+    /// Equal entries encode to equal bytes (members in declaration order), so this is entry
+    /// equality without decoding. At worst unknown members in another order count as a
+    /// change, which the engine then finds changes no plan.
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
 }
 
 impl Default for PackedEntries {
     fn default() -> Self {
         Self {
-            json: Arc::from(&b"[]"[..]),
-            entries: 0,
+            entries: Arc::from(Vec::new()),
             nodes: 0,
         }
     }
@@ -32,10 +41,16 @@ impl Default for PackedEntries {
 
 impl PackedEntries {
     pub fn pack(entries: &[PublishedNodesEntryModel]) -> Result<Self, ConfigError> {
-        let json = serde_json::to_vec(entries).map_err(|e| ConfigError::Memory(e.to_string()))?;
+        let packed = entries
+            .iter()
+            .map(|e| {
+                serde_json::to_vec(e)
+                    .map(Vec::into_boxed_slice)
+                    .map_err(|e| ConfigError::Memory(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            json: Arc::from(json),
-            entries: entries.len(),
+            entries: Arc::from(packed),
             nodes: entries.iter().map(super::node_count).sum(),
         })
     }
@@ -43,16 +58,23 @@ impl PackedEntries {
     /// The entries again. Only fails if the encoding above did not round-trip, which would
     /// be a bug: callers refuse the operation rather than act on an empty configuration.
     pub fn unpack(&self) -> Result<Vec<PublishedNodesEntryModel>, ConfigError> {
-        serde_json::from_slice(&self.json).map_err(|e| ConfigError::Memory(e.to_string()))
+        self.iter().collect()
+    }
+
+    /// The entries decoded one at a time.
+    pub fn iter(&self) -> impl Iterator<Item = Result<PublishedNodesEntryModel, ConfigError>> + '_ {
+        self.entries.iter().map(|json| {
+            serde_json::from_slice(json).map_err(|e| ConfigError::Memory(e.to_string()))
+        })
     }
 
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries == 0
+        self.entries.is_empty()
     }
 
     /// Number of nodes over all entries.
@@ -62,7 +84,7 @@ impl PackedEntries {
 
     /// Bytes held; what the configuration costs between changes.
     pub fn size(&self) -> usize {
-        self.json.len()
+        self.entries.iter().map(|e| e.len()).sum()
     }
 }
 
