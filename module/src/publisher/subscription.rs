@@ -33,6 +33,10 @@ use crate::opcua::node_id::Namespaces;
 
 /// Chunk size when the server states no MaxMonitoredItemsPerCall.
 const DEFAULT_ITEMS_PER_CALL: usize = 1000;
+/// Values the server may put in one publish response; more go in the next ones. Bounds what
+/// one response costs to decode and turn into a message (≈ 200 bytes per value), so memory
+/// in flight does not grow with the number of items per subscription or their rate.
+const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 
@@ -642,7 +646,7 @@ impl SubscriptionSet {
                 self.settings.publishing_interval,
                 self.settings.lifetime_count,
                 self.settings.keep_alive_count,
-                0,
+                MAX_NOTIFICATIONS_PER_PUBLISH,
                 0,
                 true,
                 forwarder,

@@ -23,7 +23,7 @@ use super::encoder::{
     MetadataField,
 };
 use super::metrics::{PublisherDiagnostics, WriterDiagnostics};
-use super::outbox::{Message, Outbox};
+use super::outbox::{Commit, Message, Outbox};
 use super::plan::{MessagingMode, NodePlan, WriterPlan};
 use super::subscription::{next_handle, SubscriptionEvent, SubscriptionSet, SubscriptionSettings};
 use super::writer::{HeartbeatBehavior, WriterState};
@@ -34,6 +34,8 @@ use crate::opcua::session_pool::{ConnectionKey, PinnedSession, Reconnects, Sessi
 
 /// The most notifications a gap may span before Republish is not attempted.
 const MAX_REPUBLISH: u32 = 1000;
+/// Appends a writer may have on their way to disk before it waits for the oldest.
+const MAX_PENDING_COMMITS: usize = 4;
 
 /// What a writer needs to know besides its plan.
 #[derive(Debug, Clone)]
@@ -97,6 +99,8 @@ struct Writer {
     /// (`WriterState::type_index`), since 100k fields share a handful of types.
     types: Vec<(NodeId, i32)>,
     pending_update: Option<WriterPlan>,
+    /// Appends not yet known to be durable, oldest first.
+    commits: std::collections::VecDeque<Commit>,
 }
 
 pub async fn run(
@@ -146,6 +150,7 @@ pub async fn run(
         metadata_sent: None,
         types: Vec::new(),
         pending_update: None,
+        commits: std::collections::VecDeque::new(),
     };
     w.set_nodes(&plan, now);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -363,6 +368,7 @@ impl Writer {
 
     async fn stop(&mut self) {
         self.flush().await;
+        self.settle().await;
         if let Some(s) = self.session.take() {
             let session = s.session.clone();
             self.subs.delete_all(&session).await;
@@ -510,6 +516,14 @@ impl Writer {
     }
 
     async fn on_time(&mut self) {
+        // Appends that became durable meanwhile: report a failure now, not at the next append.
+        while self.commits.front().is_some_and(Commit::is_done) {
+            if let Some(commit) = self.commits.pop_front() {
+                if let Err(e) = commit.durable().await {
+                    warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
+                }
+            }
+        }
         let now = Instant::now();
         if self.state.next_heartbeat().is_some_and(|t| t <= now) {
             if let Some(m) = self.state.on_tick(DateTime::now(), now) {
@@ -604,9 +618,33 @@ impl Writer {
         self.append(out).await;
     }
 
-    async fn append(&self, messages: Vec<Message>) {
-        if let Err(e) = self.ctx.outbox.append(messages).await {
-            warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
+    /// Hands messages to the outbox and goes on without waiting for the disk; only when
+    /// `MAX_PENDING_COMMITS` appends are still on their way does it wait for the oldest,
+    /// which is the pipeline's back-pressure. Waiting on every append instead left the
+    /// writer idle for each fsync while its subscription's notifications piled up decoded in
+    /// memory (≈ 6 MB at 100k values/s).
+    async fn append(&mut self, messages: Vec<Message>) {
+        match self.ctx.outbox.enqueue(messages) {
+            Ok(commit) => self.commits.push_back(commit),
+            Err(e) => warn!(writer = %self.plan.id, error = %e, "outbox refused messages"),
+        }
+        while self.commits.len() > MAX_PENDING_COMMITS
+            || self.commits.front().is_some_and(Commit::is_done)
+        {
+            if let Some(commit) = self.commits.pop_front() {
+                if let Err(e) = commit.durable().await {
+                    warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
+                }
+            }
+        }
+    }
+
+    /// Waits until everything appended is durable (before the writer ends).
+    async fn settle(&mut self) {
+        while let Some(commit) = self.commits.pop_front() {
+            if let Err(e) = commit.durable().await {
+                warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
+            }
         }
     }
 

@@ -341,8 +341,20 @@ impl Outbox {
     /// Resolves once the messages are durable on disk; concurrent appenders share one fsync
     /// (group commit).
     pub async fn append(&self, messages: Vec<Message>) -> Result<(), OutboxError> {
+        self.enqueue(messages)?.durable().await
+    }
+
+    /// Queues messages for the committer without waiting: answers the [`Commit`] that
+    /// resolves once they are durable. Messages are durable, and sent, in the order they were
+    /// queued, so a caller may go on with its next messages while this commit is under way.
+    pub fn enqueue(&self, messages: Vec<Message>) -> Result<Commit, OutboxError> {
+        let rx = self.shared.commit_tx.subscribe();
         if messages.is_empty() {
-            return Ok(());
+            return Ok(Commit {
+                rx,
+                target: 0,
+                shared: self.shared.clone(),
+            });
         }
         let config = &self.shared.config;
         let mut batch = EncodedBatch::encode(&messages).map_err(|size| OutboxError::TooLarge {
@@ -356,7 +368,6 @@ impl Outbox {
                 limit: config.max_bytes,
             });
         }
-        let mut rx = self.shared.commit_tx.subscribe();
         let target = {
             let mut s = self.shared.lock();
             if let Some(f) = &s.failure {
@@ -399,17 +410,11 @@ impl Outbox {
             s.tail
         };
         self.shared.work.notify_one();
-        let state = rx
-            .wait_for(|c| c.committed >= target || c.failed)
-            .await
-            .map_err(|_| OutboxError::Closed)?;
-        if state.committed >= target {
-            Ok(())
-        } else {
-            Err(OutboxError::Failed(
-                self.shared.lock().failure.clone().unwrap_or_default(),
-            ))
-        }
+        Ok(Commit {
+            rx,
+            target,
+            shared: self.shared.clone(),
+        })
     }
 
     /// Gives the batch its ids, splits it at segment boundaries and queues it for the committer.
@@ -525,6 +530,40 @@ impl Outbox {
             .take();
         if let Some(h) = handle {
             let _ = h.join();
+        }
+    }
+}
+
+/// Messages queued by [`Outbox::enqueue`], on their way to disk.
+pub struct Commit {
+    rx: watch::Receiver<CommitState>,
+    /// Committed message count at which these messages are durable.
+    target: u64,
+    shared: Arc<Shared>,
+}
+
+impl Commit {
+    /// True once the messages are durable (or the outbox failed): `durable` will not wait.
+    pub fn is_done(&self) -> bool {
+        let c = self.rx.borrow();
+        c.committed >= self.target || c.failed
+    }
+
+    /// Resolves once the messages are on disk, or with the outbox's failure.
+    pub async fn durable(mut self) -> Result<(), OutboxError> {
+        let target = self.target;
+        let state = self
+            .rx
+            .wait_for(|c| c.committed >= target || c.failed)
+            .await
+            .map_err(|_| OutboxError::Closed)?;
+        if state.committed >= target {
+            Ok(())
+        } else {
+            drop(state);
+            Err(OutboxError::Failed(
+                self.shared.lock().failure.clone().unwrap_or_default(),
+            ))
         }
     }
 }

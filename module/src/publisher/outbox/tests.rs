@@ -425,3 +425,23 @@ fn cpu_time() -> f64 {
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
     (ticks(11) + ticks(12)) / 100.0
 }
+
+#[tokio::test]
+async fn enqueued_batches_keep_their_order_and_each_commit_resolves() {
+    let dir = temp_dir("enqueue");
+    let (o, diag) = open(config(&dir)).await;
+    // Three batches queued back to back, none awaited yet: the writer's pipelined path.
+    let commits: Vec<Commit> = [0..5, 5..12, 12..20]
+        .into_iter()
+        .map(|r| o.enqueue(r.map(msg).collect()).unwrap())
+        .collect();
+    let empty = o.enqueue(Vec::new()).unwrap();
+    assert!(empty.is_done(), "nothing to write is durable at once");
+    for c in commits {
+        c.durable().await.unwrap();
+    }
+    assert_eq!(diag.pipeline.outbox_appended.get(), 20);
+    let mut c = o.consumer().unwrap();
+    let got: Vec<_> = drain(&mut c).await.into_iter().map(|d| d.message).collect();
+    assert_eq!(got, (0..20).map(msg).collect::<Vec<_>>());
+}

@@ -22,11 +22,21 @@ pub(super) struct InFlight {
     queued: VecDeque<Sent>,
     /// Written with a packet id, waiting for the PUBACK.
     awaiting: HashMap<u16, Sent>,
+    /// Payload bytes of everything above: the MQTT client holds each payload until its ack.
+    bytes: u64,
 }
 
 impl InFlight {
     pub fn queue(&mut self, sent: Sent) {
+        self.bytes += u64::from(sent.bytes);
         self.queued.push_back(sent);
+    }
+
+    fn done(&mut self, sent: Option<Sent>) -> Option<Sent> {
+        if let Some(s) = &sent {
+            self.bytes = self.bytes.saturating_sub(u64::from(s.bytes));
+        }
+        sent
     }
 
     /// rumqttc wrote the next queued publish with `pkid`. Answers the message when that
@@ -34,27 +44,35 @@ impl InFlight {
     pub fn written(&mut self, pkid: u16) -> Option<Sent> {
         let sent = self.queued.pop_front()?;
         if pkid == 0 {
-            return Some(sent);
+            return self.done(Some(sent));
         }
         if let Some(old) = self.awaiting.insert(pkid, sent) {
             // rumqttc only reuses an id after its ack; losing track would resend, not lose.
             tracing::warn!(pkid, id = old.id, "packet id reused before its PUBACK");
+            self.done(Some(old));
         }
         None
     }
 
     /// The broker acknowledged `pkid`.
     pub fn acked(&mut self, pkid: u16) -> Option<Sent> {
-        self.awaiting.remove(&pkid)
+        let sent = self.awaiting.remove(&pkid);
+        self.done(sent)
     }
 
     /// The queued publish rumqttc was about to write when it failed.
     pub fn pop_next_queued(&mut self) -> Option<Sent> {
-        self.queued.pop_front()
+        let sent = self.queued.pop_front();
+        self.done(sent)
     }
 
     pub fn len(&self) -> usize {
         self.queued.len() + self.awaiting.len()
+    }
+
+    /// Payload bytes in flight.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 }
 
@@ -80,8 +98,10 @@ mod tests {
         assert_eq!(f.written(3), None);
         assert_eq!(f.acked(1), Some(s(10)));
         assert_eq!(f.acked(3), Some(s(12)));
+        assert_eq!(f.bytes(), 10);
         assert_eq!(f.pop_next_queued(), Some(s(13)));
         assert_eq!(f.len(), 0);
+        assert_eq!(f.bytes(), 0);
     }
 
     #[test]

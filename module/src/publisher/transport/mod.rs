@@ -88,6 +88,12 @@ pub struct TelemetryConfig {
     pub key_file: Option<PathBuf>,
     /// Publishes awaiting their PUBACK at most (the broker's Receive Maximum lowers it).
     pub max_in_flight: u16,
+    /// Payload bytes read from the outbox and not yet acknowledged, at most (at least one
+    /// message always goes). The MQTT client keeps every payload until its PUBACK, so this
+    /// bounds the transport's memory: 256 publishes of 256 KB would otherwise be 64 MB.
+    /// 2 MiB keeps a local broker busy at any rate seen here; a distant broker at 50 ms
+    /// round trip still gets 40 MB/s.
+    pub max_in_flight_bytes: u64,
     pub keep_alive: Duration,
 }
 
@@ -107,6 +113,7 @@ impl std::fmt::Debug for TelemetryConfig {
             .field("cert_file", &self.cert_file)
             .field("key_file", &self.key_file)
             .field("max_in_flight", &self.max_in_flight)
+            .field("max_in_flight_bytes", &self.max_in_flight_bytes)
             .field("keep_alive", &self.keep_alive)
             .finish()
     }
@@ -130,6 +137,7 @@ impl TelemetryConfig {
             cert_file: None,
             key_file: None,
             max_in_flight: 256,
+            max_in_flight_bytes: 2 << 20,
             keep_alive: Duration::from_secs(30),
         })
     }
@@ -283,8 +291,10 @@ impl Session<'_> {
                 warn!(error = %e, "handing a publish to the MQTT client failed; reconnecting");
                 return self.lost();
             }
-            let want_more =
-                self.window > 0 && self.backlog.is_empty() && self.inflight.len() < self.window;
+            let want_more = self.window > 0
+                && self.backlog.is_empty()
+                && self.inflight.len() < self.window
+                && self.bytes_room() > 0;
             let mut read = false;
             tokio::select! {
                 biased;
@@ -310,7 +320,8 @@ impl Session<'_> {
             }
             if read {
                 let room = self.window.saturating_sub(self.inflight.len());
-                match consumer.next_batch(room, READ_BYTES).await {
+                let bytes = (self.bytes_room() as usize).min(READ_BYTES);
+                match consumer.next_batch(room, bytes).await {
                     Ok(batch) => self.backlog.extend(batch),
                     Err(e) => {
                         error!(error = %e, "reading the outbox failed");
@@ -327,6 +338,17 @@ impl Session<'_> {
                 .connected_at
                 .is_some_and(|t| t.elapsed() >= Duration::from_secs(1));
         End::Lost { productive }
+    }
+
+    /// Payload bytes that may still be read: none while the budget is spent, except that an
+    /// empty pipe always takes one message, however large.
+    fn bytes_room(&self) -> u64 {
+        if self.inflight.len() == 0 {
+            return self.config.max_in_flight_bytes.max(1);
+        }
+        self.config
+            .max_in_flight_bytes
+            .saturating_sub(self.inflight.bytes())
     }
 
     /// Hands backlog messages to rumqttc while the window has room.
