@@ -36,7 +36,7 @@ const DEFAULT_ITEMS_PER_CALL: usize = 1000;
 /// Values the server may put in one publish response; more go in the next ones. Bounds what
 /// one response costs to decode and turn into a message (≈ 200 bytes per value), so memory
 /// in flight does not grow with the number of items per subscription or their rate.
-const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 1000;
+const MAX_NOTIFICATIONS_PER_PUBLISH: u32 = 500;
 const RETRY_FIRST: Duration = Duration::from_secs(5);
 const RETRY_MAX: Duration = Duration::from_secs(300);
 

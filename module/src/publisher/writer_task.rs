@@ -35,7 +35,7 @@ use crate::opcua::session_pool::{ConnectionKey, PinnedSession, Reconnects, Sessi
 /// The most notifications a gap may span before Republish is not attempted.
 const MAX_REPUBLISH: u32 = 1000;
 /// Appends a writer may have on their way to disk before it waits for the oldest.
-const MAX_PENDING_COMMITS: usize = 4;
+const MAX_PENDING_COMMITS: usize = 2;
 
 /// What a writer needs to know besides its plan.
 #[derive(Debug, Clone)]

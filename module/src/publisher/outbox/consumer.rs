@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use super::record::{self, Header, HEADER_LEN};
 use super::{segment_path, CommitState, Message, Outbox, OutboxError, DONE};
 
-const READ_CHUNK: usize = 256 << 10;
+const READ_CHUNK: usize = 64 << 10;
 
 /// A message handed to the transport, with the id to acknowledge it by.
 #[derive(Debug, Clone)]
