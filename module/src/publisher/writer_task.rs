@@ -368,7 +368,7 @@ impl Writer {
 
     async fn stop(&mut self) {
         self.flush().await;
-        self.settle().await;
+        self.settle(0).await;
         if let Some(s) = self.session.take() {
             let session = s.session.clone();
             self.subs.delete_all(&session).await;
@@ -516,14 +516,7 @@ impl Writer {
     }
 
     async fn on_time(&mut self) {
-        // Appends that became durable meanwhile: report a failure now, not at the next append.
-        while self.commits.front().is_some_and(Commit::is_done) {
-            if let Some(commit) = self.commits.pop_front() {
-                if let Err(e) = commit.durable().await {
-                    warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
-                }
-            }
-        }
+        self.settle(usize::MAX).await;
         let now = Instant::now();
         if self.state.next_heartbeat().is_some_and(|t| t <= now) {
             if let Some(m) = self.state.on_tick(DateTime::now(), now) {
@@ -628,20 +621,16 @@ impl Writer {
             Ok(commit) => self.commits.push_back(commit),
             Err(e) => warn!(writer = %self.plan.id, error = %e, "outbox refused messages"),
         }
-        while self.commits.len() > MAX_PENDING_COMMITS
-            || self.commits.front().is_some_and(Commit::is_done)
-        {
-            if let Some(commit) = self.commits.pop_front() {
-                if let Err(e) = commit.durable().await {
-                    warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
-                }
-            }
-        }
+        self.settle(MAX_PENDING_COMMITS).await;
     }
 
-    /// Waits until everything appended is durable (before the writer ends).
-    async fn settle(&mut self) {
-        while let Some(commit) = self.commits.pop_front() {
+    /// Waits for the oldest commits until at most `keep` are pending, and takes the ones
+    /// already durable: a failure is reported when it is known, not at the next append.
+    async fn settle(&mut self, keep: usize) {
+        while self.commits.len() > keep || self.commits.front().is_some_and(Commit::is_done) {
+            let Some(commit) = self.commits.pop_front() else {
+                break;
+            };
             if let Err(e) = commit.durable().await {
                 warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
             }
