@@ -14,7 +14,8 @@ use crate::error::{Result, VaultError};
 use crate::kek::Kek;
 use crate::model::*;
 use crate::store::{
-    ApplicationRow, Approval, AuditLine, CaRow, GroupRow, Issued, NewRequest, RequestRow, Store,
+    ApplicationRow, Approval, AuditLine, CaRow, GroupRow, IssueContext, Issued, NewRequest,
+    RequestRow, Store,
 };
 use crate::validate::{self, ValidApplication};
 use crate::workflow::{self, Action};
@@ -188,7 +189,12 @@ impl Vault {
     }
 
     async fn registered_application(&self, id: &str) -> Result<ApplicationRow> {
-        let app = self.application(id).await?;
+        Self::registered(self.store.application(id).await?, id)
+    }
+
+    /// `app` (application `id` as read) when it exists and is registered.
+    fn registered(app: Option<ApplicationRow>, id: &str) -> Result<ApplicationRow> {
+        let app = app.ok_or_else(|| not_found("application", id))?;
         if !app.is_registered() {
             return Err(VaultError::InvalidState(format!(
                 "application '{id}' is unregistered"
@@ -310,10 +316,11 @@ impl Vault {
     // ---------------------------------------------------------------- groups
 
     pub async fn group(&self, id: &str) -> Result<GroupRow> {
-        self.store
-            .group(id)
-            .await?
-            .ok_or_else(|| not_found("certificate group", id))
+        Self::found_group(self.store.group(id).await?, id)
+    }
+
+    fn found_group(group: Option<GroupRow>, id: &str) -> Result<GroupRow> {
+        group.ok_or_else(|| not_found("certificate group", id))
     }
 
     pub async fn group_registration(&self, g: &GroupRow) -> Result<TrustGroupRegistration> {
@@ -376,17 +383,25 @@ impl Vault {
 
     /// The active CA of a group and type, unsealed once and then kept in memory.
     async fn active_ca(&self, group_id: &str, t: CertType) -> Result<LoadedCa> {
+        let serial = self.store.active_ca_serial(group_id, t.id()).await?;
+        self.signing_ca(group_id, t, serial.as_deref()).await
+    }
+
+    /// The loaded CA with `serial`, the active one of a group and type as the database named
+    /// it (`None`: the group has none).
+    async fn signing_ca(
+        &self,
+        group_id: &str,
+        t: CertType,
+        serial: Option<&str>,
+    ) -> Result<LoadedCa> {
         let no_ca =
             || VaultError::InvalidState(format!("group '{group_id}' has no active {} CA", t.id()));
-        let serial = self
-            .store
-            .active_ca_serial(group_id, t.id())
-            .await?
-            .ok_or_else(no_ca)?;
-        if let Some(ca) = self.loaded_ca(&serial) {
+        let serial = serial.ok_or_else(no_ca)?;
+        if let Some(ca) = self.loaded_ca(serial) {
             return Ok(ca);
         }
-        let row = self.store.ca(&serial).await?.ok_or_else(no_ca)?;
+        let row = self.store.ca(serial).await?.ok_or_else(no_ca)?;
         self.load_ca(row)
     }
 
@@ -469,8 +484,12 @@ impl Vault {
         who: &Principal,
         req: &StartSigningRequest,
     ) -> Result<String> {
-        let app = self.registered_application(&req.entity_id).await?;
-        let group = self.group(&req.group_id).await?;
+        let mut ctx = self
+            .store
+            .issue_context(&req.entity_id, &req.group_id, false)
+            .await?;
+        let app = Self::registered(ctx.application.take(), &req.entity_id)?;
+        let group = Self::found_group(ctx.group.take(), &req.group_id)?;
         let t = Self::cert_type_of(&group, req.certificate_type_id.as_deref())?;
         let der = csr::decode(&req.certificate_request)?;
         let checked = csr::check(&der, t, csr::MIN_RSA_BITS.max(group.rsa_key_size as usize))?;
@@ -516,7 +535,7 @@ impl Vault {
                 t.short()
             ),
         };
-        self.store_submission(&row, &submitted, &app, &group)
+        self.store_submission(&row, &submitted, &app, &group, &ctx)
             .await?;
         Ok(id)
     }
@@ -526,8 +545,12 @@ impl Vault {
         who: &Principal,
         req: &StartNewKeyPairRequest,
     ) -> Result<String> {
-        let app = self.registered_application(&req.entity_id).await?;
-        let group = self.group(&req.group_id).await?;
+        let mut ctx = self
+            .store
+            .issue_context(&req.entity_id, &req.group_id, false)
+            .await?;
+        let app = Self::registered(ctx.application.take(), &req.entity_id)?;
+        let group = Self::found_group(ctx.group.take(), &req.group_id)?;
         let t = Self::cert_type_of(&group, req.certificate_type_id.as_deref())?;
         let format = match req.private_key_format.as_deref().unwrap_or("PEM") {
             f if f.eq_ignore_ascii_case("PEM") => "PEM",
@@ -605,7 +628,7 @@ impl Vault {
                 t.short()
             ),
         };
-        self.store_submission(&row, &submitted, &app, &group)
+        self.store_submission(&row, &submitted, &app, &group, &ctx)
             .await?;
         Ok(id)
     }
@@ -656,13 +679,18 @@ impl Vault {
         let req = self.request(id).await?;
         workflow::check(Action::Approve, req.state, id)?;
         workflow::check_approver(&req.submitted_by, approver, id)?;
-        let app = self.registered_application(&req.entity_id).await?;
-        let group = self.group(&req.group_id).await?;
+        let mut ctx = self
+            .store
+            .issue_context(&req.entity_id, &req.group_id, true)
+            .await?;
+        let app = Self::registered(ctx.application.take(), &req.entity_id)?;
+        let group = Self::found_group(ctx.group.take(), &req.group_id)?;
         let issued = self
             .issue_for(
                 id,
                 &app,
                 &group,
+                &ctx,
                 &req.cert_type,
                 req.public_key_der.as_deref(),
                 &req.subject_name,
@@ -700,6 +728,7 @@ impl Vault {
         submitted: &AuditLine<'_>,
         app: &ApplicationRow,
         group: &GroupRow,
+        ctx: &IssueContext,
     ) -> Result<()> {
         if !group.auto_approve {
             return self
@@ -713,6 +742,7 @@ impl Vault {
                 &row.id,
                 app,
                 group,
+                ctx,
                 &row.cert_type,
                 row.public_key_der.as_deref(),
                 &row.subject_name,
@@ -738,14 +768,16 @@ impl Vault {
             .await
     }
 
-    /// Issues the certificate of request `id` with the group's active CA; the profile comes
-    /// from the registration and the group, never from the CSR.
+    /// Issues the certificate of request `id` with the group's active CA (as `ctx` read it,
+    /// with the application and group); the profile comes from the registration and the
+    /// group, never from the CSR.
     #[allow(clippy::too_many_arguments)]
     async fn issue_for(
         &self,
         id: &str,
         app: &ApplicationRow,
         group: &GroupRow,
+        ctx: &IssueContext,
         cert_type: &str,
         public_key_der: Option<&[u8]>,
         subject_name: &str,
@@ -754,7 +786,9 @@ impl Vault {
         let t = CertType::parse(cert_type).ok_or_else(|| {
             VaultError::InvalidState(format!("request {id} has unknown type {cert_type}"))
         })?;
-        let ca = self.active_ca(&group.id, t).await?;
+        let ca = self
+            .signing_ca(&group.id, t, ctx.active_ca_serial(t.id()))
+            .await?;
         let spki = public_key_der
             .ok_or_else(|| VaultError::InvalidState(format!("request {id} has no public key")))?;
         let mut dns = Vec::new();

@@ -130,10 +130,18 @@ impl Store {
     }
 
     pub async fn application(&self, id: &str) -> Result<Option<ApplicationRow>> {
+        Self::application_on(self.pool(), id).await
+    }
+
+    /// The SELECT of [`Store::application`] on any executor.
+    pub(super) async fn application_on<'e, E>(exec: E, id: &str) -> Result<Option<ApplicationRow>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let sql = format!("SELECT {COLUMNS} FROM applications WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(exec)
             .await?;
         row.as_ref().map(ApplicationRow::from_row).transpose()
     }

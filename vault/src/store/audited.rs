@@ -36,8 +36,8 @@ pub struct Approval<'a> {
 impl Store {
     /// Stores a new request and its submission audit line; with `approval`, also moves it to
     /// Approved with the issued certificate and writes the approval's audit line, all in one
-    /// transaction. The request still passes through New (the same statements as a later
-    /// approval), so the record reads exactly as if an approver had approved it.
+    /// transaction. The row is written as an approval leaves a New request (the same columns
+    /// as a later approval sets), so the record reads exactly as if an approver had approved it.
     pub async fn insert_request_audited(
         &self,
         r: &NewRequest,

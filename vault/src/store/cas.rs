@@ -126,9 +126,17 @@ impl Store {
     }
 
     pub async fn group(&self, id: &str) -> Result<Option<GroupRow>> {
+        Self::group_on(self.pool(), id).await
+    }
+
+    /// The SELECT of [`Store::group`] on any executor.
+    pub(super) async fn group_on<'e, E>(exec: E, id: &str) -> Result<Option<GroupRow>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
         let row = sqlx::query("SELECT * FROM cert_groups WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(exec)
             .await?;
         row.as_ref().map(GroupRow::from_row).transpose()
     }
@@ -225,6 +233,33 @@ impl Store {
         .await?;
         row.map(|r| r.try_get("serial").map_err(Into::into))
             .transpose()
+    }
+
+    /// The signing CA serial of every certificate type of a group, as (type, serial): what
+    /// [`Store::active_ca_serial`] answers, for all types in one statement.
+    pub(super) async fn active_ca_serials_on<'e, E>(
+        exec: E,
+        group_id: &str,
+    ) -> Result<Vec<(String, String)>>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let rows = sqlx::query(
+            "SELECT cert_type, serial FROM cas WHERE group_id = $1 AND active = 1 \
+             ORDER BY created_at DESC, not_before DESC",
+        )
+        .bind(group_id)
+        .fetch_all(exec)
+        .await?;
+        let mut out: Vec<(String, String)> = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let cert_type: String = r.try_get("cert_type")?;
+            // Newest first: the first row of a type is the one `active_ca_serial` picks.
+            if !out.iter().any(|(t, _)| *t == cert_type) {
+                out.push((cert_type, r.try_get("serial")?));
+            }
+        }
+        Ok(out)
     }
 
     pub async fn all_cas(&self) -> Result<Vec<CaRow>> {

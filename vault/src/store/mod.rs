@@ -10,6 +10,7 @@ mod applications;
 mod audit;
 mod audited;
 mod cas;
+mod issuing;
 mod migrations;
 mod requests;
 mod writer;
@@ -23,6 +24,7 @@ use sqlx::AnyPool;
 pub use applications::ApplicationRow;
 pub use audited::{Approval, AuditLine};
 pub use cas::{CaRow, GroupRow};
+pub use issuing::IssueContext;
 pub use requests::{Issued, NewRequest, RequestRow};
 pub use writer::{WriteStats, MAX_BATCH};
 
@@ -67,6 +69,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url)
             .map_err(|e| VaultError::Config(format!("database URL: {e}")))?;
         let sqlite = backend == Backend::Sqlite;
+        // The group-commit writer keeps one more connection of its own, outside this count.
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
             // An in-process SQLite connection does not go stale; pinging it before every
@@ -117,7 +120,10 @@ impl Store {
         self.writer.stats()
     }
 
+    /// Lets the writer commit what is queued and release its own connection, then closes the
+    /// pool (which waits for connections still in use).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

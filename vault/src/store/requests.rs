@@ -128,34 +128,74 @@ pub struct Issued {
 
 impl Store {
     pub async fn insert_request(&self, r: &NewRequest) -> Result<()> {
-        Self::insert_request_on(self.pool(), r).await
+        Self::insert_request_on(self.pool(), r, None).await
     }
 
-    /// The INSERT of [`Store::insert_request`] on any executor (a pool or a transaction).
-    pub(super) async fn insert_request_on<'e, E>(exec: E, r: &NewRequest) -> Result<()>
+    /// The INSERT of [`Store::insert_request`] on any executor (a pool or a transaction). With
+    /// `approved` (by, at, issued) the row is written as [`Store::approve_request_on`] leaves
+    /// a New row (state, approver, certificate, CSR dropped): the auto-approve policy's record
+    /// then reads exactly like an approver's, for one statement instead of two.
+    pub(super) async fn insert_request_on<'e, E>(
+        exec: E,
+        r: &NewRequest,
+        approved: Option<(&str, i64, &Issued)>,
+    ) -> Result<()>
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
+        let domain_names = serde_json::to_string(&r.domain_names).unwrap_or_else(|_| "[]".into());
+        let Some((by, at, issued)) = approved else {
+            sqlx::query(
+                "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
+                 csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
+                 key_sealed, submitted_by, submitted_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'New', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&r.id)
+            .bind(r.request_type.as_str())
+            .bind(&r.entity_id)
+            .bind(&r.group_id)
+            .bind(&r.cert_type)
+            .bind(r.csr_der.clone())
+            .bind(r.public_key_der.clone())
+            .bind(&r.subject_name)
+            .bind(domain_names)
+            .bind(r.key_format.clone())
+            .bind(i64::from(r.key_encrypted))
+            .bind(r.key_sealed.clone())
+            .bind(&r.submitted_by)
+            .bind(r.submitted_at)
+            .execute(exec)
+            .await?;
+            return Ok(());
+        };
         sqlx::query(
             "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
              csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
-             key_sealed, submitted_by, submitted_at) \
-             VALUES ($1, $2, $3, $4, $5, 'New', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             key_sealed, submitted_by, submitted_at, approved_by, approved_at, cert_der, \
+             cert_serial, ca_serial, not_after) \
+             VALUES ($1, $2, $3, $4, $5, 'Approved', NULL, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19)",
         )
         .bind(&r.id)
         .bind(r.request_type.as_str())
         .bind(&r.entity_id)
         .bind(&r.group_id)
         .bind(&r.cert_type)
-        .bind(r.csr_der.clone())
         .bind(r.public_key_der.clone())
         .bind(&r.subject_name)
-        .bind(serde_json::to_string(&r.domain_names).unwrap_or_else(|_| "[]".into()))
+        .bind(domain_names)
         .bind(r.key_format.clone())
         .bind(i64::from(r.key_encrypted))
         .bind(r.key_sealed.clone())
         .bind(&r.submitted_by)
         .bind(r.submitted_at)
+        .bind(by)
+        .bind(at)
+        .bind(issued.cert_der.clone())
+        .bind(&issued.cert_serial)
+        .bind(&issued.ca_serial)
+        .bind(issued.not_after)
         .execute(exec)
         .await?;
         Ok(())
@@ -202,6 +242,7 @@ impl Store {
     }
 
     /// The UPDATE of [`Store::approve_request`] on any executor (a pool or a transaction).
+    /// [`Store::insert_request_on`] writes the same columns for an approval at submission.
     pub(super) async fn approve_request_on<'e, E>(
         exec: E,
         id: &str,
