@@ -74,6 +74,10 @@ pub struct RelayArgs {
     /// Keep the step directories (logs, publishednodes.json) after the run.
     #[arg(long)]
     pub keep: bool,
+    /// Runs the module under this profiler command (e.g. `heaptrack`, or `perf record -g
+    /// --`), split at spaces; its figures then include the profiler's own cost.
+    #[arg(long)]
+    pub module_wrapper: Option<String>,
 }
 
 /// Items the module relays while its RSS baseline is taken.
@@ -169,10 +173,10 @@ struct Outcome {
     rss_base: u64,
     /// Items already running when `rss_base` was taken (the module's warm-up set).
     base_items: u32,
-    /// The highest RSS seen: right after all items turned Good, or at the window's end.
+    /// The highest RSS seen: right after all items turned Good, or in the window.
     rss_after: u64,
-    /// RSS at the window's end, ≥ 25 s after the subscription: what the process keeps
-    /// while it relays, once start-up's short-lived buffers went back to the OS.
+    /// Median RSS of the window (sampled each second): what the process keeps while it
+    /// relays, once start-up's short-lived buffers went back to the OS.
     rss_steady: u64,
     sink_cpu_share: f64,
     sink_us_per_value: f64,
@@ -771,7 +775,16 @@ async fn measure(
     let p0 = proc_sample(&s.pid, tck);
     let m0 = proc_sample(&me, tck);
     let s0 = proc_sample(&s.source_pid, tck);
-    tokio::time::sleep(Duration::from_secs(args.duration.max(1))).await;
+    // RSS once a second through the window: the median is what the process keeps while it
+    // relays (one sample would land on a random point of the bursts in flight), the maximum
+    // joins the peak.
+    let mut rss_samples = Vec::new();
+    let window_end = t0 + Duration::from_secs(args.duration.max(1));
+    while Instant::now() < window_end {
+        let left = window_end.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_secs(1))).await;
+        rss_samples.push(proc_sample(&s.pid, tck).rss);
+    }
     let (lo_hi, received1, source1) = {
         let mut st = sink.lock();
         // One value less than the estimate: it may not exist yet.
@@ -841,8 +854,10 @@ async fn measure(
         f64::NAN
     };
     o.cpu_share = cpu / window;
-    o.rss_after = o.rss_after.max(p1.rss);
-    o.rss_steady = p1.rss;
+    rss_samples.push(p1.rss);
+    rss_samples.sort_unstable();
+    o.rss_after = o.rss_after.max(rss_samples.last().copied().unwrap_or(0));
+    o.rss_steady = rss_samples[rss_samples.len() / 2];
     let sink_cpu = m1.cpu_s - m0.cpu_s;
     o.sink_cpu_share = sink_cpu / window;
     o.sink_us_per_value = if values > 0 {
@@ -902,7 +917,20 @@ async fn run_module(
     let pf = dir.join("publishednodes.json");
     std::fs::write(&pf, "[]")?;
     let log = dir.join("module.log");
-    let mut child = Command::new(exe)
+    let mut wrapper = args
+        .module_wrapper
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace();
+    let mut command = match wrapper.next() {
+        Some(profiler) => {
+            let mut c = Command::new(profiler);
+            c.args(wrapper).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args(["--log", "warn", "module", "--http-host", "127.0.0.1"])
         .args(["--http-port", &http_port.to_string(), "--api-key", key])
         .arg("--data-dir")

@@ -3,4 +3,5 @@
 pub mod client;
 pub mod json_value;
 pub mod node_id;
+pub mod notification_backlog;
 pub mod session_pool;

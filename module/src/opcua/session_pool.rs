@@ -6,6 +6,7 @@
 //! total. Sessions linger after their last use so that polling clients do not pay a
 //! handshake per call, and are closed by a reaper once idle.
 
+use super::notification_backlog::NotificationBacklog;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -109,6 +110,9 @@ pub struct Reconnects {
 pub struct LiveSession {
     pub session: Arc<Session>,
     pub endpoint: EndpointDescription,
+    /// Publish responses handed to writers and not yet processed; the session's Publish
+    /// requests wait on it.
+    pub backlog: Arc<NotificationBacklog>,
     namespaces: RwLock<Namespaces>,
     connected: Arc<AtomicBool>,
     closed: AtomicBool,
@@ -525,9 +529,12 @@ impl SessionPool {
         }
 
         let namespaces = read_namespaces(&session).await?;
+        let backlog = Arc::new(NotificationBacklog::default());
+        session.set_publish_gate(backlog.clone());
         let live = Arc::new(LiveSession {
             session: session.clone(),
             endpoint,
+            backlog,
             namespaces: RwLock::new(namespaces),
             connected,
             closed: AtomicBool::new(false),

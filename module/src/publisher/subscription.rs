@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use super::metrics::{PublisherDiagnostics, WriterDiagnostics};
 use super::plan::{DataChangeTrigger, Deadband, NodePlan};
 use crate::opcua::node_id::Namespaces;
+use crate::opcua::notification_backlog::{Held, NotificationBacklog, Subscribed};
 
 /// Chunk size when the server states no MaxMonitoredItemsPerCall.
 const DEFAULT_ITEMS_PER_CALL: usize = 1000;
@@ -54,6 +55,8 @@ pub enum SubscriptionEvent {
     Notification {
         slot: usize,
         message: NotificationMessage,
+        /// Counts the response in the session's backlog until the writer has processed it.
+        held: Option<Held>,
     },
 }
 
@@ -61,6 +64,7 @@ pub enum SubscriptionEvent {
 struct Forwarder {
     slot: usize,
     tx: mpsc::UnboundedSender<SubscriptionEvent>,
+    backlog: Option<Subscribed>,
 }
 
 impl OnSubscriptionNotificationCore for Forwarder {
@@ -72,6 +76,7 @@ impl OnSubscriptionNotificationCore for Forwarder {
         let _ = self.tx.send(SubscriptionEvent::Notification {
             slot: self.slot,
             message,
+            held: self.backlog.as_ref().map(|s| s.backlog().hold()),
         });
     }
 }
@@ -155,6 +160,8 @@ pub struct SubscriptionSet {
     diag: Arc<WriterDiagnostics>,
     /// (good, bad), kept as items change state so the gauges never need a pass over 100k items.
     counts: (usize, usize),
+    /// The backlog of the session the subscriptions live on.
+    backlog: Option<Arc<NotificationBacklog>>,
 }
 
 impl SubscriptionSet {
@@ -174,7 +181,13 @@ impl SubscriptionSet {
             all,
             diag,
             counts: (0, 0),
+            backlog: None,
         }
+    }
+
+    /// The session's backlog, counted by the subscriptions created from now on.
+    pub fn set_backlog(&mut self, backlog: Arc<NotificationBacklog>) {
+        self.backlog = Some(backlog);
     }
 
     pub fn settings(&self) -> &SubscriptionSettings {
@@ -640,6 +653,7 @@ impl SubscriptionSet {
         let forwarder = Forwarder {
             slot: index,
             tx: self.tx.clone(),
+            backlog: self.backlog.as_ref().map(NotificationBacklog::subscribe),
         };
         let id = session
             .create_subscription(

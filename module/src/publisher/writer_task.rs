@@ -301,6 +301,7 @@ impl Writer {
                 self.reconnects_seen = *reconnects.borrow();
                 self.reconnects = Some(reconnects);
                 let session = pinned.session.clone();
+                self.subs.set_backlog(pinned.backlog.clone());
                 self.session = Some(pinned);
                 self.wdiag.connected.set(1);
                 let started = Instant::now();
@@ -383,7 +384,12 @@ impl Writer {
     }
 
     async fn on_event(&mut self, event: SubscriptionEvent) {
-        let SubscriptionEvent::Notification { slot, message } = event;
+        // `_held` keeps the response counted in the session's backlog until it is processed.
+        let SubscriptionEvent::Notification {
+            slot,
+            message,
+            held: _held,
+        } = event;
         let now = Instant::now();
         let Some(Some(s)) = self.subs.slots.get_mut(slot) else {
             return;

@@ -126,7 +126,7 @@ pub use retry::{ExponentialBackoff, SessionRetryPolicy};
 pub use session::{
     Client, ConnectionSource, DataChangeCallback, DefaultRetryPolicy, DirectConnectionSource,
     EventCallback, HistoryReadAction, HistoryUpdateAction, MonitoredItem, MonitoredItemMap,
-    OnSubscriptionNotification, OnSubscriptionNotificationCore, RequestRetryPolicy, Session,
+    OnSubscriptionNotification, OnSubscriptionNotificationCore, PublishGate, RequestRetryPolicy, Session,
     SessionActivity, SessionBuilder, SessionConnectMode, SessionDropGuard, SessionEventLoop,
     SessionPollResult, Subscription, SubscriptionActivity, SubscriptionCallbacks, UARequest,
 };

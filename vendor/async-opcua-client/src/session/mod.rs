@@ -205,6 +205,22 @@ pub struct Session {
     pub(super) session_nonce_length: usize,
     decoding_options: DecodingOptions,
     pub(crate) close_tx: tokio::sync::watch::Sender<bool>,
+    /// iiot patch: consulted before each Publish request is sent, see [`PublishGate`].
+    publish_gate: Mutex<Option<Arc<dyn PublishGate>>>,
+}
+
+/// iiot patch: back-pressure from the consumer of notifications to the publish loop.
+///
+/// The publish loop sends the next Publish as soon as a response arrives, so a server with a
+/// large backlog (a publishing interval's worth of values from many items) answers faster than
+/// a consumer can take the decoded responses, and they pile up in the client's memory. With a
+/// gate, a Publish request waits for `ready` before it is sent: the backlog then stays in the
+/// server's queues, where OPC UA means it to be.
+pub trait PublishGate: Send + Sync {
+    /// Resolves when the consumer can take another publish response. It should resolve
+    /// within a bounded time even if the consumer stays busy, or the server ends the
+    /// subscriptions for lack of Publish requests.
+    fn ready(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
 }
 
 impl Session {
@@ -251,6 +267,7 @@ impl Session {
             session_nonce_length: config.session_nonce_length,
             decoding_options,
             close_tx,
+            publish_gate: Mutex::new(None),
         });
 
         (
@@ -516,5 +533,17 @@ impl std::ops::Deref for SessionDropGuard {
 impl Drop for SessionDropGuard {
     fn drop(&mut self) {
         let _ = self.session.close_tx.send(true);
+    }
+}
+
+/// iiot patch: see [`PublishGate`].
+impl Session {
+    /// Makes every later Publish request of this session wait for `gate` before it is sent.
+    pub fn set_publish_gate(&self, gate: Arc<dyn PublishGate>) {
+        *self.publish_gate.lock() = Some(gate);
+    }
+
+    pub(crate) fn publish_gate(&self) -> Option<Arc<dyn PublishGate>> {
+        self.publish_gate.lock().clone()
     }
 }

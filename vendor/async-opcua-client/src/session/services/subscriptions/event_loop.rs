@@ -65,7 +65,13 @@ impl SubscriptionEventLoop {
                 self.session.publish_limits_watch_rx.clone(),
                 move || {
                     let session = session_ref.clone();
-                    async move { session.publish().await }
+                    async move {
+                        // iiot patch: wait for the consumer before asking for more.
+                        if let Some(gate) = session.publish_gate() {
+                            gate.ready().await;
+                        }
+                        session.publish().await
+                    }
                 },
                 SessionSubscriptionCache {
                     inner: self.session.clone(),
