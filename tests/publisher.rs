@@ -468,6 +468,35 @@ async fn samples_mode_carries_the_same_values() {
     assert_no_loss(&sink, &["fast0", "fast1"]);
 }
 
+/// A node named only by a BrowsePath (from the Root folder), and one by an Id plus a path
+/// relative to it, are monitored at the node the path leads to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_given_by_browse_path_are_resolved_on_the_server() {
+    let plc = plc_sim().await;
+    let broker = Broker::start().await;
+    let mut config = entry(&plc.endpoint_url(), &[], 5);
+    config[0]["OpcNodes"] = json!([
+        {
+            "BrowsePath": ["0:Objects", format!("{PLC_NS}#Fast"), format!("{PLC_NS}#3")],
+            "DisplayName": "byPath",
+            "OpcSamplingInterval": 100,
+            "QueueSize": 100,
+        },
+        {
+            "Id": "i=85",
+            "BrowsePath": [format!("{PLC_NS}#Fast"), format!("{PLC_NS}#5")],
+            "DisplayName": "fromObjects",
+            "OpcSamplingInterval": 100,
+            "QueueSize": 100,
+        },
+    ]);
+    let module = Publisher::start("pub-paths", &broker.url(), config, &[]).await;
+    let sink = Sink::start(broker.port, &module.topic()).await;
+    sink.wait_for(&["byPath", "fromObjects"], 20, Duration::from_secs(30))
+        .await;
+    assert_no_loss(&sink, &["byPath", "fromObjects"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_loses_nothing() {
     let plc = plc_sim().await;

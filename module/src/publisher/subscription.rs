@@ -31,6 +31,7 @@ use super::metrics::{PublisherDiagnostics, WriterDiagnostics};
 use super::plan::{DataChangeTrigger, Deadband, NodePlan};
 use crate::opcua::node_id::Namespaces;
 use crate::opcua::notification_backlog::{Held, NotificationBacklog, Subscribed};
+use crate::twin::session_ops::resolve_node;
 
 /// Chunk size when the server states no MaxMonitoredItemsPerCall.
 const DEFAULT_ITEMS_PER_CALL: usize = 1000;
@@ -497,11 +498,12 @@ impl SubscriptionSet {
                 let Some(item) = self.items.get(&h) else {
                     continue;
                 };
-                match ns.parse(&item.node.node_id) {
-                    Ok(node_id) => chunk.push((h, create_request(h, &item.node, node_id))),
-                    Err(e) => {
-                        self.note_error(format!("{}: {e}", item.node.node_id));
-                        self.set_bad(h, StatusCode::BadNodeIdInvalid, now);
+                let node = item.node.clone();
+                match target(session, ns, &node).await {
+                    Ok(node_id) => chunk.push((h, create_request(h, &node, node_id))),
+                    Err((status, e)) => {
+                        self.note_error(format!("{}: {e}", node.node_id));
+                        self.set_bad(h, status, now);
                     }
                 }
             }
@@ -682,6 +684,24 @@ impl SubscriptionSet {
         }
         debug!(subscription = id, slot = index, "subscription created");
         Ok(slot_id)
+    }
+}
+
+/// The node an item monitors: its id, or with a `BrowsePath` the node that path leads to from
+/// the id (the Root folder when only a path is given). A path is resolved again each time the
+/// item is created, as OPC Publisher does, so it follows a server whose node ids changed.
+async fn target(
+    session: &Session,
+    ns: &Namespaces,
+    node: &NodePlan,
+) -> Result<NodeId, (StatusCode, String)> {
+    match node.settings.browse_path.as_deref() {
+        Some(path) => resolve_node(session, ns, Some(&node.node_id), Some(path))
+            .await
+            .map_err(|e| (e.status, e.message)),
+        None => ns
+            .parse(&node.node_id)
+            .map_err(|e| (StatusCode::BadNodeIdInvalid, e.to_string())),
     }
 }
 

@@ -53,7 +53,7 @@ async fn parent_object(ctx: &OpContext, method: &NodeId) -> Result<NodeId> {
 
 /// Reads a method's InputArguments or OutputArguments property; none is an empty list.
 async fn arguments(ctx: &OpContext, method: &NodeId, which: &str) -> Result<Vec<Argument>> {
-    let found = match translate(&ctx.live, &ctx.ns, method, &[which.to_string()]).await {
+    let found = match translate(&ctx.live.session, &ctx.ns, method, &[which.to_string()]).await {
         Ok(found) => found,
         Err(e) if e.status.sub_code() == StatusCode::BadNoMatch.sub_code() => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -104,7 +104,7 @@ pub async fn method_metadata(
     req: &MethodMetadataRequestModel,
 ) -> Result<MethodMetadataResponseModel> {
     let method = resolve_node(
-        &ctx.live,
+        &ctx.live.session,
         &ctx.ns,
         req.method_id.as_deref(),
         req.method_browse_path.as_deref(),
@@ -126,7 +126,7 @@ pub async fn method_call(
     req: &MethodCallRequestModel,
 ) -> Result<MethodCallResponseModel> {
     let method = resolve_node(
-        &ctx.live,
+        &ctx.live.session,
         &ctx.ns,
         req.method_id.as_deref(),
         req.method_browse_path.as_deref(),
@@ -134,7 +134,7 @@ pub async fn method_call(
     .await?;
     let object = match (req.object_id.as_deref(), req.object_browse_path.as_deref()) {
         (None, None) => parent_object(&ctx, &method).await?,
-        (id, path) => resolve_node(&ctx.live, &ctx.ns, id, path).await?,
+        (id, path) => resolve_node(&ctx.live.session, &ctx.ns, id, path).await?,
     };
     let given = req.arguments.clone().unwrap_or_default();
     let declared = if given.is_empty() {

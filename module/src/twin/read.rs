@@ -43,7 +43,7 @@ pub async fn value_read(
     req: &ValueReadRequestModel,
 ) -> Result<ValueReadResponseModel> {
     let node = resolve_node(
-        &ctx.live,
+        &ctx.live.session,
         &ctx.ns,
         req.node_id.as_deref(),
         req.browse_path.as_deref(),

@@ -11,6 +11,7 @@ use crate::error::{ErrorKind, Result, ServiceError};
 use crate::opcua::json_value::builtin_of;
 use crate::opcua::node_id::Namespaces;
 use crate::opcua::session_pool::LiveSession;
+use opcua::client::Session;
 
 /// Turns a browse path element (`Name`, `2:Name`, `urn:x#Name`, `nsu=urn:x;Name`) into a
 /// qualified name of this server.
@@ -52,7 +53,7 @@ pub fn parse_browse_name(text: &str, ns: &Namespaces) -> Result<QualifiedName> {
 
 /// Resolves `start` (or the Root folder) plus an optional browse path to one node.
 pub async fn resolve_node(
-    live: &LiveSession,
+    session: &Session,
     ns: &Namespaces,
     start: Option<&str>,
     browse_path: Option<&[String]>,
@@ -73,7 +74,7 @@ pub async fn resolve_node(
     if path.is_empty() {
         return Ok(start);
     }
-    let targets = translate(live, ns, &start, path).await?;
+    let targets = translate(session, ns, &start, path).await?;
     targets.into_iter().next().ok_or_else(|| {
         ServiceError::service(
             StatusCode::BadNoMatch,
@@ -84,7 +85,7 @@ pub async fn resolve_node(
 
 /// TranslateBrowsePathsToNodeIds of one path; every match is returned.
 pub async fn translate(
-    live: &LiveSession,
+    session: &Session,
     ns: &Namespaces,
     start: &NodeId,
     path: &[String],
@@ -106,8 +107,7 @@ pub async fn translate(
             elements: Some(elements),
         },
     };
-    let results = live
-        .session
+    let results = session
         .translate_browse_paths_to_node_ids(&[request])
         .await
         .map_err(|e| ServiceError::from_opcua(&e, "TranslateBrowsePathsToNodeIds"))?;

@@ -65,7 +65,7 @@ pub async fn value_write(
     req: &ValueWriteRequestModel,
 ) -> Result<ValueWriteResponseModel> {
     let node = resolve_node(
-        &ctx.live,
+        &ctx.live.session,
         &ctx.ns,
         req.node_id.as_deref(),
         req.browse_path.as_deref(),
