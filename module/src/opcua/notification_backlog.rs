@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 
 /// Publish responses (≤ 500 values each) per subscription that may wait for writers before
 /// the session asks for more; the limit grows with the subscriptions, since their writers work
-/// in parallel. Measured with `iiot bench relay`: 8 keeps 40k items × 10 Hz (400k values/s)
-/// lossless; 4 lost 7% of them and 2 lost half, because the server then waits for Publish
-/// requests; 10k × 10 Hz costs 440 B per item with 8 instead of 600–880 B without a limit.
+/// in parallel. Measured with `iiot bench relay` (10k × 10 Hz: ≈ 460 B per item with 8, ≈ 540
+/// with 16, 600–880 B without a limit). Fewer starve the server of Publish requests: it
+/// answers them for one subscription until that runs dry, so one writer takes a whole burst.
 const WAITING_PER_SUBSCRIPTION: usize = 8;
 /// The longest a Publish request is held back. A writer busy elsewhere (creating 100k
 /// monitored items takes about a second) must not starve the server of Publish requests: it

@@ -34,8 +34,12 @@ use crate::opcua::session_pool::{ConnectionKey, PinnedSession, Reconnects, Sessi
 
 /// The most notifications a gap may span before Republish is not attempted.
 const MAX_REPUBLISH: u32 = 1000;
-/// Appends a writer may have on their way to disk before it waits for the oldest.
-const MAX_PENDING_COMMITS: usize = 2;
+/// Appends a writer may have on their way to disk before it waits for the oldest. The outbox
+/// writes an append to the page cache at once and only its fsync is pending, so waiting
+/// commits cost no memory; the bound only matters when the disk stalls. A writer may take
+/// all of a burst (the server answers Publish for one subscription until it runs dry), and
+/// with 2 it was capped near 250k values/s by the 5 ms commit window.
+const MAX_PENDING_COMMITS: usize = 8;
 
 /// What a writer needs to know besides its plan.
 #[derive(Debug, Clone)]
@@ -619,9 +623,8 @@ impl Writer {
 
     /// Hands messages to the outbox and goes on without waiting for the disk; only when
     /// `MAX_PENDING_COMMITS` appends are still on their way does it wait for the oldest,
-    /// which is the pipeline's back-pressure. Waiting on every append instead left the
-    /// writer idle for each fsync while its subscription's notifications piled up decoded in
-    /// memory (≈ 6 MB at 100k values/s).
+    /// the pipeline's back-pressure when the disk stalls. Waiting on every append instead
+    /// left the writer idle for each fsync while its subscription's notifications piled up.
     async fn append(&mut self, messages: Vec<Message>) {
         match self.ctx.outbox.enqueue(messages) {
             Ok(commit) => self.commits.push_back(commit),
