@@ -1,8 +1,6 @@
 //! Application registrations (GDS ApplicationRecords).
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
+use super::columns::Columns;
 use super::{json_col, Store};
 use crate::error::Result;
 use crate::model::{ApplicationRecord, ApplicationType, LocalizedText, OperationContext};
@@ -47,24 +45,27 @@ impl ApplicationRow {
         }
     }
 
-    fn from_row(r: &AnyRow) -> Result<Self> {
-        let ty: String = r.try_get("application_type")?;
+    pub(super) fn from_row(r: &impl Columns) -> Result<Self> {
+        let ty: String = r.col("application_type")?;
         Ok(ApplicationRow {
-            id: r.try_get("id")?,
-            application_uri: r.try_get("application_uri")?,
+            id: r.col("id")?,
+            application_uri: r.col("application_uri")?,
             application_type: ApplicationType::parse(&ty).unwrap_or(ApplicationType::Server),
-            application_names: json_col(&r.try_get::<String, _>("application_names")?)?,
-            product_uri: r.try_get("product_uri")?,
-            discovery_urls: json_col(&r.try_get::<String, _>("discovery_urls")?)?,
-            server_capabilities: json_col(&r.try_get::<String, _>("server_capabilities")?)?,
-            state: r.try_get("state")?,
-            created_by: r.try_get("created_by")?,
-            created_at: r.try_get("created_at")?,
-            updated_by: r.try_get("updated_by")?,
-            updated_at: r.try_get("updated_at")?,
+            application_names: json_col(&r.col::<String>("application_names")?)?,
+            product_uri: r.col("product_uri")?,
+            discovery_urls: json_col(&r.col::<String>("discovery_urls")?)?,
+            server_capabilities: json_col(&r.col::<String>("server_capabilities")?)?,
+            state: r.col("state")?,
+            created_by: r.col("created_by")?,
+            created_at: r.col("created_at")?,
+            updated_by: r.col("updated_by")?,
+            updated_at: r.col("updated_at")?,
         })
     }
 }
+
+/// One application by id (also run by `sqlite_reads.rs`).
+pub(super) const APPLICATION_BY_ID: &str = "SELECT * FROM applications WHERE id = $1";
 
 const COLUMNS: &str = "id, application_uri, application_type, application_names, product_uri, \
     discovery_urls, server_capabilities, state, created_by, created_at, updated_by, updated_at";
@@ -138,8 +139,7 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let sql = format!("SELECT {COLUMNS} FROM applications WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(APPLICATION_BY_ID)
             .bind(id)
             .fetch_optional(exec)
             .await?;

@@ -1,8 +1,8 @@
 //! Certificate groups and their CAs (certificate, sealed key, current CRL).
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::columns::Columns;
 use super::{json_col, Store};
 use crate::error::Result;
 
@@ -36,36 +36,58 @@ pub struct CaRow {
 }
 
 impl CaRow {
-    fn from_row(r: &AnyRow) -> Result<Self> {
+    pub(super) fn from_row(r: &impl Columns) -> Result<Self> {
         Ok(CaRow {
-            serial: r.try_get("serial")?,
-            group_id: r.try_get("group_id")?,
-            cert_type: r.try_get("cert_type")?,
-            cert_der: r.try_get("cert_der")?,
-            key_sealed: r.try_get("key_sealed")?,
-            not_before: r.try_get("not_before")?,
-            not_after: r.try_get("not_after")?,
-            active: r.try_get::<i64, _>("active")? != 0,
-            crl_number: r.try_get("crl_number")?,
-            crl_der: r.try_get("crl_der")?,
-            crl_next_update: r.try_get("crl_next_update")?,
+            serial: r.col("serial")?,
+            group_id: r.col("group_id")?,
+            cert_type: r.col("cert_type")?,
+            cert_der: r.col("cert_der")?,
+            key_sealed: r.col("key_sealed")?,
+            not_before: r.col("not_before")?,
+            not_after: r.col("not_after")?,
+            active: r.col::<i64>("active")? != 0,
+            crl_number: r.col("crl_number")?,
+            crl_der: r.col("crl_der")?,
+            crl_next_update: r.col("crl_next_update")?,
         })
     }
 }
 
 impl GroupRow {
-    fn from_row(r: &AnyRow) -> Result<Self> {
+    pub(super) fn from_row(r: &impl Columns) -> Result<Self> {
         Ok(GroupRow {
-            id: r.try_get("id")?,
-            group_type: r.try_get("group_type")?,
-            subject_name: r.try_get("subject_name")?,
-            cert_types: json_col(&r.try_get::<String, _>("cert_types")?)?,
-            ca_lifetime_days: r.try_get("ca_lifetime_days")?,
-            issued_lifetime_days: r.try_get("issued_lifetime_days")?,
-            rsa_key_size: r.try_get("rsa_key_size")?,
-            auto_approve: r.try_get::<i64, _>("auto_approve")? != 0,
+            id: r.col("id")?,
+            group_type: r.col("group_type")?,
+            subject_name: r.col("subject_name")?,
+            cert_types: json_col(&r.col::<String>("cert_types")?)?,
+            ca_lifetime_days: r.col("ca_lifetime_days")?,
+            issued_lifetime_days: r.col("issued_lifetime_days")?,
+            rsa_key_size: r.col("rsa_key_size")?,
+            auto_approve: r.col::<i64>("auto_approve")? != 0,
         })
     }
+}
+
+/// One certificate group by id (also run by `sqlite_reads.rs`).
+pub(super) const GROUP_BY_ID: &str = "SELECT * FROM cert_groups WHERE id = $1";
+
+/// (cert_type, serial) of a group's active CAs, newest first (also run by `sqlite_reads.rs`).
+pub(super) const ACTIVE_CA_SERIALS: &str = "SELECT cert_type, serial FROM cas \
+    WHERE group_id = $1 AND active = 1 ORDER BY created_at DESC, not_before DESC";
+
+/// The first (newest) serial of each certificate type among `rows` of [`ACTIVE_CA_SERIALS`]:
+/// the one `active_ca_serial` picks.
+pub(super) fn newest_per_type(
+    rows: impl Iterator<Item = Result<(String, String)>>,
+) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for row in rows {
+        let (cert_type, serial) = row?;
+        if !out.iter().any(|(t, _)| *t == cert_type) {
+            out.push((cert_type, serial));
+        }
+    }
+    Ok(out)
 }
 
 const CA_COLUMNS: &str = "serial, group_id, cert_type, cert_der, key_sealed, not_before, \
@@ -134,7 +156,7 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let row = sqlx::query("SELECT * FROM cert_groups WHERE id = $1")
+        let row = sqlx::query(GROUP_BY_ID)
             .bind(id)
             .fetch_optional(exec)
             .await?;
@@ -244,22 +266,14 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let rows = sqlx::query(
-            "SELECT cert_type, serial FROM cas WHERE group_id = $1 AND active = 1 \
-             ORDER BY created_at DESC, not_before DESC",
+        let rows = sqlx::query(ACTIVE_CA_SERIALS)
+            .bind(group_id)
+            .fetch_all(exec)
+            .await?;
+        newest_per_type(
+            rows.iter()
+                .map(|r| Ok((r.col("cert_type")?, r.col("serial")?))),
         )
-        .bind(group_id)
-        .fetch_all(exec)
-        .await?;
-        let mut out: Vec<(String, String)> = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let cert_type: String = r.try_get("cert_type")?;
-            // Newest first: the first row of a type is the one `active_ca_serial` picks.
-            if !out.iter().any(|(t, _)| *t == cert_type) {
-                out.push((cert_type, r.try_get("serial")?));
-            }
-        }
-        Ok(out)
     }
 
     pub async fn all_cas(&self) -> Result<Vec<CaRow>> {

@@ -39,6 +39,9 @@ impl Store {
         group_id: &str,
         approving: bool,
     ) -> Result<IssueContext> {
+        if let Some(reads) = &self.reads {
+            return reads.issue_context(app_id, group_id, approving);
+        }
         let mut conn = self.pool().acquire().await?;
         let application = Self::application_on(&mut *conn, app_id).await?;
         let group = Self::group_on(&mut *conn, group_id).await?;

@@ -10,13 +10,16 @@ mod applications;
 mod audit;
 mod audited;
 mod cas;
+mod columns;
 mod issuing;
 mod migrations;
 mod requests;
+mod sqlite_reads;
 mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -43,6 +46,8 @@ pub struct Store {
     backend: Backend,
     /// Request state changes go through here, to share commits (see `writer.rs`).
     writer: writer::Writer,
+    /// Inline reads of the certificate path when the database is a SQLite file.
+    reads: Option<Arc<sqlite_reads::SqliteReads>>,
 }
 
 impl Store {
@@ -98,10 +103,21 @@ impl Store {
                 .await?;
         }
         let writer = writer::Writer::spawn(pool.clone());
+        // A file on disk, not an in-memory database (those live in sqlx's connections only).
+        let reads = if sqlite {
+            sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .ok()
+                .map(|o| o.get_filename().to_path_buf())
+                .filter(|p| p.is_file())
+                .map(|p| Arc::new(sqlite_reads::SqliteReads::new(p)))
+        } else {
+            None
+        };
         let store = Store {
             pool,
             backend,
             writer,
+            reads,
         };
         migrations::apply(&store).await?;
         Ok(store)

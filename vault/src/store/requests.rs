@@ -1,9 +1,9 @@
 //! Certificate requests and the certificates issued for them. State changes are conditional
 //! on the expected current state, which makes replays and races fail cleanly.
 
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::columns::Columns;
 use super::{json_col, Store};
 use crate::error::Result;
 use crate::model::{
@@ -60,40 +60,40 @@ pub struct RequestRow {
 }
 
 impl RequestRow {
-    fn from_row(r: &AnyRow) -> Result<Self> {
-        let state: String = r.try_get("state")?;
-        let ty: String = r.try_get("request_type")?;
+    pub(super) fn from_row(r: &impl Columns) -> Result<Self> {
+        let state: String = r.col("state")?;
+        let ty: String = r.col("request_type")?;
         Ok(RequestRow {
-            id: r.try_get("id")?,
+            id: r.col("id")?,
             request_type: if ty == "KeyPairRequest" {
                 CertificateRequestType::KeyPairRequest
             } else {
                 CertificateRequestType::SigningRequest
             },
-            entity_id: r.try_get("entity_id")?,
-            group_id: r.try_get("group_id")?,
-            cert_type: r.try_get("cert_type")?,
+            entity_id: r.col("entity_id")?,
+            group_id: r.col("group_id")?,
+            cert_type: r.col("cert_type")?,
             state: CertificateRequestState::parse(&state).unwrap_or(CertificateRequestState::New),
-            csr_der: r.try_get("csr_der")?,
-            public_key_der: r.try_get("public_key_der")?,
-            subject_name: r.try_get("subject_name")?,
-            domain_names: json_col(&r.try_get::<String, _>("domain_names")?)?,
-            key_format: r.try_get("key_format")?,
-            key_encrypted: r.try_get::<i64, _>("key_encrypted")? != 0,
-            key_sealed: r.try_get("key_sealed")?,
-            cert_der: r.try_get("cert_der")?,
-            cert_serial: r.try_get("cert_serial")?,
-            ca_serial: r.try_get("ca_serial")?,
-            not_after: r.try_get("not_after")?,
-            error_info: r.try_get("error_info")?,
-            submitted_by: r.try_get("submitted_by")?,
-            submitted_at: r.try_get("submitted_at")?,
-            approved_by: r.try_get("approved_by")?,
-            approved_at: r.try_get("approved_at")?,
-            accepted_by: r.try_get("accepted_by")?,
-            accepted_at: r.try_get("accepted_at")?,
-            revoked_by: r.try_get("revoked_by")?,
-            revoked_at: r.try_get("revoked_at")?,
+            csr_der: r.col("csr_der")?,
+            public_key_der: r.col("public_key_der")?,
+            subject_name: r.col("subject_name")?,
+            domain_names: json_col(&r.col::<String>("domain_names")?)?,
+            key_format: r.col("key_format")?,
+            key_encrypted: r.col::<i64>("key_encrypted")? != 0,
+            key_sealed: r.col("key_sealed")?,
+            cert_der: r.col("cert_der")?,
+            cert_serial: r.col("cert_serial")?,
+            ca_serial: r.col("ca_serial")?,
+            not_after: r.col("not_after")?,
+            error_info: r.col("error_info")?,
+            submitted_by: r.col("submitted_by")?,
+            submitted_at: r.col("submitted_at")?,
+            approved_by: r.col("approved_by")?,
+            approved_at: r.col("approved_at")?,
+            accepted_by: r.col("accepted_by")?,
+            accepted_at: r.col("accepted_at")?,
+            revoked_by: r.col("revoked_by")?,
+            revoked_at: r.col("revoked_at")?,
         })
     }
 
@@ -125,6 +125,9 @@ pub struct Issued {
     pub ca_serial: String,
     pub not_after: i64,
 }
+
+/// One request by id (also run by `sqlite_reads.rs`).
+pub(super) const REQUEST_BY_ID: &str = "SELECT * FROM requests WHERE id = $1";
 
 impl Store {
     pub async fn insert_request(&self, r: &NewRequest) -> Result<()> {
@@ -202,7 +205,10 @@ impl Store {
     }
 
     pub async fn request(&self, id: &str) -> Result<Option<RequestRow>> {
-        let row = sqlx::query("SELECT * FROM requests WHERE id = $1")
+        if let Some(reads) = &self.reads {
+            return reads.request(id);
+        }
+        let row = sqlx::query(REQUEST_BY_ID)
             .bind(id)
             .fetch_optional(self.pool())
             .await?;

@@ -139,6 +139,9 @@ pub struct WriteStats {
     pub applied: u64,
     /// Operations answered in all (applied, refused by their condition, or failed).
     pub answered: u64,
+    /// Microseconds the writer spent running batches (from taking one to answering it): how
+    /// close the single writer is to being the bottleneck.
+    pub busy_micros: u64,
 }
 
 #[derive(Debug, Default)]
@@ -146,6 +149,7 @@ struct Counters {
     commits: AtomicU64,
     applied: AtomicU64,
     answered: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 struct Job {
@@ -185,6 +189,7 @@ impl Writer {
             commits: self.counters.commits.load(Ordering::Relaxed),
             applied: self.counters.applied.load(Ordering::Relaxed),
             answered: self.counters.answered.load(Ordering::Relaxed),
+            busy_micros: self.counters.busy_micros.load(Ordering::Relaxed),
         }
     }
 
@@ -256,11 +261,9 @@ async fn run_batch(
     let started = std::time::Instant::now();
     commit_batch(pool, conn, batch, counters).await;
     counters.answered.fetch_add(n as u64, Ordering::Relaxed);
-    tracing::trace!(
-        ops = n,
-        micros = started.elapsed().as_micros() as u64,
-        "group commit"
-    );
+    let micros = started.elapsed().as_micros() as u64;
+    counters.busy_micros.fetch_add(micros, Ordering::Relaxed);
+    tracing::trace!(ops = n, micros, "group commit");
 }
 
 /// How one attempt at a batch ended.
