@@ -36,9 +36,9 @@ pub enum VaultError {
     Auth(#[from] AuthError),
     #[error("storage: {0}")]
     Storage(#[from] sqlx::Error),
-    /// A read on the inline SQLite path (`store/sqlite_reads.rs`).
-    #[error("storage read: {0}")]
-    StorageRead(#[from] rusqlite::Error),
+    /// A statement run through rusqlite (the SQLite writer and inline reads).
+    #[error("storage: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A group commit that failed: every caller in the batch gets its own copy of the reason,
     /// and none of them was acknowledged.
     #[error("storage commit: {0}")]
@@ -65,7 +65,7 @@ impl VaultError {
             VaultError::NotAllowed(_) => StatusCode::FORBIDDEN,
             VaultError::Auth(_) => StatusCode::UNAUTHORIZED,
             VaultError::Storage(_)
-            | VaultError::StorageRead(_)
+            | VaultError::Sqlite(_)
             | VaultError::Commit(_)
             | VaultError::Migration(_)
             | VaultError::Crypto(_)

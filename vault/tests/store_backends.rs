@@ -475,7 +475,10 @@ async fn group_commit_isolates_failures(database_url: Option<String>) {
         "approving an Approved request must fail alone"
     );
     assert!(
-        matches!(duplicate.await.expect("task"), Err(VaultError::Storage(_))),
+        matches!(
+            duplicate.await.expect("task"),
+            Err(VaultError::Storage(_) | VaultError::Sqlite(_))
+        ),
         "a duplicate id fails alone"
     );
     assert_eq!(

@@ -15,6 +15,8 @@ mod issuing;
 mod migrations;
 mod requests;
 mod sqlite_reads;
+mod sqlite_writer;
+mod statement;
 mod writer;
 
 use std::path::Path;
@@ -102,17 +104,20 @@ impl Store {
                 .execute(&pool)
                 .await?;
         }
-        let writer = writer::Writer::spawn(pool.clone());
-        // A file on disk, not an in-memory database (those live in sqlx's connections only).
-        let reads = if sqlite {
+        // A file on disk, not an in-memory database (those live in sqlx's connections only):
+        // then the writer and the certificate-path reads go through rusqlite on that file.
+        let sqlite_file = if sqlite {
             sqlx::sqlite::SqliteConnectOptions::from_str(&url)
                 .ok()
                 .map(|o| o.get_filename().to_path_buf())
                 .filter(|p| p.is_file())
-                .map(|p| Arc::new(sqlite_reads::SqliteReads::new(p)))
         } else {
             None
         };
+        let reads = sqlite_file
+            .clone()
+            .map(|p| Arc::new(sqlite_reads::SqliteReads::new(p)));
+        let writer = writer::Writer::spawn(pool.clone(), sqlite_file)?;
         let store = Store {
             pool,
             backend,

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::columns::Columns;
+use super::statement::{Arg, Stmt};
 use super::{json_col, Store};
 use crate::error::Result;
 use crate::model::{
@@ -146,62 +147,70 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
+        Self::insert_request_stmt(r, approved)
+            .execute_on(exec)
+            .await?;
+        Ok(())
+    }
+
+    /// The statement of [`Store::insert_request_on`].
+    pub(super) fn insert_request_stmt(
+        r: &NewRequest,
+        approved: Option<(&str, i64, &Issued)>,
+    ) -> Stmt {
         let domain_names = serde_json::to_string(&r.domain_names).unwrap_or_else(|_| "[]".into());
+        let mut args: Vec<Arg> = vec![
+            r.id.as_str().into(),
+            r.request_type.as_str().into(),
+            r.entity_id.as_str().into(),
+            r.group_id.as_str().into(),
+            r.cert_type.as_str().into(),
+        ];
         let Some((by, at, issued)) = approved else {
-            sqlx::query(
+            args.extend([
+                r.csr_der.clone().into(),
+                r.public_key_der.clone().into(),
+                r.subject_name.as_str().into(),
+                domain_names.into(),
+                r.key_format.clone().into(),
+                i64::from(r.key_encrypted).into(),
+                r.key_sealed.clone().into(),
+                r.submitted_by.as_str().into(),
+                r.submitted_at.into(),
+            ]);
+            return Stmt::new(
                 "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
                  csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
                  key_sealed, submitted_by, submitted_at) \
                  VALUES ($1, $2, $3, $4, $5, 'New', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(&r.id)
-            .bind(r.request_type.as_str())
-            .bind(&r.entity_id)
-            .bind(&r.group_id)
-            .bind(&r.cert_type)
-            .bind(r.csr_der.clone())
-            .bind(r.public_key_der.clone())
-            .bind(&r.subject_name)
-            .bind(domain_names)
-            .bind(r.key_format.clone())
-            .bind(i64::from(r.key_encrypted))
-            .bind(r.key_sealed.clone())
-            .bind(&r.submitted_by)
-            .bind(r.submitted_at)
-            .execute(exec)
-            .await?;
-            return Ok(());
+                args,
+            );
         };
-        sqlx::query(
+        args.extend([
+            r.public_key_der.clone().into(),
+            r.subject_name.as_str().into(),
+            domain_names.into(),
+            r.key_format.clone().into(),
+            i64::from(r.key_encrypted).into(),
+            r.key_sealed.clone().into(),
+            r.submitted_by.as_str().into(),
+            r.submitted_at.into(),
+            by.into(),
+            at.into(),
+            issued.cert_der.clone().into(),
+            issued.cert_serial.as_str().into(),
+            issued.ca_serial.as_str().into(),
+            issued.not_after.into(),
+        ]);
+        Stmt::new(
             "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
              csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
              key_sealed, submitted_by, submitted_at, approved_by, approved_at, cert_der, \
              cert_serial, ca_serial, not_after) \
              VALUES ($1, $2, $3, $4, $5, 'Approved', NULL, $6, $7, $8, $9, $10, $11, $12, $13, \
              $14, $15, $16, $17, $18, $19)",
+            args,
         )
-        .bind(&r.id)
-        .bind(r.request_type.as_str())
-        .bind(&r.entity_id)
-        .bind(&r.group_id)
-        .bind(&r.cert_type)
-        .bind(r.public_key_der.clone())
-        .bind(&r.subject_name)
-        .bind(domain_names)
-        .bind(r.key_format.clone())
-        .bind(i64::from(r.key_encrypted))
-        .bind(r.key_sealed.clone())
-        .bind(&r.submitted_by)
-        .bind(r.submitted_at)
-        .bind(by)
-        .bind(at)
-        .bind(issued.cert_der.clone())
-        .bind(&issued.cert_serial)
-        .bind(&issued.ca_serial)
-        .bind(issued.not_after)
-        .execute(exec)
-        .await?;
-        Ok(())
     }
 
     pub async fn request(&self, id: &str) -> Result<Option<RequestRow>> {
@@ -259,21 +268,28 @@ impl Store {
     where
         E: sqlx::Executor<'e, Database = sqlx::Any>,
     {
-        let done = sqlx::query(
+        let done = Self::approve_request_stmt(id, by, at, issued)
+            .execute_on(exec)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The statement of [`Store::approve_request_on`].
+    pub(super) fn approve_request_stmt(id: &str, by: &str, at: i64, issued: &Issued) -> Stmt {
+        Stmt::new(
             "UPDATE requests SET state = 'Approved', approved_by = $2, approved_at = $3, \
              cert_der = $4, cert_serial = $5, ca_serial = $6, not_after = $7, csr_der = NULL \
              WHERE id = $1 AND state = 'New'",
+            vec![
+                id.into(),
+                by.into(),
+                at.into(),
+                issued.cert_der.clone().into(),
+                issued.cert_serial.as_str().into(),
+                issued.ca_serial.as_str().into(),
+                issued.not_after.into(),
+            ],
         )
-        .bind(id)
-        .bind(by)
-        .bind(at)
-        .bind(issued.cert_der.clone())
-        .bind(&issued.cert_serial)
-        .bind(&issued.ca_serial)
-        .bind(issued.not_after)
-        .execute(exec)
-        .await?;
-        Ok(done.rows_affected() == 1)
     }
 
     /// New → Rejected; a generated key pair waiting for approval is destroyed.

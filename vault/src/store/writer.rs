@@ -42,6 +42,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::requests::{Issued, NewRequest};
+use super::statement::Stmt;
 use super::Store;
 use crate::error::{Result, VaultError};
 
@@ -145,16 +146,32 @@ pub struct WriteStats {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    commits: AtomicU64,
-    applied: AtomicU64,
-    answered: AtomicU64,
-    busy_micros: AtomicU64,
+pub(super) struct Counters {
+    pub commits: AtomicU64,
+    pub applied: AtomicU64,
+    pub answered: AtomicU64,
+    pub busy_micros: AtomicU64,
 }
 
-struct Job {
-    op: WriteOp,
-    reply: oneshot::Sender<Result<bool>>,
+impl Counters {
+    /// Counts a batch of `n` operations taken at `started` as answered.
+    pub fn batch_done(&self, n: usize, started: std::time::Instant) {
+        self.answered.fetch_add(n as u64, Ordering::Relaxed);
+        let micros = started.elapsed().as_micros() as u64;
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        tracing::trace!(ops = n, micros, "group commit");
+    }
+
+    /// Counts a commit holding `applied` applied operations.
+    pub fn committed(&self, applied: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.applied.fetch_add(applied as u64, Ordering::Relaxed);
+    }
+}
+
+pub(super) struct Job {
+    pub op: WriteOp,
+    pub reply: oneshot::Sender<Result<bool>>,
 }
 
 /// What the writer's queue carries: operations, and the request to let go of its connection
@@ -162,7 +179,7 @@ struct Job {
 // Nearly every message is an operation: boxing it would cost an allocation each, to save
 // queue space only for the one close message.
 #[allow(clippy::large_enum_variant)]
-enum Msg {
+pub(super) enum Msg {
     Op(Job),
     Close(oneshot::Sender<()>),
 }
@@ -176,12 +193,24 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task on the current runtime.
-    pub fn spawn(pool: AnyPool) -> Writer {
+    /// Starts the writer: on SQLite (`sqlite_file`) a thread of its own that writes through
+    /// rusqlite (`sqlite_writer.rs`), otherwise a task on the current runtime writing through
+    /// sqlx.
+    pub fn spawn(pool: AnyPool, sqlite_file: Option<std::path::PathBuf>) -> Result<Writer> {
         let (queue, jobs) = mpsc::channel(QUEUE);
         let counters = Arc::new(Counters::default());
-        tokio::spawn(run(pool, jobs, counters.clone()));
-        Writer { queue, counters }
+        match sqlite_file {
+            Some(path) => {
+                let counters = counters.clone();
+                std::thread::Builder::new()
+                    .name("vault-writer".into())
+                    .spawn(move || super::sqlite_writer::run(&path, jobs, &counters))?;
+            }
+            None => {
+                tokio::spawn(run(pool, jobs, counters.clone()));
+            }
+        }
+        Ok(Writer { queue, counters })
     }
 
     pub fn stats(&self) -> WriteStats {
@@ -260,10 +289,7 @@ async fn run_batch(
     }
     let started = std::time::Instant::now();
     commit_batch(pool, conn, batch, counters).await;
-    counters.answered.fetch_add(n as u64, Ordering::Relaxed);
-    let micros = started.elapsed().as_micros() as u64;
-    counters.busy_micros.fetch_add(micros, Ordering::Relaxed);
-    tracing::trace!(ops = n, micros, "group commit");
+    counters.batch_done(n, started);
 }
 
 /// How one attempt at a batch ended.
@@ -304,11 +330,7 @@ async fn commit_batch(
         };
         match attempt(conn, &batch, isolate).await {
             Attempt::Committed(outcomes) => {
-                counters.commits.fetch_add(1, Ordering::Relaxed);
-                let applied = outcomes.iter().filter(|o| matches!(o, Ok(true))).count();
-                counters
-                    .applied
-                    .fetch_add(applied as u64, Ordering::Relaxed);
+                counters.committed(outcomes.iter().filter(|o| matches!(o, Ok(true))).count());
                 return answer(batch, outcomes);
             }
             Attempt::RolledBack(outcomes) => return answer(batch, outcomes),
@@ -403,13 +425,13 @@ async fn isolate_next(tx: sqlx::Transaction<'_, sqlx::Any>) -> Attempt {
     }
 }
 
-fn answer(batch: Vec<Job>, outcomes: Vec<Result<bool>>) {
+pub(super) fn answer(batch: Vec<Job>, outcomes: Vec<Result<bool>>) {
     for (job, outcome) in batch.into_iter().zip(outcomes) {
         let _ = job.reply.send(outcome);
     }
 }
 
-fn fail_all(batch: Vec<Job>, msg: &str) {
+pub(super) fn fail_all(batch: Vec<Job>, msg: &str) {
     tracing::error!(error = msg, ops = batch.len(), "group commit failed");
     for job in batch {
         let _ = job.reply.send(Err(VaultError::Commit(msg.to_string())));
@@ -474,13 +496,7 @@ async fn write_audits(conn: &mut AnyConnection, lines: &[&AuditRecord]) -> Resul
 }
 
 /// The audit lines of an operation that applied: one, or two for a submission approved at once.
-type Lines<'o> = Vec<&'o AuditRecord>;
-
-/// Answers the audit lines of a conditional state change that matched its row, `None` when it
-/// matched none (and so wrote nothing).
-fn matched<'o>(done: sqlx::any::AnyQueryResult, audit: &'o AuditRecord) -> Option<Lines<'o>> {
-    (done.rows_affected() == 1).then(|| vec![audit])
-}
+pub(super) type Lines<'o> = Vec<&'o AuditRecord>;
 
 /// One operation with its audit lines written at once: what an operation does alone or in its
 /// own savepoint.
@@ -498,75 +514,64 @@ async fn apply(conn: &mut AnyConnection, op: &WriteOp) -> Result<bool> {
 /// `None` (and nothing written) when its condition did not hold. An `Err` may leave part of
 /// the operation written; the caller rolls it back.
 async fn change<'o>(conn: &mut AnyConnection, op: &'o WriteOp) -> Result<Option<Lines<'o>>> {
-    match op {
-        WriteOp::Submit {
-            row,
-            submitted,
-            approval,
-        } => match approval {
-            None => {
-                Store::insert_request_on(&mut *conn, row, None).await?;
-                Ok(Some(vec![submitted]))
-            }
-            Some(a) => {
-                Store::insert_request_on(&mut *conn, row, Some((&a.by, a.at, &a.issued))).await?;
-                Ok(Some(vec![submitted, &a.audit]))
-            }
-        },
-        WriteOp::Approve {
-            id,
-            by,
-            at,
-            issued,
-            audit,
-        } => Ok(Store::approve_request_on(&mut *conn, id, by, *at, issued)
-            .await?
-            .then(|| vec![audit])),
-        WriteOp::Reject { id, by, at, audit } => {
-            let done = sqlx::query(
+    let done = op.statement().execute(conn).await?;
+    Ok(op.applied(done.rows_affected()).then(|| op.audit_lines()))
+}
+
+impl WriteOp {
+    /// The operation's one statement. A conditional one changes a row only in the expected
+    /// state; a submission is an INSERT that either writes its row or fails.
+    pub(super) fn statement(&self) -> Stmt {
+        match self {
+            WriteOp::Submit { row, approval, .. } => Store::insert_request_stmt(
+                row,
+                approval.as_ref().map(|a| (a.by.as_str(), a.at, &a.issued)),
+            ),
+            WriteOp::Approve {
+                id, by, at, issued, ..
+            } => Store::approve_request_stmt(id, by, *at, issued),
+            WriteOp::Reject { id, by, at, .. } => Stmt::new(
                 "UPDATE requests SET state = 'Rejected', approved_by = $2, approved_at = $3, \
                  key_sealed = NULL, csr_der = NULL WHERE id = $1 AND state = 'New'",
-            )
-            .bind(id)
-            .bind(by)
-            .bind(*at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(matched(done, audit))
-        }
-        WriteOp::Accept { id, by, at, audit } => {
-            let done = sqlx::query(
+                vec![id.into(), by.into(), (*at).into()],
+            ),
+            WriteOp::Accept { id, by, at, .. } => Stmt::new(
                 "UPDATE requests SET state = 'Accepted', accepted_by = $2, accepted_at = $3, \
                  key_sealed = NULL WHERE id = $1 AND state = 'Approved'",
-            )
-            .bind(id)
-            .bind(by)
-            .bind(*at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(matched(done, audit))
-        }
-        WriteOp::Revoke { id, by, at, audit } => {
-            let done = sqlx::query(
+                vec![id.into(), by.into(), (*at).into()],
+            ),
+            WriteOp::Revoke { id, by, at, .. } => Stmt::new(
                 "UPDATE requests SET state = 'Revoked', revoked_by = $2, revoked_at = $3, \
                  key_sealed = NULL WHERE id = $1 AND state IN ('Approved', 'Accepted')",
-            )
-            .bind(id)
-            .bind(by)
-            .bind(*at)
-            .execute(&mut *conn)
-            .await?;
-            Ok(matched(done, audit))
-        }
-        WriteOp::TakeKey { id, sealed, audit } => {
-            let done = sqlx::query(
+                vec![id.into(), by.into(), (*at).into()],
+            ),
+            WriteOp::TakeKey { id, sealed, .. } => Stmt::new(
                 "UPDATE requests SET key_sealed = NULL WHERE id = $1 AND key_sealed = $2",
-            )
-            .bind(id)
-            .bind(sealed.clone())
-            .execute(&mut *conn)
-            .await?;
-            Ok(matched(done, audit))
+                vec![id.into(), sealed.clone().into()],
+            ),
+        }
+    }
+
+    /// Whether the statement, having changed `rows` rows, applied the operation.
+    pub(super) fn applied(&self, rows: u64) -> bool {
+        matches!(self, WriteOp::Submit { .. }) || rows == 1
+    }
+
+    /// The audit lines written when the operation applies: one, or two for a submission
+    /// approved at once.
+    pub(super) fn audit_lines(&self) -> Lines<'_> {
+        match self {
+            WriteOp::Submit {
+                submitted,
+                approval: Some(a),
+                ..
+            } => vec![submitted, &a.audit],
+            WriteOp::Submit { submitted, .. } => vec![submitted],
+            WriteOp::Approve { audit, .. }
+            | WriteOp::Reject { audit, .. }
+            | WriteOp::Accept { audit, .. }
+            | WriteOp::Revoke { audit, .. }
+            | WriteOp::TakeKey { audit, .. } => vec![audit],
         }
     }
 }
