@@ -127,6 +127,19 @@ pub struct Issued {
     pub not_after: i64,
 }
 
+/// What an approval writes, in the order both its statements bind it: approver, time, and the
+/// issued certificate.
+fn approval_args(by: &str, at: i64, issued: &Issued) -> [Arg; 6] {
+    [
+        by.into(),
+        at.into(),
+        issued.cert_der.clone().into(),
+        issued.cert_serial.as_str().into(),
+        issued.ca_serial.as_str().into(),
+        issued.not_after.into(),
+    ]
+}
+
 /// One request by id (also run by `sqlite_reads.rs`).
 pub(super) const REQUEST_BY_ID: &str = "SELECT * FROM requests WHERE id = $1";
 
@@ -166,26 +179,6 @@ impl Store {
             r.group_id.as_str().into(),
             r.cert_type.as_str().into(),
         ];
-        let Some((by, at, issued)) = approved else {
-            args.extend([
-                r.csr_der.clone().into(),
-                r.public_key_der.clone().into(),
-                r.subject_name.as_str().into(),
-                domain_names.into(),
-                r.key_format.clone().into(),
-                i64::from(r.key_encrypted).into(),
-                r.key_sealed.clone().into(),
-                r.submitted_by.as_str().into(),
-                r.submitted_at.into(),
-            ]);
-            return Stmt::new(
-                "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
-                 csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
-                 key_sealed, submitted_by, submitted_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'New', $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                args,
-            );
-        };
         args.extend([
             r.public_key_der.clone().into(),
             r.subject_name.as_str().into(),
@@ -195,13 +188,18 @@ impl Store {
             r.key_sealed.clone().into(),
             r.submitted_by.as_str().into(),
             r.submitted_at.into(),
-            by.into(),
-            at.into(),
-            issued.cert_der.clone().into(),
-            issued.cert_serial.as_str().into(),
-            issued.ca_serial.as_str().into(),
-            issued.not_after.into(),
         ]);
+        let Some((by, at, issued)) = approved else {
+            args.push(r.csr_der.clone().into());
+            return Stmt::new(
+                "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
+                 csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
+                 key_sealed, submitted_by, submitted_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'New', $14, $6, $7, $8, $9, $10, $11, $12, $13)",
+                args,
+            );
+        };
+        args.extend(approval_args(by, at, issued));
         Stmt::new(
             "INSERT INTO requests (id, request_type, entity_id, group_id, cert_type, state, \
              csr_der, public_key_der, subject_name, domain_names, key_format, key_encrypted, \
@@ -280,15 +278,9 @@ impl Store {
             "UPDATE requests SET state = 'Approved', approved_by = $2, approved_at = $3, \
              cert_der = $4, cert_serial = $5, ca_serial = $6, not_after = $7, csr_der = NULL \
              WHERE id = $1 AND state = 'New'",
-            vec![
-                id.into(),
-                by.into(),
-                at.into(),
-                issued.cert_der.clone().into(),
-                issued.cert_serial.as_str().into(),
-                issued.ca_serial.as_str().into(),
-                issued.not_after.into(),
-            ],
+            std::iter::once(id.into())
+                .chain(approval_args(by, at, issued))
+                .collect(),
         )
     }
 

@@ -21,8 +21,10 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc;
 
 use super::statement::Stmt;
-use super::writer::{answer, fail_all, AuditRecord, Counters, Job, Msg, WriteOp, MAX_BATCH};
-use crate::error::{Result, VaultError};
+use super::writer::{
+    answer, fail_all, sort_messages, AuditRecord, Counters, Job, Msg, WriteOp, MAX_BATCH,
+};
+use crate::error::Result;
 
 const AUDIT_INSERT: &str =
     "INSERT INTO audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)";
@@ -40,22 +42,15 @@ pub(super) fn run(path: &Path, mut jobs: mpsc::Receiver<Msg>, counters: &Counter
                 Err(_) => break,
             }
         }
-        let mut batch = Vec::with_capacity(received.len());
-        for msg in received {
-            match msg {
-                Msg::Op(job) if closed => {
-                    let _ = job
-                        .reply
-                        .send(Err(VaultError::Commit("the store is closed".into())));
-                }
-                Msg::Op(job) => batch.push(job),
-                Msg::Close(done) => {
-                    run_batch(path, &mut conn, std::mem::take(&mut batch), counters);
-                    conn = None;
-                    closed = true;
-                    let _ = done.send(());
-                }
+        let (batch, closing) = sort_messages(received, closed);
+        if !closing.is_empty() {
+            run_batch(path, &mut conn, batch, counters);
+            conn = None;
+            closed = true;
+            for done in closing {
+                let _ = done.send(());
             }
+            continue;
         }
         run_batch(path, &mut conn, batch, counters);
     }

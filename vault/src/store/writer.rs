@@ -251,26 +251,19 @@ async fn run(pool: AnyPool, mut jobs: mpsc::Receiver<Msg>, counters: Arc<Counter
     let mut closed = false;
     let mut received = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut received, MAX_BATCH).await > 0 {
-        let mut batch = Vec::with_capacity(received.len());
-        for msg in received.drain(..) {
-            match msg {
-                Msg::Op(job) if closed => {
-                    let _ = job
-                        .reply
-                        .send(Err(VaultError::Commit("the store is closed".into())));
-                }
-                Msg::Op(job) => batch.push(job),
-                Msg::Close(done) => {
-                    run_batch(&pool, &mut conn, std::mem::take(&mut batch), &counters).await;
-                    if let Some(c) = conn.take() {
-                        if let Err(e) = c.close().await {
-                            tracing::debug!(error = %e, "closing the store writer's connection");
-                        }
-                    }
-                    closed = true;
-                    let _ = done.send(());
+        let (batch, closing) = sort_messages(received.drain(..), closed);
+        if !closing.is_empty() {
+            run_batch(&pool, &mut conn, batch, &counters).await;
+            if let Some(c) = conn.take() {
+                if let Err(e) = c.close().await {
+                    tracing::debug!(error = %e, "closing the store writer's connection");
                 }
             }
+            closed = true;
+            for done in closing {
+                let _ = done.send(());
+            }
+            continue;
         }
         run_batch(&pool, &mut conn, batch, &counters).await;
     }
@@ -290,6 +283,29 @@ async fn run_batch(
     let started = std::time::Instant::now();
     commit_batch(pool, conn, batch, counters).await;
     counters.batch_done(n, started);
+}
+
+/// Splits what the queue delivered into the operations to run and the close requests among
+/// them. Operations queued after a close request (or after the store `closed`) are refused
+/// here: the close request is served once everything queued before it has committed.
+pub(super) fn sort_messages(
+    received: impl IntoIterator<Item = Msg>,
+    closed: bool,
+) -> (Vec<Job>, Vec<oneshot::Sender<()>>) {
+    let mut batch = Vec::new();
+    let mut closing = Vec::new();
+    for msg in received {
+        match msg {
+            Msg::Op(job) if closed || !closing.is_empty() => {
+                let _ = job
+                    .reply
+                    .send(Err(VaultError::Commit("the store is closed".into())));
+            }
+            Msg::Op(job) => batch.push(job),
+            Msg::Close(done) => closing.push(done),
+        }
+    }
+    (batch, closing)
 }
 
 /// How one attempt at a batch ended.
