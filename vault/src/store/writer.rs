@@ -281,8 +281,11 @@ async fn run_batch(
         return;
     }
     let started = std::time::Instant::now();
-    commit_batch(pool, conn, batch, counters).await;
+    let outcomes = commit_batch(pool, conn, &batch, counters).await;
+    // Counted before the callers hear back, so a caller that reads the stats after its answer
+    // sees its own operation.
     counters.batch_done(n, started);
+    answer(batch, outcomes);
 }
 
 /// Splits what the queue delivered into the operations to run and the close requests among
@@ -329,33 +332,33 @@ enum Attempt {
 async fn commit_batch(
     pool: &AnyPool,
     slot: &mut Option<AnyConnection>,
-    batch: Vec<Job>,
+    batch: &[Job],
     counters: &Counters,
-) {
+) -> Vec<Result<bool>> {
     let mut isolate = false;
     loop {
         let fresh = slot.is_none();
         if fresh {
             match pool.acquire().await {
                 Ok(c) => *slot = Some(c.detach()),
-                Err(e) => return fail_all(batch, &e.to_string()),
+                Err(e) => return failed(batch.len(), &e.to_string()),
             }
         }
         let Some(conn) = slot.as_mut() else {
-            return fail_all(batch, "the store writer has no connection");
+            return failed(batch.len(), "the store writer has no connection");
         };
-        match attempt(conn, &batch, isolate).await {
+        match attempt(conn, batch, isolate).await {
             Attempt::Committed(outcomes) => {
                 counters.committed(outcomes.iter().filter(|o| matches!(o, Ok(true))).count());
-                return answer(batch, outcomes);
+                return outcomes;
             }
-            Attempt::RolledBack(outcomes) => return answer(batch, outcomes),
+            Attempt::RolledBack(outcomes) => return outcomes,
             Attempt::Isolate => isolate = true,
             Attempt::CommitFailed(outcomes, msg) => {
                 // The connection's state is unknown after a failed COMMIT: start afresh.
                 *slot = None;
                 tracing::error!(error = %msg, ops = batch.len(), "group commit failed");
-                let answers = outcomes
+                return outcomes
                     .into_iter()
                     .map(|outcome| match outcome {
                         // Those that failed on their own keep their own answer.
@@ -363,7 +366,6 @@ async fn commit_batch(
                         other => other,
                     })
                     .collect();
-                return answer(batch, answers);
             }
             // A connection kept from an earlier batch may have died meanwhile (a PostgreSQL
             // restart): BEGIN did nothing, so one fresh connection is tried.
@@ -373,7 +375,7 @@ async fn commit_batch(
             }
             Attempt::BeginFailed(e) | Attempt::Broken(e) => {
                 *slot = None;
-                return fail_all(batch, &e.to_string());
+                return failed(batch.len(), &e.to_string());
             }
         }
     }
@@ -448,10 +450,16 @@ pub(super) fn answer(batch: Vec<Job>, outcomes: Vec<Result<bool>>) {
 }
 
 pub(super) fn fail_all(batch: Vec<Job>, msg: &str) {
-    tracing::error!(error = msg, ops = batch.len(), "group commit failed");
-    for job in batch {
-        let _ = job.reply.send(Err(VaultError::Commit(msg.to_string())));
-    }
+    let outcomes = failed(batch.len(), msg);
+    answer(batch, outcomes);
+}
+
+/// The answers of `n` operations of a batch that could not be committed at all.
+fn failed(n: usize, msg: &str) -> Vec<Result<bool>> {
+    tracing::error!(error = msg, ops = n, "group commit failed");
+    (0..n)
+        .map(|_| Err(VaultError::Commit(msg.to_string())))
+        .collect()
 }
 
 /// Runs one operation of a shared transaction inside its own savepoint, rolled back unless it
