@@ -78,20 +78,10 @@ impl SqliteReads {
         approving: bool,
     ) -> Result<IssueContext> {
         self.with(|conn| {
-            let application = conn
-                .prepare_cached(APPLICATION_BY_ID)?
-                .query_row(named_params! { "$1": app_id }, |r| {
-                    Ok(ApplicationRow::from_row(r))
-                })
-                .optional()?
-                .transpose()?;
-            let group = conn
-                .prepare_cached(GROUP_BY_ID)?
-                .query_row(named_params! { "$1": group_id }, |r| {
-                    Ok(GroupRow::from_row(r))
-                })
-                .optional()?
-                .transpose()?;
+            let application = by_id(conn, APPLICATION_BY_ID, app_id, |r| {
+                ApplicationRow::from_row(r)
+            })?;
+            let group = by_id(conn, GROUP_BY_ID, group_id, |r| GroupRow::from_row(r))?;
             let active_cas = match &group {
                 Some(g) if approving || g.auto_approve => {
                     let mut stmt = conn.prepare_cached(ACTIVE_CA_SERIALS)?;
@@ -112,11 +102,19 @@ impl SqliteReads {
 
     /// What [`super::Store::request`] reads.
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
-        self.with(|conn| {
-            conn.prepare_cached(REQUEST_BY_ID)?
-                .query_row(named_params! { "$1": id }, |r| Ok(RequestRow::from_row(r)))
-                .optional()?
-                .transpose()
-        })
+        self.with(|conn| by_id(conn, REQUEST_BY_ID, id, |r| RequestRow::from_row(r)))
     }
+}
+
+/// The row `sql` finds for `$1` = `id`, if any, decoded by `decode`.
+fn by_id<T>(
+    conn: &Connection,
+    sql: &str,
+    id: &str,
+    decode: impl FnOnce(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Option<T>> {
+    conn.prepare_cached(sql)?
+        .query_row(named_params! { "$1": id }, |r| Ok(decode(r)))
+        .optional()?
+        .transpose()
 }

@@ -8,7 +8,7 @@
 use rusqlite::types::{ToSql, ToSqlOutput};
 use sqlx::any::{AnyArguments, AnyQueryResult};
 use sqlx::query::Query;
-use sqlx::{Any, AnyConnection};
+use sqlx::Any;
 
 use crate::error::Result;
 
@@ -84,11 +84,6 @@ pub(crate) struct Stmt {
 impl Stmt {
     pub fn new(sql: &'static str, args: Vec<Arg>) -> Stmt {
         Stmt { sql, args }
-    }
-
-    /// Runs the statement through sqlx on `conn`.
-    pub async fn execute(&self, conn: &mut AnyConnection) -> Result<AnyQueryResult> {
-        self.execute_on(conn).await
     }
 
     /// Runs the statement through sqlx on any executor (a pool or a transaction).

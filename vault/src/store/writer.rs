@@ -538,7 +538,7 @@ async fn apply(conn: &mut AnyConnection, op: &WriteOp) -> Result<bool> {
 /// `None` (and nothing written) when its condition did not hold. An `Err` may leave part of
 /// the operation written; the caller rolls it back.
 async fn change<'o>(conn: &mut AnyConnection, op: &'o WriteOp) -> Result<Option<Lines<'o>>> {
-    let done = op.statement().execute(conn).await?;
+    let done = op.statement().execute_on(&mut *conn).await?;
     Ok(op.applied(done.rows_affected()).then(|| op.audit_lines()))
 }
 
