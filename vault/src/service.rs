@@ -121,7 +121,7 @@ impl Vault {
     fn load_ca(&self, row: CaRow) -> Result<LoadedCa> {
         let signer =
             SoftwareSigner::unseal(&self.kek, &ca::key_context(&row.serial), &row.key_sealed)?;
-        let loaded = LoadedCa { row, signer };
+        let loaded = LoadedCa::new(row, signer)?;
         if let Ok(mut map) = self.cas.write() {
             map.insert(loaded.row.serial.clone(), loaded.clone());
         }

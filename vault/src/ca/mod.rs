@@ -12,7 +12,7 @@ use std::sync::Arc;
 use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
-    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyPair,
+    DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair,
     KeyUsagePurpose, RevocationReason, RevokedCertParams, SanType, SerialNumber,
     SubjectPublicKeyInfo,
 };
@@ -103,11 +103,23 @@ impl CertType {
     }
 }
 
-/// A CA ready to sign: its stored row and its signer.
+/// A CA ready to sign: its stored row, its signer and its certificate parsed once as the
+/// issuer every certificate and CRL it signs names.
 #[derive(Clone)]
 pub struct LoadedCa {
     pub row: CaRow,
-    pub signer: Arc<dyn Signer>,
+    issuer: Arc<Issuer<'static, RcgenKey>>,
+}
+
+impl LoadedCa {
+    pub fn new(row: CaRow, signer: Arc<dyn Signer>) -> Result<Self> {
+        let issuer = Issuer::from_ca_cert_der(&row.cert_der.as_slice().into(), RcgenKey(signer))
+            .map_err(|e| VaultError::Crypto(format!("CA certificate {}: {e}", row.serial)))?;
+        Ok(LoadedCa {
+            row,
+            issuer: Arc::new(issuer),
+        })
+    }
 }
 
 /// What a CA seals its key under; binds the sealed blob to this CA.
@@ -158,10 +170,10 @@ pub fn create_ca(
     let cert = params
         .self_signed(&key)
         .map_err(|e| VaultError::Crypto(format!("CA certificate: {e}")))?;
-    let signer = SoftwareSigner::new(key);
+    let signer = SoftwareSigner::new(&key)?;
     let key_sealed = signer.seal(kek, &key_context(&serial_hex))?;
-    let mut ca = LoadedCa {
-        row: CaRow {
+    let mut ca = LoadedCa::new(
+        CaRow {
             serial: serial_hex,
             group_id: group.id.clone(),
             cert_type: cert_type.id().to_string(),
@@ -174,8 +186,8 @@ pub fn create_ca(
             crl_der: None,
             crl_next_update: 0,
         },
-        signer: Arc::new(signer),
-    };
+        Arc::new(signer),
+    )?;
     let (crl, next) = sign_crl(&ca, 1, &[], crl_validity_secs)?;
     ca.row.crl_number = 1;
     ca.row.crl_der = Some(crl);
@@ -261,11 +273,8 @@ pub fn issue(ca: &LoadedCa, spec: &IssueSpec<'_>) -> Result<IssuedCert> {
     params.crl_distribution_points = vec![CrlDistributionPoint {
         uris: vec![spec.crl_url.clone()],
     }];
-    let key = RcgenKey(ca.signer.as_ref());
-    let issuer = rcgen::Issuer::from_ca_cert_der(&ca.row.cert_der.as_slice().into(), key)
-        .map_err(|e| VaultError::Crypto(format!("CA certificate: {e}")))?;
     let cert = params
-        .signed_by(&public_key, &issuer)
+        .signed_by(&public_key, ca.issuer.as_ref())
         .map_err(|e| VaultError::Crypto(format!("signing: {e}")))?;
     Ok(IssuedCert {
         der: cert.der().to_vec(),
@@ -304,11 +313,8 @@ pub fn sign_crl(
         revoked_certs,
         key_identifier_method: KeyIdMethod::PreSpecified(ski),
     };
-    let key = RcgenKey(ca.signer.as_ref());
-    let issuer = rcgen::Issuer::from_ca_cert_der(&ca.row.cert_der.as_slice().into(), key)
-        .map_err(|e| VaultError::Crypto(format!("CA certificate: {e}")))?;
     let crl = params
-        .signed_by(&issuer)
+        .signed_by(ca.issuer.as_ref())
         .map_err(|e| VaultError::Crypto(format!("CRL: {e}")))?;
     Ok((crl.der().to_vec(), ts(next)))
 }

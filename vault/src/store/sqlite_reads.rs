@@ -70,7 +70,10 @@ impl SqliteReads {
         Ok(conn)
     }
 
-    /// What [`super::Store::issue_context`] reads, in one visit.
+    /// What [`super::Store::issue_context`] reads, in one visit and one read transaction: the
+    /// application, group and CAs come from the same committed state, and the connection
+    /// checks the WAL for new commits once instead of once per statement (a commit in between
+    /// would also empty its page cache each time).
     pub fn issue_context(
         &self,
         app_id: &str,
@@ -78,6 +81,7 @@ impl SqliteReads {
         approving: bool,
     ) -> Result<IssueContext> {
         self.with(|conn| {
+            let snapshot = conn.unchecked_transaction()?;
             let application = by_id(conn, APPLICATION_BY_ID, app_id, |r| {
                 ApplicationRow::from_row(r)
             })?;
@@ -92,6 +96,7 @@ impl SqliteReads {
                 }
                 _ => Vec::new(),
             };
+            snapshot.finish()?;
             Ok(IssueContext {
                 application,
                 group,
