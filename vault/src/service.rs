@@ -507,7 +507,7 @@ impl Vault {
         }
         let mut names = checked.dns_names.clone();
         names.extend(checked.ip_addresses.iter().map(|ip| ip.to_string()));
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = request_id();
         let row = NewRequest {
             id: id.clone(),
             request_type: CertificateRequestType::SigningRequest,
@@ -583,7 +583,7 @@ impl Vault {
             .await
             .map_err(|e| VaultError::Crypto(e.to_string()))??;
         let spki = key_spki(&key)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = request_id();
         // PEM keys are put in their final (password-protected) form now, so the password is
         // never kept; a PFX needs the certificate and is built at fetch time from the key.
         let (stored, encrypted) = match (format, password) {
@@ -1153,6 +1153,13 @@ impl Vault {
 }
 
 /// DER SubjectPublicKeyInfo of a generated key.
+/// A new request id: a UUID version 7, time-ordered in its first 48 bits and random in the
+/// other 74. Ids that grow with time append to the request table's id index instead of
+/// landing on a random page of it, which saves a page write per request in every commit.
+fn request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 fn key_spki(key: &rcgen::KeyPair) -> Result<Vec<u8>> {
     use rcgen::PublicKeyData;
     Ok(key.subject_public_key_info())
