@@ -366,19 +366,65 @@ async fn window(
     clients: usize,
     length: Duration,
 ) -> Result<Window> {
+    let target = Arc::new(target.clone());
+    let csrs = csrs.clone();
+    closed_loop(clients, length, move |i| {
+        let target = target.clone();
+        let csrs = csrs.clone();
+        async move { target.sign(&csrs[i % csrs.len()]).await }
+    })
+    .await
+}
+
+/// `clients` tasks each sending two bare `GET /healthz` in a row, in a closed loop for
+/// `length`: the HTTP cost (clients and server) of a certificate's two exchanges alone.
+async fn http_floor(
+    http: &reqwest::Client,
+    base: &str,
+    clients: usize,
+    length: Duration,
+) -> Result<Window> {
+    let http = http.clone();
+    let url: Arc<str> = format!("{base}/healthz").into();
+    closed_loop(clients, length, move |_| {
+        let http = http.clone();
+        let url = url.clone();
+        async move {
+            for _ in 0..2 {
+                let answer = http.get(&*url).send().await?;
+                let status = answer.status();
+                let _ = answer.bytes().await?;
+                if !status.is_success() {
+                    bail!("GET /healthz answered {status}");
+                }
+            }
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Runs `op` in `clients` concurrent closed loops until `length` has passed; answers how many
+/// ops finished, their latencies and the process's CPU use. `op` gets a running index: client
+/// `c` passes `c`, `c + clients`, `c + 2 × clients`, ...
+async fn closed_loop<F, Fut>(clients: usize, length: Duration, op: F) -> Result<Window>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
     let start = Instant::now();
     let cpu_start = cpu_seconds();
     let deadline = start + length;
+    let op = Arc::new(op);
     let mut tasks = Vec::with_capacity(clients);
     for c in 0..clients {
-        let target = target.clone();
-        let csrs = csrs.clone();
+        let op = op.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = c;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                target.sign(&csrs[i % csrs.len()]).await?;
+                op(i).await?;
                 lat.push(t.elapsed());
                 i += clients;
             }
@@ -405,54 +451,6 @@ async fn window(
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         cpu_cores,
-        commits: 0,
-        writer_busy: 0.0,
-    })
-}
-
-/// `clients` tasks each sending two bare `GET /healthz` in a row, in a closed loop for
-/// `length`: the HTTP cost (clients and server) of a certificate's two exchanges alone.
-async fn http_floor(
-    http: &reqwest::Client,
-    base: &str,
-    clients: usize,
-    length: Duration,
-) -> Result<Window> {
-    let start = Instant::now();
-    let cpu_start = cpu_seconds();
-    let deadline = start + length;
-    let url = format!("{base}/healthz");
-    let mut tasks = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let http = http.clone();
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut pairs = 0u64;
-            while Instant::now() < deadline {
-                for _ in 0..2 {
-                    let answer = http.get(&url).send().await?;
-                    let status = answer.status();
-                    let _ = answer.bytes().await?;
-                    if !status.is_success() {
-                        bail!("GET /healthz answered {status}");
-                    }
-                }
-                pairs += 1;
-            }
-            anyhow::Ok(pairs)
-        }));
-    }
-    let mut pairs = 0;
-    for t in tasks {
-        pairs += t.await??;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    Ok(Window {
-        certs: pairs,
-        secs,
-        p50_ms: f64::NAN,
-        p99_ms: f64::NAN,
-        cpu_cores: (cpu_seconds() - cpu_start) / secs,
         commits: 0,
         writer_busy: 0.0,
     })

@@ -1152,7 +1152,6 @@ impl Vault {
     }
 }
 
-/// DER SubjectPublicKeyInfo of a generated key.
 /// A new request id: a UUID version 7, time-ordered in its first 48 bits and random in the
 /// other 74. Ids that grow with time append to the request table's id index instead of
 /// landing on a random page of it, which saves a page write per request in every commit.
@@ -1160,6 +1159,7 @@ fn request_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
+/// DER SubjectPublicKeyInfo of a generated key.
 fn key_spki(key: &rcgen::KeyPair) -> Result<Vec<u8>> {
     use rcgen::PublicKeyData;
     Ok(key.subject_public_key_info())

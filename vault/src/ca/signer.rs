@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use openssl::bn::BigNumContext;
 use openssl::ec::PointConversionForm;
 use openssl::hash::MessageDigest;
-use openssl::md::{Md, MdRef};
+use openssl::md::Md;
 use openssl::pkey::{Id, PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
@@ -31,7 +31,6 @@ pub struct SoftwareSigner {
     key: PKey<Private>,
     algorithm: &'static SignatureAlgorithm,
     digest: MessageDigest,
-    md: &'static MdRef,
     public_key: Vec<u8>,
     /// Signing contexts set up once and reused: setting one up costs about as much as an
     /// ECDSA signature, and a certificate needs only the signature.
@@ -55,26 +54,21 @@ impl SoftwareSigner {
         let unusable =
             |why: String| VaultError::Crypto(format!("{context}: not a usable key: {why}"));
         let key = PKey::private_key_from_pkcs8(der).map_err(|e| unusable(e.to_string()))?;
-        let (algorithm, digest, md, public_key) = match key.id() {
+        let (algorithm, digest, public_key) = match key.id() {
             Id::RSA => {
                 let rsa = key.rsa().map_err(crypto(context))?;
                 let public = rsa.public_key_to_der_pkcs1().map_err(crypto(context))?;
-                let sha256 = (MessageDigest::sha256(), Md::sha256());
-                (&rcgen::PKCS_RSA_SHA256, sha256.0, sha256.1, public)
+                (&rcgen::PKCS_RSA_SHA256, MessageDigest::sha256(), public)
             }
             Id::EC => {
                 let ec = key.ec_key().map_err(crypto(context))?;
-                let (alg, digest, md) = match ec.group().curve_name() {
-                    Some(openssl::nid::Nid::X9_62_PRIME256V1) => (
-                        &rcgen::PKCS_ECDSA_P256_SHA256,
-                        MessageDigest::sha256(),
-                        Md::sha256(),
-                    ),
-                    Some(openssl::nid::Nid::SECP384R1) => (
-                        &rcgen::PKCS_ECDSA_P384_SHA384,
-                        MessageDigest::sha384(),
-                        Md::sha384(),
-                    ),
+                let (alg, digest) = match ec.group().curve_name() {
+                    Some(openssl::nid::Nid::X9_62_PRIME256V1) => {
+                        (&rcgen::PKCS_ECDSA_P256_SHA256, MessageDigest::sha256())
+                    }
+                    Some(openssl::nid::Nid::SECP384R1) => {
+                        (&rcgen::PKCS_ECDSA_P384_SHA384, MessageDigest::sha384())
+                    }
                     other => return Err(unusable(format!("EC curve {other:?}"))),
                 };
                 let mut ctx = BigNumContext::new().map_err(crypto(context))?;
@@ -82,7 +76,7 @@ impl SoftwareSigner {
                     .public_key()
                     .to_bytes(ec.group(), PointConversionForm::UNCOMPRESSED, &mut ctx)
                     .map_err(crypto(context))?;
-                (alg, digest, md, public)
+                (alg, digest, public)
             }
             other => return Err(unusable(format!("key type {other:?}"))),
         };
@@ -90,7 +84,6 @@ impl SoftwareSigner {
             key,
             algorithm,
             digest,
-            md,
             public_key,
             contexts: Mutex::new(Vec::new()),
         })
@@ -105,7 +98,9 @@ impl SoftwareSigner {
             ctx.set_rsa_padding(Padding::PKCS1)
                 .map_err(crypto("CA signer"))?;
         }
-        ctx.set_signature_md(self.md).map_err(crypto("CA signer"))?;
+        let md = Md::from_nid(self.digest.type_())
+            .ok_or_else(|| VaultError::Crypto("CA signer: digest unknown to libcrypto".into()))?;
+        ctx.set_signature_md(md).map_err(crypto("CA signer"))?;
         Ok(ctx)
     }
 
