@@ -66,6 +66,15 @@ fn log_level() -> String {
 
 /// The module binary with a fixed publisher id, so a restart is the same module.
 async fn start_module(publisher_id: &str, data_dir: &Path, mqtt_url: &str) -> Proc {
+    start_module_with(publisher_id, data_dir, mqtt_url, &[]).await
+}
+
+async fn start_module_with(
+    publisher_id: &str,
+    data_dir: &Path,
+    mqtt_url: &str,
+    extra: &[&str],
+) -> Proc {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
         .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
@@ -79,6 +88,7 @@ async fn start_module(publisher_id: &str, data_dir: &Path, mqtt_url: &str) -> Pr
         .arg(publisher_id)
         .arg("--mqtt-url")
         .arg(mqtt_url)
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdout(quiet())
         .stderr(Stdio::inherit())
@@ -287,7 +297,17 @@ async fn twin_operations_through_the_module() {
         .to_string(),
     )
     .unwrap();
-    let mut module = Some(start_module(&module_id, &module_dir, &broker.url()).await);
+    // Telemetry under a topic template of its own: the twin API must follow the pattern the
+    // module announces, not assume OPC Publisher's default `{root}/messages/{group}`.
+    let mut module = Some(
+        start_module_with(
+            &module_id,
+            &module_dir,
+            &broker.url(),
+            &["--ttt", "plant/{PublisherId}/{WriterGroup}/data"],
+        )
+        .await,
+    );
     let twin_dir = temp_dir("twin-api");
     let api = TwinApi::start(&broker.url(), &twin_dir, &["--request-timeout", "3"]).await;
 

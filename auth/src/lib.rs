@@ -19,6 +19,7 @@ use std::sync::Arc;
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use iiot_api::problem::{Problem, StatusSymbol, PROBLEM_CONTENT_TYPE};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -154,33 +155,37 @@ impl AuthError {
     }
 
     /// The OPC UA status symbol closest to the refusal.
-    fn symbol(&self) -> &'static str {
+    pub fn symbol(&self) -> StatusSymbol {
         match self {
-            AuthError::Missing | AuthError::Invalid => "BadIdentityTokenInvalid",
-            AuthError::Forbidden { .. } => "BadUserAccessDenied",
-            AuthError::Config(_) => "BadInternalError",
+            AuthError::Missing | AuthError::Invalid => StatusSymbol::BadIdentityTokenInvalid,
+            AuthError::Forbidden { .. } => StatusSymbol::BadUserAccessDenied,
+            AuthError::Config(_) => StatusSymbol::BadInternalError,
         }
     }
+}
+
+/// The HTTP answer carrying `problem`, with its media type: the one place the REST services
+/// turn a [`Problem`] into a response.
+pub fn problem_response(problem: &Problem) -> Response {
+    let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut res = (status, problem.to_json()).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+    );
+    res
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::json!({
-            "type": format!("urn:iiot:problem:{}", self.symbol()),
-            "title": self.symbol(),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "symbolicId": self.symbol(),
-        });
-        let mut res = (status, axum::Json(body)).into_response();
-        let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let mut res = problem_response(&Problem::of(
+            status.as_u16(),
+            self.symbol(),
+            self.to_string(),
+        ));
         if status == StatusCode::UNAUTHORIZED {
-            h.insert(
+            res.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer, ApiKey"),
             );

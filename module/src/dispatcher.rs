@@ -18,7 +18,6 @@ use crate::api::publish_items::{
 };
 use crate::api::published_nodes::OpcNodeModel;
 use crate::api::publisher_config::{parse_entries, parse_entry, parse_set_configured_endpoints};
-use crate::api::ServiceResultModel;
 use crate::api::{
     BrowseFirstRequestModel, BrowseNextRequestModel, BrowsePathRequestModel,
     BrowseStreamRequestModel, DiscoveryCancelRequestModel, DiscoveryRequestModel, EndpointModel,
@@ -32,6 +31,7 @@ use crate::api::{
     GetConfiguredNodesOnEndpointResponseModel, PublishedNodesEntryModel,
     PublishedNodesResponseModel,
 };
+use crate::api::{Operation, ServiceResultModel};
 use crate::discovery::Discovery;
 use crate::error::{ErrorKind, Result, ServiceError};
 use crate::opcua::session_pool::SessionPool;
@@ -49,41 +49,6 @@ pub struct Dispatcher {
     diagnostics: Arc<PublisherDiagnostics>,
 }
 
-/// The methods `invoke` serves, in their canonical spelling.
-const METHODS: &[&str] = &[
-    "ValueRead",
-    "NodeRead",
-    "ValueWrite",
-    "NodeWrite",
-    "Browse",
-    "BrowseFirst",
-    "BrowseNext",
-    "BrowsePath",
-    "MethodMetadata",
-    "MethodCall",
-    "GetServerCapabilities",
-    "GetEndpointCertificate",
-    "TestConnection",
-    "FindServer",
-    "Register",
-    "Discover",
-    "Cancel",
-    "PublishNodes",
-    "UnpublishNodes",
-    "UnpublishAllNodes",
-    "AddOrUpdateEndpoints",
-    "GetConfiguredEndpoints",
-    "SetConfiguredEndpoints",
-    "GetConfiguredNodesOnEndpoint",
-    // The spelling of directmethods.md's example; OPC Publisher registers only the one above.
-    "GetConfiguredNodesOnEndpoints",
-    "GetDiagnosticInfo",
-    "PublishStart",
-    "PublishStop",
-    "PublishBulk",
-    "PublishList",
-];
-
 /// A failure as a per-item result (bulk answers carry one per node).
 fn result_of(e: &ServiceError) -> ServiceResultModel {
     ServiceResultModel {
@@ -92,6 +57,15 @@ fn result_of(e: &ServiceError) -> ServiceResultModel {
         symbolic_id: Some(e.symbol().to_string()),
         ..Default::default()
     }
+}
+
+/// The answer to a method this module does not serve by name.
+fn unsupported(method: &str) -> ServiceError {
+    ServiceError::new(
+        ErrorKind::NotImplemented,
+        StatusCode::BadServiceUnsupported,
+        format!("unknown method '{method}'"),
+    )
 }
 
 fn bad_body(e: EntryBodyError) -> ServiceError {
@@ -146,9 +120,61 @@ impl Dispatcher {
         }
     }
 
-    /// Whether `invoke` serves `method` (canonical spelling, any case).
-    pub fn implements(method: &str) -> bool {
-        METHODS.iter().any(|m| m.eq_ignore_ascii_case(method))
+    /// Whether `invoke` serves `op` from a request body. The others are served by routes of
+    /// their own (streams, PKI, diagnostics), or not yet.
+    pub const fn implements(op: Operation) -> bool {
+        use Operation as O;
+        match op {
+            O::ValueRead
+            | O::NodeRead
+            | O::ValueWrite
+            | O::NodeWrite
+            | O::Browse
+            | O::BrowseNext
+            | O::BrowsePath
+            | O::MethodMetadata
+            | O::MethodCall
+            | O::GetServerCapabilities
+            | O::GetEndpointCertificate
+            | O::TestConnection
+            | O::FindServer
+            | O::Register
+            | O::Discover
+            | O::Cancel
+            | O::PublishNodes
+            | O::UnpublishNodes
+            | O::UnpublishAllNodes
+            | O::AddOrUpdateEndpoints
+            | O::GetConfiguredEndpoints
+            | O::SetConfiguredEndpoints
+            | O::GetConfiguredNodesOnEndpoint
+            | O::GetDiagnosticInfo
+            | O::PublishStart
+            | O::PublishStop
+            | O::PublishBulk
+            | O::PublishList => true,
+            O::BrowseStream
+            | O::GetMetadata
+            | O::CompileQuery
+            | O::ListCertificates
+            | O::AddCertificate
+            | O::RemoveCertificate
+            | O::ListCertificateRevocationLists
+            | O::AddCertificateRevocationList
+            | O::RemoveCertificateRevocationList
+            | O::RemoveAll
+            | O::AddCertificateChain
+            | O::AddTrustedHttpsCertificate
+            | O::ApproveRejectedCertificate
+            | O::GetActiveConnections
+            | O::ResetAllConnections
+            | O::GetChannelDiagnostics
+            | O::GetConnectionDiagnostics
+            | O::WatchChannelDiagnostics
+            | O::GetApiKey
+            | O::GetServerCertificate
+            | O::Shutdown => false,
+        }
     }
 
     /// Runs a configuration store operation on the blocking pool: it writes and fsyncs.
@@ -169,26 +195,27 @@ impl Dispatcher {
         render_prometheus(&self.diagnostics, &self.config.packed())
     }
 
-    /// Runs a method and answers `(HTTP-style status, JSON body)`, as MQTT RPC sends it.
+    /// Runs a method named as RPC callers name it (any `_V1`/`_V2` suffix, any case) and
+    /// answers `(HTTP-style status, JSON body)`, as MQTT RPC sends it.
     pub async fn call(&self, method: &str, body: &[u8]) -> (u16, Vec<u8>) {
-        match self.invoke(method, body).await {
+        let result = match Operation::from_rpc_name(method) {
+            Some(op) => self.invoke(op, body).await,
+            None => Err(unsupported(method)),
+        };
+        match result {
             Ok(v) => (200, serde_json::to_vec(&v).unwrap_or_default()),
-            Err(e) => (
-                http_status(e.kind).as_u16(),
-                serde_json::to_vec(&problem_body(&e)).unwrap_or_default(),
-            ),
+            Err(e) => (http_status(e.kind).as_u16(), problem_body(&e).to_json()),
         }
     }
 
-    /// Runs a method by its OPC Publisher name (without version suffix, any letter case).
-    pub async fn invoke(&self, method: &str, body: &[u8]) -> Result<Value> {
-        let method = METHODS
-            .iter()
-            .find(|m| m.eq_ignore_ascii_case(method))
-            .copied()
-            .unwrap_or(method);
-        match method {
-            "ValueRead" => {
+    /// Runs an operation on its JSON request body.
+    pub async fn invoke(&self, op: Operation, body: &[u8]) -> Result<Value> {
+        if !Self::implements(op) {
+            return Err(unsupported(op.name()));
+        }
+        let method = op.name();
+        match op {
+            Operation::ValueRead => {
                 self.twin_op(
                     body,
                     |r: &ValueReadRequestModel| r.header.clone(),
@@ -196,7 +223,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "NodeRead" => {
+            Operation::NodeRead => {
                 self.twin_op(
                     body,
                     |r: &ReadRequestModel| r.header.clone(),
@@ -204,7 +231,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "ValueWrite" => {
+            Operation::ValueWrite => {
                 self.twin_op(
                     body,
                     |r: &ValueWriteRequestModel| r.header.clone(),
@@ -212,7 +239,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "NodeWrite" => {
+            Operation::NodeWrite => {
                 self.twin_op(
                     body,
                     |r: &WriteRequestModel| r.header.clone(),
@@ -220,7 +247,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "Browse" | "BrowseFirst" => {
+            Operation::Browse => {
                 self.twin_op(
                     body,
                     |r: &BrowseFirstRequestModel| r.header.clone(),
@@ -228,7 +255,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "BrowseNext" => {
+            Operation::BrowseNext => {
                 self.twin_op(
                     body,
                     |r: &BrowseNextRequestModel| r.header.clone(),
@@ -236,7 +263,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "BrowsePath" => {
+            Operation::BrowsePath => {
                 self.twin_op(
                     body,
                     |r: &BrowsePathRequestModel| r.header.clone(),
@@ -244,7 +271,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "MethodMetadata" => {
+            Operation::MethodMetadata => {
                 self.twin_op(
                     body,
                     |r: &MethodMetadataRequestModel| r.header.clone(),
@@ -252,7 +279,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "MethodCall" => {
+            Operation::MethodCall => {
                 self.twin_op(
                     body,
                     |r: &MethodCallRequestModel| r.header.clone(),
@@ -260,7 +287,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "GetServerCapabilities" => {
+            Operation::GetServerCapabilities => {
                 self.twin_op(
                     body,
                     |r: &Option<RequestHeaderModel>| r.clone(),
@@ -268,7 +295,7 @@ impl Dispatcher {
                 )
                 .await
             }
-            "GetEndpointCertificate" => {
+            Operation::GetEndpointCertificate => {
                 let endpoint: EndpointModel = decode(body)?;
                 let connection = crate::api::ConnectionModel {
                     endpoint,
@@ -282,7 +309,7 @@ impl Dispatcher {
                         .await?,
                 )
             }
-            "TestConnection" => {
+            Operation::TestConnection => {
                 let r: RequestEnvelope<Option<TestConnectionRequestModel>> = decode(body)?;
                 let h = r.request.as_ref().and_then(|t| t.header.clone());
                 let outcome = self
@@ -297,37 +324,37 @@ impl Dispatcher {
                     },
                 })
             }
-            "FindServer" => {
+            Operation::FindServer => {
                 let q: ServerEndpointQueryModel = decode(body)?;
                 let mut found = self.discovery.find_server(&q).await?;
                 encode(found.swap_remove(0))
             }
-            "Register" => {
+            Operation::Register => {
                 let r: ServerRegistrationRequestModel = decode(body)?;
                 self.discovery.register(r)?;
                 encode(true)
             }
-            "Discover" => {
+            Operation::Discover => {
                 let r: DiscoveryRequestModel = decode(body)?;
                 self.discovery.discover(r)?;
                 encode(true)
             }
-            "Cancel" => {
+            Operation::Cancel => {
                 let r: DiscoveryCancelRequestModel = decode(body)?;
                 self.discovery.cancel(&r)?;
                 encode(true)
             }
-            "PublishNodes" => {
+            Operation::PublishNodes => {
                 let e = required_entry(method, body)?;
                 self.config_op(move |s| s.publish_nodes(e)).await?;
                 encode(PublishedNodesResponseModel::default())
             }
-            "UnpublishNodes" => {
+            Operation::UnpublishNodes => {
                 let e = required_entry(method, body)?;
                 self.config_op(move |s| s.unpublish_nodes(e)).await?;
                 encode(PublishedNodesResponseModel::default())
             }
-            "PublishStart" => {
+            Operation::PublishStart => {
                 let r: RequestEnvelope<PublishStartRequestModel> = decode(body)?;
                 let item = r
                     .request
@@ -344,7 +371,7 @@ impl Dispatcher {
                 self.config_op(move |s| s.publish_nodes(entry)).await?;
                 encode(PublishResultModel::default())
             }
-            "PublishStop" => {
+            Operation::PublishStop => {
                 let r: RequestEnvelope<PublishStopRequestModel> = decode(body)?;
                 if r.request.node_id.trim().is_empty() {
                     return Err(ServiceError::bad_request(
@@ -360,7 +387,7 @@ impl Dispatcher {
                 self.config_op(move |s| s.unpublish_nodes(entry)).await?;
                 encode(PublishResultModel::default())
             }
-            "PublishBulk" => {
+            Operation::PublishBulk => {
                 let r: RequestEnvelope<PublishBulkRequestModel> = decode(body)?;
                 let base = entry_for(&r.connection);
                 let mut answer = PublishBulkResponseModel::default();
@@ -391,7 +418,7 @@ impl Dispatcher {
                 }
                 encode(answer)
             }
-            "PublishList" => {
+            Operation::PublishList => {
                 let r: RequestEnvelope<PublishedItemListRequestModel> = decode(body)?;
                 let entry = entry_for(&r.connection);
                 let nodes = match self
@@ -411,24 +438,24 @@ impl Dispatcher {
                     continuation_token: None,
                 })
             }
-            "UnpublishAllNodes" => {
+            Operation::UnpublishAllNodes => {
                 let e = parse_entry(body).map_err(bad_body)?;
                 self.config_op(move |s| s.unpublish_all_nodes(e)).await?;
                 encode(PublishedNodesResponseModel::default())
             }
-            "AddOrUpdateEndpoints" => {
+            Operation::AddOrUpdateEndpoints => {
                 let entries = parse_entries(body).map_err(bad_body)?;
                 self.config_op(move |s| s.add_or_update_endpoints(entries))
                     .await?;
                 encode(PublishedNodesResponseModel::default())
             }
-            "SetConfiguredEndpoints" => {
+            Operation::SetConfiguredEndpoints => {
                 let entries = parse_set_configured_endpoints(body).map_err(bad_body)?;
                 self.config_op(move |s| s.set_configured_endpoints(entries))
                     .await?;
                 encode(PublishedNodesResponseModel::default())
             }
-            "GetConfiguredEndpoints" => {
+            Operation::GetConfiguredEndpoints => {
                 let r: Option<GetConfiguredEndpointsRequestModel> = decode(body)?;
                 let include = r.and_then(|r| r.include_nodes).unwrap_or(false);
                 let endpoints = self
@@ -436,25 +463,21 @@ impl Dispatcher {
                     .await?;
                 encode(GetConfiguredEndpointsResponseModel { endpoints })
             }
-            "GetConfiguredNodesOnEndpoint" | "GetConfiguredNodesOnEndpoints" => {
+            Operation::GetConfiguredNodesOnEndpoint => {
                 let e = required_entry(method, body)?;
                 let opc_nodes = self
                     .config_op(move |s| s.get_configured_nodes_on_endpoint(e))
                     .await?;
                 encode(GetConfiguredNodesOnEndpointResponseModel { opc_nodes })
             }
-            "GetDiagnosticInfo" => {
+            Operation::GetDiagnosticInfo => {
                 let diagnostics = self.diagnostics.clone();
                 encode(
                     self.config_op(move |s| s.diagnostic_info(&diagnostics))
                         .await?,
                 )
             }
-            other => Err(ServiceError::new(
-                ErrorKind::NotImplemented,
-                StatusCode::BadServiceUnsupported,
-                format!("unknown method '{other}'"),
-            )),
+            _ => Err(unsupported(method)),
         }
     }
 

@@ -3,9 +3,10 @@
 //!
 //! Layers, outermost first: `transport` (HTTP, MQTT) → `dispatcher` (method name → operation)
 //! → `twin` / `discovery` / `pki` (operations) → `opcua` (sessions, node ids, values).
-//! `api` is the wire contract shared with the twin API and does no I/O.
+//! `api` is the wire contract shared with the twin API: the `iiot-api` crate, re-exported so
+//! that module code and its users name it as one thing.
 
-pub mod api;
+pub use iiot_api as api;
 pub mod discovery;
 pub mod dispatcher;
 pub mod error;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use crate::api::topics::ModuleTopics;
 use crate::discovery::events::EventSink;
 use crate::discovery::Discovery;
 use crate::dispatcher::Dispatcher;
@@ -182,6 +183,12 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
             let mut c = mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
                 .map_err(StartError::MqttUrl)?;
             c.heartbeat = config.heartbeat_interval;
+            c.telemetry = telemetry_config.is_some().then(|| {
+                config
+                    .publisher
+                    .topics
+                    .telemetry_pattern(&config.publisher_id)
+            });
             Some(c)
         }
         None => None,
@@ -217,7 +224,9 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         (c, client, event_loop)
     });
     let events = match &mqtt {
-        Some((c, client, _)) => EventSink::mqtt(client.clone(), format!("{}/events", c.root)),
+        Some((c, client, _)) => {
+            EventSink::mqtt(client.clone(), ModuleTopics::new(c.root.as_str()).events())
+        }
         None => EventSink::log_only(),
     };
     let discovery = Discovery::new(pool.client().clone(), events, config.publisher_id.clone());

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use iiot_api::problem::{Problem, StatusSymbol, PROBLEM_CONTENT_TYPE};
+use iiot_auth::problem_response;
+use serde_json::Value;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,24 +65,6 @@ pub enum ApiError {
     Internal(String),
 }
 
-/// OPC UA status symbols used here, with their codes (Part 6, StatusCode.csv).
-fn status_code_of(symbol: &str) -> u32 {
-    match symbol {
-        "BadInternalError" => 0x8002_0000,
-        "BadDecodingError" => 0x8007_0000,
-        "BadTimeout" => 0x800A_0000,
-        "BadServerNotConnected" => 0x800D_0000,
-        "BadUserAccessDenied" => 0x801F_0000,
-        "BadNotFound" => 0x803E_0000,
-        "BadOutOfService" => 0x808D_0000,
-        "BadEntryExists" => 0x809F_0000,
-        "BadInvalidArgument" => 0x80AB_0000,
-        "BadInvalidState" => 0x80AF_0000,
-        "BadRequestTooLarge" => 0x80B8_0000,
-        _ => 0x8000_0000,
-    }
-}
-
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
@@ -103,24 +87,32 @@ impl ApiError {
         }
     }
 
+    /// The OPC UA status of the failure; a module's answer keeps the module's own symbol.
     pub fn symbol(&self) -> &str {
         match self {
-            ApiError::BadRequest(_) => "BadDecodingError",
-            ApiError::InvalidId(_) => "BadInvalidArgument",
-            ApiError::NotFound(_) => "BadNotFound",
-            ApiError::PreconditionFailed(_) => "BadInvalidState",
-            ApiError::Conflict(_) => "BadEntryExists",
-            ApiError::Disabled(_) => "BadOutOfService",
-            ApiError::Offline(_) => "BadServerNotConnected",
-            ApiError::Timeout { .. } => "BadTimeout",
-            ApiError::TooLarge(_) => "BadRequestTooLarge",
             ApiError::Module { body, .. } => body
                 .get("symbolicId")
                 .and_then(Value::as_str)
-                .unwrap_or("BadUnexpectedError"),
-            ApiError::Storage(_) | ApiError::Internal(_) => "BadInternalError",
-            ApiError::Auth(iiot_auth::AuthError::Forbidden { .. }) => "BadUserAccessDenied",
-            ApiError::Auth(_) => "BadIdentityTokenInvalid",
+                .unwrap_or(StatusSymbol::BadUnexpectedError.name()),
+            ApiError::Auth(e) => e.symbol().name(),
+            _ => self.own_symbol().name(),
+        }
+    }
+
+    fn own_symbol(&self) -> StatusSymbol {
+        match self {
+            ApiError::BadRequest(_) => StatusSymbol::BadDecodingError,
+            ApiError::InvalidId(_) => StatusSymbol::BadInvalidArgument,
+            ApiError::NotFound(_) => StatusSymbol::BadNotFound,
+            ApiError::PreconditionFailed(_) => StatusSymbol::BadInvalidState,
+            ApiError::Conflict(_) => StatusSymbol::BadEntryExists,
+            ApiError::Disabled(_) => StatusSymbol::BadOutOfService,
+            ApiError::Offline(_) => StatusSymbol::BadServerNotConnected,
+            ApiError::Timeout { .. } => StatusSymbol::BadTimeout,
+            ApiError::TooLarge(_) => StatusSymbol::BadRequestTooLarge,
+            ApiError::Module { .. } => StatusSymbol::BadUnexpectedError,
+            ApiError::Storage(_) | ApiError::Internal(_) => StatusSymbol::BadInternalError,
+            ApiError::Auth(e) => e.symbol(),
         }
     }
 }
@@ -134,27 +126,28 @@ impl IntoResponse for ApiError {
         if status.is_server_error() && !matches!(self, ApiError::Module { .. }) {
             tracing::warn!(error = %self, "request failed");
         }
-        let body = match &self {
+        match &self {
             // The module's own problem document, so the caller sees the OPC UA status of the
             // operation that failed on the plant side.
-            ApiError::Module { body, .. } if body.get("symbolicId").is_some() => body.clone(),
-            _ => {
-                let symbol = self.symbol();
-                json!({
-                    "type": format!("urn:iiot:problem:{symbol}"),
-                    "title": symbol,
-                    "status": status.as_u16(),
-                    "detail": self.to_string(),
-                    "symbolicId": symbol,
-                    "statusCode": status_code_of(symbol),
-                })
+            ApiError::Module { body, .. } if body.get("symbolicId").is_some() => {
+                let mut res = (status, axum::Json(body.clone())).into_response();
+                res.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+                );
+                res
             }
-        };
-        let mut res = (status, axum::Json(body)).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        res
+            // Storage and internal faults: the cause goes to the log, never to the caller.
+            ApiError::Storage(_) | ApiError::Internal(_) => problem_response(&Problem::of(
+                status.as_u16(),
+                self.own_symbol(),
+                "internal error; see the twin API log",
+            )),
+            _ => problem_response(&Problem::of(
+                status.as_u16(),
+                self.own_symbol(),
+                self.to_string(),
+            )),
+        }
     }
 }

@@ -117,7 +117,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     let store = Store::open(&url)
         .await
         .map_err(|source| TwinApiError::Database {
-            url: iiot_module::transport::mqtt_rpc::redact_url(&url),
+            url: iiot_api::broker_url::redact_url(&url),
             source,
         })?;
     let listener = TcpListener::bind(config.http_bind)
@@ -182,7 +182,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
             }
         }
     }));
-    info!(%http_addr, mqtt = %iiot_module::transport::mqtt_rpc::redact_url(&config.mqtt_url), "twin-api started");
+    info!(%http_addr, mqtt = %iiot_api::broker_url::redact_url(&config.mqtt_url), "twin-api started");
     Ok(TwinApiHandle {
         http_addr,
         shutdown: shutdown_tx,

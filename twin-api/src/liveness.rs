@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
-use iiot_module::api::{ModuleConnectionState, ModuleStateModel};
+use iiot_api::{ModuleConnectionState, ModuleStateModel};
 use serde_json::{json, Value};
 
 /// A module silent for this many heartbeat intervals counts as offline, even before its

@@ -16,7 +16,7 @@
 //! as the web API says a client may do.
 
 use base64::Engine;
-use iiot_module::api::{ApplicationType, SecurityMode};
+use iiot_api::{ApplicationType, SecurityMode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use iiot_module::api::{
-    ApplicationInfoModel, ApplicationRegistrationModel, EndpointRegistrationModel,
-};
+use iiot_api::{ApplicationInfoModel, ApplicationRegistrationModel, EndpointRegistrationModel};
 use serde_json::{json, Map, Value};
 use tracing::{debug, warn};
 
@@ -350,7 +348,7 @@ impl Registry {
                     app.discovery_urls = union(old.discovery_urls, app.discovery_urls.take());
                     app.host_addresses = union(old.host_addresses, app.host_addresses.take());
                 } else {
-                    app.created = Some(iiot_module::api::OperationContextModel {
+                    app.created = Some(iiot_api::OperationContextModel {
                         authority_id: Some(discoverer.to_string()),
                         time: Some(now()),
                     });

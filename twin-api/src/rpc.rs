@@ -11,12 +11,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use iiot_module::api::rpc::{
-    DISCOVERY_EVENTS_SCHEMA, MESSAGE_SCHEMA_PROPERTY, MQTT_STATUS_CODE_PROPERTY,
+use iiot_api::broker_url::BrokerUrl;
+use iiot_api::rpc::{DISCOVERY_EVENTS_SCHEMA, MESSAGE_SCHEMA_PROPERTY, MQTT_STATUS_CODE_PROPERTY};
+use iiot_api::topics::{
+    events_topic_root, state_topic_root, ModuleTopics, TelemetryPattern, ALL_MODULE_EVENTS,
+    ALL_MODULE_STATES,
 };
-use iiot_module::api::state::STATE_TOPIC_SUFFIX;
-use iiot_module::api::{DiscoveryEventModel, ModuleStateModel};
-use iiot_module::transport::mqtt_rpc::BrokerUrl;
+use iiot_api::{DiscoveryEventModel, ModuleStateModel, Operation};
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -100,14 +101,16 @@ pub struct MqttRpc {
     pending: Pending,
     connected: AtomicBool,
     pub liveness: Arc<LivenessTable>,
-    /// Module root → (watchers, telemetry messages); `{root}/messages/#` is subscribed only
-    /// while someone watches.
+    /// Module root → (watchers, telemetry messages); the module's telemetry filter is
+    /// subscribed only while someone watches.
     telemetry: DashMap<String, (usize, broadcast::Sender<Telemetry>)>,
+    /// Module root → the telemetry pattern its state message announced (`--ttt` followed).
+    patterns: DashMap<String, TelemetryPattern>,
 }
 
-/// One telemetry message: the topic part after `{root}/messages/` (the writer group, with
-/// OPC Publisher's default topic template) and the payload. PubSub messages do not name
-/// their group inside, so the topic is what ties them to the configuration.
+/// One telemetry message: the writer group its topic names (empty when the module's topic
+/// template names none) and the payload. PubSub messages do not name their group inside, so
+/// the topic is what ties them to the configuration.
 pub type Telemetry = (Arc<str>, Bytes);
 
 /// Keeps a module's telemetry subscription alive; dropping the last one unsubscribes.
@@ -127,10 +130,8 @@ impl Drop for TelemetryLease {
         };
         if last {
             self.rpc.telemetry.remove_if(&self.root, |_, v| v.0 == 0);
-            let _ = self
-                .rpc
-                .client
-                .try_unsubscribe(format!("{}/messages/#", self.root));
+            let filter = self.rpc.telemetry_pattern(&self.root).filter();
+            let _ = self.rpc.client.try_unsubscribe(filter);
         }
     }
 }
@@ -179,6 +180,7 @@ impl MqttRpc {
             connected: AtomicBool::new(false),
             liveness,
             telemetry: DashMap::new(),
+            patterns: DashMap::new(),
         });
         Ok((rpc, MqttTask { event_loop, events }))
     }
@@ -193,7 +195,7 @@ impl MqttRpc {
         &self,
         module: &str,
         root: &str,
-        method: &str,
+        op: Operation,
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, ApiError> {
@@ -209,7 +211,8 @@ impl MqttRpc {
             content_type: Some("application/json".into()),
             ..Default::default()
         };
-        let topic = format!("{root}/methods/{method}");
+        let topic = ModuleTopics::new(root).method(op.name());
+        let method = op.name();
         let outcome = tokio::time::timeout(timeout, async {
             self.client
                 .publish_with_properties(topic, QoS::AtLeastOnce, false, payload, props)
@@ -248,7 +251,35 @@ impl MqttRpc {
         }
     }
 
-    /// Telemetry messages of the module at `root` (`{root}/messages/...`, not metadata).
+    /// The telemetry pattern of the module at `root`: what it announced, else OPC Publisher's
+    /// default.
+    pub fn telemetry_pattern(&self, root: &str) -> TelemetryPattern {
+        self.patterns
+            .get(root)
+            .map(|p| p.value().clone())
+            .unwrap_or_else(|| ModuleTopics::new(root).default_telemetry())
+    }
+
+    /// Follows a module's announced telemetry pattern; a watched module that changed it is
+    /// subscribed anew.
+    fn learn_pattern(&self, root: &str, announced: Option<&str>) {
+        let pattern = announced
+            .map(TelemetryPattern::new)
+            .unwrap_or_else(|| ModuleTopics::new(root).default_telemetry());
+        let old = self.telemetry_pattern(root);
+        if old == pattern {
+            return;
+        }
+        self.patterns.insert(root.to_string(), pattern.clone());
+        if self.telemetry.contains_key(root) {
+            let _ = self.client.try_unsubscribe(old.filter());
+            if let Err(e) = self.client.try_subscribe(pattern.filter(), QoS::AtMostOnce) {
+                warn!(error = %e, "subscribing to telemetry failed");
+            }
+        }
+    }
+
+    /// Telemetry messages of the module at `root`, on the telemetry topics it announced.
     pub fn watch_telemetry(
         self: &Arc<Self>,
         root: &str,
@@ -259,10 +290,8 @@ impl MqttRpc {
             .or_insert_with(|| (0, broadcast::channel(1024).0));
         entry.0 += 1;
         if entry.0 == 1 {
-            if let Err(e) = self
-                .client
-                .try_subscribe(format!("{root}/messages/#"), QoS::AtMostOnce)
-            {
+            let filter = self.telemetry_pattern(root).filter();
+            if let Err(e) = self.client.try_subscribe(filter, QoS::AtMostOnce) {
                 warn!(error = %e, "subscribing to telemetry failed");
             }
         }
@@ -280,14 +309,6 @@ impl MqttRpc {
     fn on_publish(&self, p: &Publish, events: &mpsc::UnboundedSender<ModuleEvent>) {
         let topic = String::from_utf8_lossy(&p.topic);
         let props = p.properties.as_ref();
-        if let Some((root, rest)) = topic.split_once("/messages/") {
-            if !rest.contains("/metadata") {
-                if let Some(e) = self.telemetry.get(root) {
-                    let _ = e.1.send((Arc::from(rest), p.payload.clone()));
-                }
-            }
-            return;
-        }
         if topic == self.response_topic {
             let Some(id) = props
                 .and_then(|pr| pr.correlation_data.as_deref())
@@ -312,7 +333,7 @@ impl MqttRpc {
             ) {
                 debug!(id, "answer for a call nobody waits for (timed out?)");
             }
-        } else if let Some(root) = topic.strip_suffix(&format!("/{STATE_TOPIC_SUFFIX}")) {
+        } else if let Some(root) = state_topic_root(&topic) {
             if p.payload.is_empty() {
                 return; // a cleared retained message
             }
@@ -323,6 +344,7 @@ impl MqttRpc {
                     } else {
                         state.publisher_id.clone()
                     };
+                    self.learn_pattern(root, state.telemetry_topic.as_deref());
                     if self.liveness.apply(root, &state) {
                         let failed = self.pending.fail_module(&id);
                         info!(module = %id, failed, "module went offline");
@@ -334,7 +356,7 @@ impl MqttRpc {
                 }
                 Err(e) => debug!(%topic, error = %e, "not a module state message"),
             }
-        } else if let Some(root) = topic.strip_suffix("/events") {
+        } else if let Some(root) = events_topic_root(&topic) {
             let schema = props.and_then(|pr| {
                 pr.user_properties
                     .iter()
@@ -352,6 +374,20 @@ impl MqttRpc {
                     });
                 }
                 Err(e) => debug!(%topic, error = %e, "not a discovery event"),
+            }
+        } else {
+            self.on_telemetry(&topic, &p.payload);
+        }
+    }
+
+    /// Hands a telemetry message to the watchers of every module whose pattern it fits.
+    fn on_telemetry(&self, topic: &str, payload: &Bytes) {
+        for watched in self.telemetry.iter() {
+            if let Some(group) = self.telemetry_pattern(watched.key()).writer_group(topic) {
+                let _ = watched
+                    .value()
+                    .1
+                    .send((Arc::from(group.unwrap_or("")), payload.clone()));
             }
         }
     }
@@ -375,8 +411,8 @@ impl MqttRpc {
                         info!("twin-api connected to the MQTT broker");
                         for (filter, qos) in [
                             (self.response_topic.clone(), QoS::AtLeastOnce),
-                            (format!("+/{STATE_TOPIC_SUFFIX}"), QoS::AtLeastOnce),
-                            ("+/events".to_string(), QoS::AtLeastOnce),
+                            (ALL_MODULE_STATES.to_string(), QoS::AtLeastOnce),
+                            (ALL_MODULE_EVENTS.to_string(), QoS::AtLeastOnce),
                         ] {
                             if let Err(e) = self.client.try_subscribe(filter, qos) {
                                 warn!(error = %e, "subscribing failed");
@@ -384,9 +420,8 @@ impl MqttRpc {
                         }
                         // Telemetry watched before a reconnect is watched again.
                         for root in self.telemetry.iter().map(|e| e.key().clone()) {
-                            let _ = self
-                                .client
-                                .try_subscribe(format!("{root}/messages/#"), QoS::AtMostOnce);
+                            let filter = self.telemetry_pattern(&root).filter();
+                            let _ = self.client.try_subscribe(filter, QoS::AtMostOnce);
                         }
                     }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {

@@ -4,9 +4,10 @@
 //! and the later OPC UA Directory interface report the same thing. The mapping to HTTP happens
 //! once, here.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use iiot_auth::AuthError;
+use iiot_api::problem::{Problem, StatusSymbol};
+use iiot_auth::{problem_response, AuthError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -74,19 +75,19 @@ impl VaultError {
         }
     }
 
-    /// The OPC UA status symbol and code of the failure.
-    pub fn status(&self) -> (&'static str, u32) {
+    /// The OPC UA status of the failure (what a GDS client would see).
+    pub fn status(&self) -> StatusSymbol {
         match self {
-            VaultError::InvalidArgument(_) => ("BadInvalidArgument", 0x80AB_0000),
-            VaultError::CertificateInvalid(_) => ("BadCertificateInvalid", 0x8012_0000),
-            VaultError::PolicyCheckFailed(_) => ("BadCertificatePolicyCheckFailed", 0x8114_0000),
-            VaultError::UriInvalid(_) => ("BadCertificateUriInvalid", 0x8017_0000),
-            VaultError::NotFound(_) => ("BadNotFound", 0x803E_0000),
-            VaultError::InvalidState(_) => ("BadInvalidState", 0x80AF_0000),
-            VaultError::AlreadyExists(_) => ("BadEntryExists", 0x809F_0000),
-            VaultError::NotAllowed(_) => ("BadRequestNotAllowed", 0x80E4_0000),
-            VaultError::Auth(_) => ("BadUserAccessDenied", 0x801F_0000),
-            _ => ("BadInternalError", 0x8002_0000),
+            VaultError::InvalidArgument(_) => StatusSymbol::BadInvalidArgument,
+            VaultError::CertificateInvalid(_) => StatusSymbol::BadCertificateInvalid,
+            VaultError::PolicyCheckFailed(_) => StatusSymbol::BadCertificatePolicyCheckFailed,
+            VaultError::UriInvalid(_) => StatusSymbol::BadCertificateUriInvalid,
+            VaultError::NotFound(_) => StatusSymbol::BadNotFound,
+            VaultError::InvalidState(_) => StatusSymbol::BadInvalidState,
+            VaultError::AlreadyExists(_) => StatusSymbol::BadEntryExists,
+            VaultError::NotAllowed(_) => StatusSymbol::BadRequestNotAllowed,
+            VaultError::Auth(_) => StatusSymbol::BadUserAccessDenied,
+            _ => StatusSymbol::BadInternalError,
         }
     }
 }
@@ -97,7 +98,6 @@ impl IntoResponse for VaultError {
             return e.into_response();
         }
         let status = self.http_status();
-        let (symbol, code) = self.status();
         // Internal details (SQL, crypto library messages) go to the log, not to the caller.
         let detail = if status.is_server_error() {
             tracing::error!(error = %self, "vault request failed");
@@ -105,20 +105,7 @@ impl IntoResponse for VaultError {
         } else {
             self.to_string()
         };
-        let body = serde_json::json!({
-            "type": format!("urn:iiot:problem:{symbol}"),
-            "title": symbol,
-            "status": status.as_u16(),
-            "detail": detail,
-            "symbolicId": symbol,
-            "statusCode": code,
-        });
-        let mut res = (status, axum::Json(body)).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        res
+        problem_response(&Problem::of(status.as_u16(), self.status(), detail))
     }
 }
 

@@ -16,9 +16,9 @@ use super::config_store::PackedEntries;
 use super::metrics::PublisherDiagnostics;
 use super::outbox::Outbox;
 use super::plan::{MessagingMode, PlanError, Planner, WriterPlan};
-use super::topics::{TopicTemplates, TopicVars};
 use super::writer::HeartbeatBehavior;
 use super::writer_task::{self, WriterCommand, WriterContext, WriterSetup};
+use crate::api::topics::{TopicTemplates, TopicVars};
 use crate::opcua::session_pool::{ConnectionKey, SessionPool};
 use crate::twin::connection_key;
 

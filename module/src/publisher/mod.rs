@@ -17,7 +17,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod subscription;
-pub mod topics;
+
 pub mod transport;
 pub mod writer;
 pub mod writer_task;

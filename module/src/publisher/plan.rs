@@ -22,7 +22,7 @@ pub const DEFAULT_SAMPLING_INTERVAL: Duration = Duration::from_secs(1);
 /// OPC Publisher's historic defaults for batching.
 pub const DEFAULT_BATCH_SIZE: u32 = 50;
 pub const DEFAULT_BATCH_TRIGGER_INTERVAL: Duration = Duration::from_secs(10);
-pub const UNKNOWN_WRITER: &str = "<<UnknownDataSet>>";
+pub use crate::api::writer_group::UNKNOWN_WRITER;
 
 /// Why an entry cannot be published; the message names the entry and the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -432,8 +432,8 @@ fn entry_plan(
                 .and_then(|c| c.value.as_ref())
                 .and_then(|v| v.user.clone())
                 .unwrap_or_default();
-            let hash = stable_id("", &[url, mode.as_str(), &user]);
-            format!("{url}_{}", &hash[..8])
+            let digest = stable_id("", &[url, mode.as_str(), &user]);
+            crate::api::writer_group::default_writer_group(url, &digest)
         });
     let publishing = interval(
         entry.data_set_publishing_interval_timespan.as_deref(),

@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use opcua::types::StatusCode;
 use tokio::net::TcpListener;
 
-use crate::api::{HttpVerb, OPERATIONS};
+use crate::api::{HttpVerb, Operation};
 use crate::dispatcher::Dispatcher;
 use crate::error::{ErrorKind, ServiceError};
 
@@ -30,57 +30,28 @@ struct AppState {
     api_key: Arc<str>,
 }
 
-/// Which dispatcher method serves each `POST` route.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("/v2/read", "ValueRead"),
-    ("/v2/read/attributes", "NodeRead"),
-    ("/v2/write", "ValueWrite"),
-    ("/v2/write/attributes", "NodeWrite"),
-    ("/v2/browse/first", "Browse"),
-    ("/v2/browse/next", "BrowseNext"),
-    ("/v2/browse/path", "BrowsePath"),
-    ("/v2/call", "MethodCall"),
-    ("/v2/call/$metadata", "MethodMetadata"),
-    ("/v2/capabilities", "GetServerCapabilities"),
-    ("/v2/certificate", "GetEndpointCertificate"),
-    ("/v2/test", "TestConnection"),
-    ("/v2/discovery/findserver", "FindServer"),
-    ("/v2/discovery/register", "Register"),
-    ("/v2/discovery", "Discover"),
-    ("/v2/discovery/cancel", "Cancel"),
-];
-
 pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
     let state = AppState {
         dispatcher,
         api_key: Arc::from(api_key),
     };
+    // Every operation the dispatcher serves from a body gets the route and verb of the
+    // contract table; GetConfiguredEndpoints reads `?IncludeNodes=` instead of a body.
     let mut api = Router::new();
-    for (path, method) in ROUTES {
-        let method: &'static str = method;
-        api = api.route(
-            path,
-            post(move |State(s): State<AppState>, body: Bytes| async move {
-                s.dispatcher.invoke(method, &body).await.map(Json)
-            }),
-        );
-    }
-    // The configuration API's routes and verbs come from the contract table itself.
-    // GetConfiguredEndpoints reads `?IncludeNodes=` instead of a body.
-    for op in OPERATIONS
+    for op in Operation::ALL
         .iter()
-        .filter(|o| Dispatcher::implements(o.name) && o.name != "GetConfiguredEndpoints")
+        .copied()
+        .filter(|o| Dispatcher::implements(*o) && *o != Operation::GetConfiguredEndpoints)
     {
-        let Some((verb, path)) = op.http.filter(|(_, p)| p.starts_with("/v2/configuration")) else {
+        let Some((verb, path)) = op.http() else {
             continue;
         };
-        let method: &'static str = op.name;
         api = api.route(
             path,
             on(
                 method_filter(verb),
                 move |State(s): State<AppState>, body: Bytes| async move {
-                    s.dispatcher.invoke(method, &body).await.map(Json)
+                    s.dispatcher.invoke(op, &body).await.map(Json)
                 },
             ),
         );
@@ -153,7 +124,7 @@ async fn get_configured_endpoints(
     }
     let body = serde_json::json!({ "includeNodes": include }).to_string();
     s.dispatcher
-        .invoke("GetConfiguredEndpoints", body.as_bytes())
+        .invoke(Operation::GetConfiguredEndpoints, body.as_bytes())
         .await
         .map(Json)
         .into_response()

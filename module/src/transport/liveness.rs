@@ -18,9 +18,8 @@ use rumqttc::v5::AsyncClient;
 use tracing::warn;
 
 use crate::api::rpc::MESSAGE_SCHEMA_PROPERTY;
-use crate::api::state::{
-    ModuleConnectionState, ModuleStateModel, MODULE_STATE_SCHEMA, STATE_TOPIC_SUFFIX,
-};
+use crate::api::state::{ModuleConnectionState, ModuleStateModel, MODULE_STATE_SCHEMA};
+use crate::api::topics::{ModuleTopics, TelemetryPattern};
 
 /// Default time between heartbeats.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
@@ -31,6 +30,7 @@ pub struct Liveness {
     root: String,
     heartbeat: Duration,
     started: String,
+    telemetry: Option<TelemetryPattern>,
 }
 
 fn now() -> String {
@@ -38,16 +38,18 @@ fn now() -> String {
 }
 
 impl Liveness {
-    pub fn new(root: &str, heartbeat: Duration) -> Self {
+    /// `telemetry`: the telemetry pattern to announce, where the module publishes telemetry.
+    pub fn new(root: &str, heartbeat: Duration, telemetry: Option<TelemetryPattern>) -> Self {
         Self {
             root: root.to_string(),
             heartbeat: heartbeat.max(Duration::from_secs(1)),
             started: now(),
+            telemetry,
         }
     }
 
     pub fn topic(&self) -> String {
-        format!("{}/{STATE_TOPIC_SUFFIX}", self.root)
+        ModuleTopics::new(self.root.as_str()).state()
     }
 
     pub fn heartbeat(&self) -> Duration {
@@ -64,6 +66,7 @@ impl Liveness {
             connected_time: Some(self.started.clone()),
             last_activity_time: Some(now()),
             heartbeat_interval: Some(self.heartbeat.as_secs()),
+            telemetry_topic: self.telemetry.as_ref().map(|t| t.as_str().to_string()),
         }
     }
 
@@ -113,7 +116,8 @@ mod tests {
 
     #[test]
     fn will_is_retained_offline_state() {
-        let l = Liveness::new("pub1", Duration::from_secs(5));
+        let pattern = TelemetryPattern::new("plant/pub1/{WriterGroup}");
+        let l = Liveness::new("pub1", Duration::from_secs(5), Some(pattern));
         let will = l.last_will();
         assert!(will.retain);
         assert_eq!(&will.topic[..], b"pub1/state");
@@ -125,5 +129,6 @@ mod tests {
         assert_eq!(online["state"], "Online");
         assert_eq!(online["rootTopic"], "pub1");
         assert!(online["lastActivityTime"].is_string());
+        assert_eq!(online["telemetryTopic"], "plant/pub1/{WriterGroup}");
     }
 }

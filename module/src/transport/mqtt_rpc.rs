@@ -15,8 +15,10 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
+pub use crate::api::broker_url::{redact_url, BrokerUrl};
 use crate::api::rpc::{strip_version, MQTT_STATUS_CODE_PROPERTY};
 use crate::api::state::ModuleConnectionState;
+use crate::api::topics::{ModuleTopics, TelemetryPattern};
 use crate::dispatcher::Dispatcher;
 
 use super::liveness::{self, Liveness};
@@ -33,6 +35,8 @@ pub struct MqttConfig {
     pub password: Option<String>,
     /// Time between liveness heartbeats on `{root}/state` (see [`super::liveness`]).
     pub heartbeat: Duration,
+    /// The telemetry pattern announced in the state message, where telemetry is published.
+    pub telemetry: Option<TelemetryPattern>,
 }
 
 /// Written by hand so that the broker password never reaches a log line.
@@ -46,93 +50,8 @@ impl std::fmt::Debug for MqttConfig {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("heartbeat", &self.heartbeat)
+            .field("telemetry", &self.telemetry)
             .finish()
-    }
-}
-
-/// A broker address as the module takes it on the command line; shared by the RPC responder
-/// and the telemetry transport so that both accept exactly the same URLs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub host: String,
-    pub port: u16,
-    /// `mqtts://` (or `ssl://`): TLS to the broker.
-    pub tls: bool,
-    pub username: Option<String>,
-    pub password: Option<String>,
-}
-
-/// Written by hand so that the broker password never reaches a log line.
-impl std::fmt::Debug for BrokerUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrokerUrl")
-            .field("host", &self.host)
-            .field("port", &self.port)
-            .field("tls", &self.tls)
-            .field("username", &self.username)
-            .field("password", &self.password.as_ref().map(|_| "***"))
-            .finish()
-    }
-}
-
-impl BrokerUrl {
-    /// Parses `mqtt://[user[:pass]@]host[:port]` (also `tcp://` or a bare `host:port`, default
-    /// port 1883) and `mqtts://` / `ssl://` (default port 8883). Errors never echo the
-    /// password.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(r) = url
-            .strip_prefix("mqtts://")
-            .or_else(|| url.strip_prefix("ssl://"))
-        {
-            (true, r)
-        } else {
-            let r = url
-                .strip_prefix("mqtt://")
-                .or_else(|| url.strip_prefix("tcp://"))
-                .unwrap_or(url);
-            (false, r)
-        };
-        let shown = redact_url(url);
-        let (creds, hostport) = match rest.rsplit_once('@') {
-            Some((c, h)) => (Some(c), h),
-            None => (None, rest),
-        };
-        let hostport = hostport.trim_end_matches('/');
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| format!("invalid port in MQTT URL '{shown}'"))?,
-            ),
-            None => (hostport.to_string(), if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() {
-            return Err(format!("no host in MQTT URL '{shown}'"));
-        }
-        let (username, password) = match creds.map(|c| c.split_once(':')) {
-            Some(Some((u, p))) => (Some(u.to_string()), Some(p.to_string())),
-            Some(None) => (creds.map(str::to_string), None),
-            None => (None, None),
-        };
-        Ok(Self {
-            host,
-            port,
-            tls,
-            username,
-            password,
-        })
-    }
-}
-
-/// The URL with its password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            let user = creds.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -152,6 +71,7 @@ impl MqttConfig {
             username: b.username,
             password: b.password,
             heartbeat: liveness::DEFAULT_HEARTBEAT,
+            telemetry: None,
         })
     }
 }
@@ -168,7 +88,9 @@ pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
     // 65,535 that is 14 MB for a connection that answers a few requests at a time.
     options.set_outgoing_inflight_upper_limit(RPC_MAX_IN_FLIGHT);
     // The broker announces the module offline (retained) when this connection dies.
-    options.set_last_will(Liveness::new(&config.root, config.heartbeat).last_will());
+    options.set_last_will(
+        Liveness::new(&config.root, config.heartbeat, config.telemetry.clone()).last_will(),
+    );
     if let (Some(u), Some(p)) = (&config.username, &config.password) {
         options.set_credentials(u, p);
     }
@@ -190,9 +112,9 @@ pub async fn run(
     dispatcher: Arc<Dispatcher>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let filter = format!("{}/methods/+", config.root);
-    let prefix = format!("{}/methods/", config.root);
-    let liveness = Liveness::new(&config.root, config.heartbeat);
+    let topics = ModuleTopics::new(config.root.as_str());
+    let filter = topics.methods_filter();
+    let liveness = Liveness::new(&config.root, config.heartbeat, config.telemetry.clone());
     let mut heartbeat = tokio::time::interval(liveness.heartbeat());
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connected = false;
@@ -233,7 +155,7 @@ pub async fn run(
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     let topic = String::from_utf8_lossy(&p.topic).to_string();
-                    let Some(tail) = topic.strip_prefix(&prefix) else { continue };
+                    let Some(tail) = topics.method_of(&topic) else { continue };
                     let method = strip_version(tail).to_string();
                     let props = p.properties.clone().unwrap_or_default();
                     let Some(response_topic) = props.response_topic.clone() else {
@@ -283,15 +205,5 @@ mod tests {
         assert!(MqttConfig::from_url("mqtt://:12", "x").is_err());
         assert!(MqttConfig::from_url("mqtt://h:notaport", "x").is_err());
         assert!(MqttConfig::from_url("mqtts://h", "x").is_err());
-    }
-
-    #[test]
-    fn parses_tls_urls_and_hides_passwords() {
-        let b = BrokerUrl::parse("mqtts://u:secret@broker").unwrap();
-        assert_eq!((b.tls, b.port, b.host.as_str()), (true, 8883, "broker"));
-        assert!(!format!("{b:?}").contains("secret"));
-        let e = BrokerUrl::parse("mqtt://u:secret@h:bad").unwrap_err();
-        assert!(!e.contains("secret"), "{e}");
-        assert_eq!(redact_url("mqtt://u:secret@h:1"), "mqtt://u:***@h:1");
     }
 }

@@ -2,7 +2,8 @@
 
 use axum::http::{header, StatusCode as HttpStatus};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::api::problem::{Problem, PROBLEM_CONTENT_TYPE};
 
 use crate::error::{ErrorKind, ServiceError};
 
@@ -21,25 +22,22 @@ pub fn http_status(kind: ErrorKind) -> HttpStatus {
 }
 
 /// The problem document, shared by HTTP and MQTT RPC answers.
-pub fn problem_body(err: &ServiceError) -> serde_json::Value {
-    let status = http_status(err.kind);
-    json!({
-        "type": format!("urn:iiot:problem:{}", err.symbol()),
-        "title": err.symbol(),
-        "status": status.as_u16(),
-        "detail": err.message,
-        "symbolicId": err.symbol(),
-        "statusCode": err.status.bits(),
-    })
+pub fn problem_body(err: &ServiceError) -> Problem {
+    Problem::new(
+        http_status(err.kind).as_u16(),
+        err.symbol(),
+        err.status.bits(),
+        err.message.clone(),
+    )
 }
 
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = http_status(self.kind);
-        let mut res = (status, axum::Json(problem_body(&self))).into_response();
+        let mut res = (status, problem_body(&self).to_json()).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/problem+json"),
+            header::HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
         if self.kind == ErrorKind::Unauthorized {
             res.headers_mut().insert(

@@ -5,6 +5,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use iiot_api::Operation;
 use iiot_auth::{Principal, Role};
 use serde_json::Value;
 
@@ -181,7 +182,7 @@ pub(super) async fn configured_endpoints(
         .call(
             &module,
             &root,
-            "GetConfiguredEndpoints",
+            Operation::GetConfiguredEndpoints,
             body,
             s.timeout(&headers)?,
         )

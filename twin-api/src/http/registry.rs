@@ -7,10 +7,10 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use iiot_auth::{Principal, Role};
-use iiot_module::api::{
-    ApplicationRegistrationModel, DiscoveryRequestModel, ServerRegistrationRequestModel,
+use iiot_api::{
+    ApplicationRegistrationModel, DiscoveryRequestModel, Operation, ServerRegistrationRequestModel,
 };
+use iiot_auth::{Principal, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -61,7 +61,13 @@ async fn register_server(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let answer = s
         .rpc
-        .call(&module, &root, "FindServer", body, s.timeout(&headers)?)
+        .call(
+            &module,
+            &root,
+            Operation::FindServer,
+            body,
+            s.timeout(&headers)?,
+        )
         .await?;
     let reg: ApplicationRegistrationModel = serde_json::from_slice(&answer)
         .map_err(|e| ApiError::Internal(format!("module answered FindServer with {e}")))?;
@@ -98,7 +104,13 @@ async fn discover(
     let (module, root) = s.registry.discoverer(q.discoverer_id.as_deref()).await?;
     let body = serde_json::to_vec(&req).map_err(|e| ApiError::Internal(e.to_string()))?;
     s.rpc
-        .call(&module, &root, "Discover", body, s.timeout(&headers)?)
+        .call(
+            &module,
+            &root,
+            Operation::Discover,
+            body,
+            s.timeout(&headers)?,
+        )
         .await?;
     Ok(StatusCode::ACCEPTED)
 }
@@ -297,7 +309,7 @@ async fn endpoint_certificate(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Reader)?;
-    super::twin::forward_with(&s, &id, &headers, "GetEndpointCertificate", |c| {
+    super::twin::forward_with(&s, &id, &headers, Operation::GetEndpointCertificate, |c| {
         c["endpoint"].clone()
     })
     .await
@@ -336,7 +348,7 @@ async fn test_endpoint(
         &s,
         &id,
         &headers,
-        "TestConnection",
+        Operation::TestConnection,
         |c| json!({ "connection": c, "request": request }),
     )
     .await

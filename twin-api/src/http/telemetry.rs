@@ -1,11 +1,12 @@
 //! `GET /events/v2/telemetry/{endpointId}`: the telemetry of an endpoint as Server-Sent
-//! Events (in place of Azure's SignalR hub). The module's `{root}/messages/#` is subscribed
-//! while at least one client watches.
+//! Events (in place of Azure's SignalR hub). The module's telemetry topics (the pattern its
+//! state message announces, OPC Publisher's default otherwise) are subscribed while at least
+//! one client watches.
 //!
 //! Samples messages carry each value's `EndpointUrl`, so only that endpoint's values are sent.
 //! PubSub network messages do not name their endpoint: a watch asks the module for its
 //! configuration (`GetConfiguredEndpoints`) when it starts and every 10 s while it runs, and
-//! sends only the data set messages whose writer group (the topic's last part) and
+//! sends only the data set messages whose writer group (read from the topic) and
 //! `DataSetWriterName` belong to an entry of this endpoint's URL (any case, trailing `/`
 //! ignored). Until the configuration is known, PubSub messages are held back rather than
 //! sent whole. A (group, writer) pair configured for two endpoint URLs cannot be told apart
@@ -21,9 +22,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use futures::Stream;
+use iiot_api::writer_group::{default_group_url, UNKNOWN_WRITER};
+use iiot_api::Operation;
+use iiot_api::{GetConfiguredEndpointsResponseModel, PublishedNodesEntryModel};
 use iiot_auth::{Principal, Role};
-use iiot_module::api::{GetConfiguredEndpointsResponseModel, PublishedNodesEntryModel};
-use iiot_module::publisher::plan::UNKNOWN_WRITER;
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tracing::debug;
@@ -74,25 +76,23 @@ impl Writers {
         w
     }
 
+    /// Whether (group, writer) is one of these writers. An empty group (the module's topic
+    /// template names none) matches the writer in any group.
     fn contains(&self, group: &str, writer: &str) -> bool {
+        if group.is_empty() {
+            return self.named.iter().any(|(_, w)| w == writer)
+                || self.unnamed.iter().any(|(_, w)| w == writer);
+        }
         if self
             .named
             .contains(&(group.to_string(), writer.to_string()))
         {
             return true;
         }
-        let Some(cut) = group
-            .len()
-            .checked_sub(9)
-            .filter(|c| group.is_char_boundary(*c))
-        else {
-            return false;
-        };
-        let (url, suffix) = group.split_at(cut);
-        suffix.starts_with('_')
-            && self
-                .unnamed
+        default_group_url(group).is_some_and(|url| {
+            self.unnamed
                 .contains(&(url.to_string(), writer.to_string()))
+        })
     }
 }
 
@@ -164,7 +164,7 @@ async fn configured_writers(s: &AppState, owner: &str, url: &str) -> Result<Writ
         .call(
             &module,
             &root,
-            "GetConfiguredEndpoints",
+            Operation::GetConfiguredEndpoints,
             body,
             s.request_timeout,
         )

@@ -7,6 +7,7 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use iiot_api::Operation;
 use iiot_auth::{Principal, Role};
 use serde_json::{json, Value};
 
@@ -17,14 +18,14 @@ async fn forward(
     s: &AppState,
     endpoint_id: &str,
     headers: &HeaderMap,
-    method: &str,
+    op: Operation,
     request: Value,
 ) -> Result<Response, ApiError> {
     forward_with(
         s,
         endpoint_id,
         headers,
-        method,
+        op,
         |connection| json!({ "connection": connection, "request": request }),
     )
     .await
@@ -35,7 +36,7 @@ pub(super) async fn forward_with(
     s: &AppState,
     endpoint_id: &str,
     headers: &HeaderMap,
-    method: &str,
+    op: Operation,
     body: impl FnOnce(Value) -> Value,
 ) -> Result<Response, ApiError> {
     let timeout = s.timeout(headers)?;
@@ -44,13 +45,13 @@ pub(super) async fn forward_with(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     let answer = s
         .rpc
-        .call(&route.module, &route.root, method, body, timeout)
+        .call(&route.module, &route.root, op, body, timeout)
         .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], answer).into_response())
 }
 
 macro_rules! twin_post {
-    ($name:ident, $method:literal, $path:literal, $summary:literal) => {
+    ($name:ident, $op:ident, $path:literal, $summary:literal) => {
         #[utoipa::path(
             post,
             path = $path,
@@ -74,62 +75,57 @@ macro_rules! twin_post {
             JsonBody(request): JsonBody<Value>,
         ) -> Result<Response, ApiError> {
             p.require(Role::Writer)?;
-            forward(&s, &endpoint_id, &headers, $method, request).await
+            forward(&s, &endpoint_id, &headers, Operation::$op, request).await
         }
     };
 }
 
 twin_post!(
     browse,
-    "Browse",
+    Browse,
     "/twin/v2/browse/{endpointId}",
     "Browse the first references of a node (module method Browse)"
 );
 twin_post!(
     browse_next,
-    "BrowseNext",
+    BrowseNext,
     "/twin/v2/browse/{endpointId}/next",
     "BrowseNext"
 );
 twin_post!(
     browse_path,
-    "BrowsePath",
+    BrowsePath,
     "/twin/v2/browse/{endpointId}/path",
     "BrowsePath"
 );
 twin_post!(
     read_value,
-    "ValueRead",
+    ValueRead,
     "/twin/v2/read/{endpointId}",
     "ValueRead"
 );
 twin_post!(
     read_attributes,
-    "NodeRead",
+    NodeRead,
     "/twin/v2/read/{endpointId}/attributes",
     "NodeRead"
 );
 twin_post!(
     write_value,
-    "ValueWrite",
+    ValueWrite,
     "/twin/v2/write/{endpointId}",
     "ValueWrite"
 );
 twin_post!(
     write_attributes,
-    "NodeWrite",
+    NodeWrite,
     "/twin/v2/write/{endpointId}/attributes",
     "NodeWrite"
 );
-twin_post!(
-    call,
-    "MethodCall",
-    "/twin/v2/call/{endpointId}",
-    "MethodCall"
-);
+twin_post!(call, MethodCall, "/twin/v2/call/{endpointId}", "MethodCall");
 twin_post!(
     call_metadata,
-    "MethodMetadata",
+    MethodMetadata,
     "/twin/v2/call/{endpointId}/metadata",
     "MethodMetadata"
 );
@@ -166,7 +162,7 @@ pub(super) async fn browse_get(
         Some(n) => json!({ "nodeId": n }),
         None => json!({}),
     };
-    forward(&s, &endpoint_id, &headers, "Browse", request).await
+    forward(&s, &endpoint_id, &headers, Operation::Browse, request).await
 }
 
 #[utoipa::path(
@@ -193,7 +189,7 @@ pub(super) async fn browse_next_get(
         .continuation_token
         .ok_or_else(|| ApiError::BadRequest("continuationToken is required".into()))?;
     let request = json!({ "continuationToken": token });
-    forward(&s, &endpoint_id, &headers, "BrowseNext", request).await
+    forward(&s, &endpoint_id, &headers, Operation::BrowseNext, request).await
 }
 
 #[utoipa::path(
@@ -223,7 +219,7 @@ pub(super) async fn read_get(
         &s,
         &endpoint_id,
         &headers,
-        "ValueRead",
+        Operation::ValueRead,
         json!({ "nodeId": node }),
     )
     .await
@@ -252,7 +248,7 @@ async fn capabilities(
         &s,
         &endpoint_id,
         &headers,
-        "GetServerCapabilities",
+        Operation::GetServerCapabilities,
         Value::Null,
     )
     .await
@@ -260,25 +256,25 @@ async fn capabilities(
 
 twin_post!(
     publish_start,
-    "PublishStart",
+    PublishStart,
     "/publisher/v2/publish/{endpointId}/start",
     "Start publishing a node's value changes as telemetry (module method PublishStart)"
 );
 twin_post!(
     publish_stop,
-    "PublishStop",
+    PublishStop,
     "/publisher/v2/publish/{endpointId}/stop",
     "Stop publishing a node (module method PublishStop)"
 );
 twin_post!(
     publish_bulk,
-    "PublishBulk",
+    PublishBulk,
     "/publisher/v2/publish/{endpointId}/bulk",
     "Add and remove published nodes in one call (module method PublishBulk)"
 );
 twin_post!(
     publish_list,
-    "PublishList",
+    PublishList,
     "/publisher/v2/publish/{endpointId}",
     "The nodes published on the endpoint (module method PublishList)"
 );
@@ -313,7 +309,7 @@ pub(super) async fn publish_list_get(
         &s,
         &endpoint_id,
         &headers,
-        "PublishList",
+        Operation::PublishList,
         json!({ "continuationToken": q.continuation_token }),
     )
     .await

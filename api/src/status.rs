@@ -2,7 +2,6 @@
 //! problem details for everything that fails before or around OPC UA.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 fn is_zero(v: &u32) -> bool {
     *v == 0
@@ -37,26 +36,4 @@ impl ServiceResultModel {
     pub fn is_bad(&self) -> bool {
         self.status_code & 0x8000_0000 != 0
     }
-}
-
-/// RFC 7807 problem details. OPC Publisher answers non-OPC-UA failures
-/// (bad request, timeout, not found, ...) with this body over HTTP, and the
-/// same object is the payload of a failed direct method / MQTT RPC call.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProblemDetails {
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
-    pub type_: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub title: Option<String>,
-    /// Mirrors the HTTP / RPC status code.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub status: Option<i32>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub detail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub instance: Option<String>,
-    /// Extension members (e.g. `traceId`) are kept rather than dropped.
-    #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
-    pub extensions: Map<String, Value>,
 }

@@ -6,9 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Topic level under `{root}` that carries [`ModuleStateModel`] messages.
-pub const STATE_TOPIC_SUFFIX: &str = "state";
-
 /// `$$MessageSchema` user property of a state message.
 pub const MODULE_STATE_SCHEMA: &str = "application/x-module-state-v1-json";
 
@@ -44,4 +41,9 @@ pub struct ModuleStateModel {
     /// as offline even before its broker publishes the will.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub heartbeat_interval: Option<u64>,
+    /// The telemetry topic pattern this module publishes under (see
+    /// [`crate::topics::TelemetryPattern`]), so consumers follow `--ttt` rather than assume
+    /// the default. Absent from modules that predate it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub telemetry_topic: Option<String>,
 }

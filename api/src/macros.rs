@@ -52,7 +52,7 @@ macro_rules! string_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::api::UnknownEnumValue;
+            type Err = $crate::UnknownEnumValue;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let s = s.trim();
@@ -61,7 +61,7 @@ macro_rules! string_enum {
                     .copied()
                     .find(|v| v.as_str().eq_ignore_ascii_case(s))
                     .or_else(|| s.parse::<i64>().ok().and_then(Self::from_value))
-                    .ok_or_else(|| $crate::api::UnknownEnumValue {
+                    .ok_or_else(|| $crate::UnknownEnumValue {
                         type_name: stringify!($name),
                         value: s.to_string(),
                     })
@@ -177,7 +177,7 @@ macro_rules! flags_enum {
         }
 
         impl ::std::str::FromStr for $name {
-            type Err = $crate::api::UnknownEnumValue;
+            type Err = $crate::UnknownEnumValue;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let mut bits = 0u32;
@@ -190,7 +190,7 @@ macro_rules! flags_enum {
                     match found {
                         Some(b) => bits |= b,
                         None => {
-                            return Err($crate::api::UnknownEnumValue {
+                            return Err($crate::UnknownEnumValue {
                                 type_name: stringify!($name),
                                 value: part.to_string(),
                             })

@@ -183,7 +183,7 @@ fn date_span(ms: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::connection::{CredentialModel, EndpointModel, UserIdentityModel};
+    use crate::connection::{CredentialModel, EndpointModel, UserIdentityModel};
 
     #[test]
     fn items_map_to_nodes_and_back() {

@@ -562,7 +562,7 @@ fn discovery_events_round_trip() {
 
 #[test]
 fn problem_details_keep_extensions() {
-    let p: ProblemDetails = canonical(json!({
+    let p: Problem = canonical(json!({
         "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
         "title": "Bad Request",
         "status": 400,
@@ -579,23 +579,41 @@ fn method_names_resolve_with_and_without_version() {
         let op = find_rpc_operation(name).expect(name);
         assert_eq!(op.http, Some((HttpVerb::Post, "/v2/read")));
     }
-    assert_eq!(find_rpc_operation("Browse_V2").unwrap().name, "Browse");
+    assert_eq!(find_rpc_operation("Browse_V2").unwrap().name(), "Browse");
     assert_eq!(
-        find_rpc_operation("valueread_v2").unwrap().name,
+        find_rpc_operation("valueread_v2").unwrap().name(),
         "ValueRead"
     );
     assert!(find_rpc_operation("BrowseStream").is_none());
     assert_eq!(
         find_http_operation(HttpVerb::Get, "/v2/pki/{store}/certs")
             .unwrap()
-            .name,
+            .name(),
         "ListCertificates"
     );
     assert!(find_rpc_operation("GetApiKey_V2").unwrap().http.is_none());
-    let mut names: Vec<_> = OPERATIONS.iter().map(|o| o.name).collect();
+    let mut names: Vec<_> = OPERATIONS.iter().map(|o| o.name()).collect();
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), OPERATIONS.len(), "duplicate operation name");
+    assert_eq!(
+        Operation::from_rpc_name("getconfigurednodesonendpoints_v1"),
+        Some(Operation::GetConfiguredNodesOnEndpoint)
+    );
+    assert_eq!(
+        Operation::from_rpc_name("BrowseFirst"),
+        Some(Operation::Browse)
+    );
+    assert_eq!(Operation::from_rpc_name("NoSuchMethod"), None);
+}
+
+#[test]
+fn every_operation_has_one_row() {
+    assert_eq!(OPERATIONS.len(), Operation::ALL.len());
+    for op in Operation::ALL {
+        assert_eq!(OPERATIONS.iter().filter(|o| o.op == *op).count(), 1, "{op}");
+        assert_eq!(op.spec().op, *op);
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 #[macro_use]
 mod macros;
 
+pub mod broker_url;
 pub mod browse;
 pub mod call;
 pub mod capabilities;
@@ -20,6 +21,7 @@ pub mod discovery;
 pub mod envelope;
 pub mod node;
 pub mod pki;
+pub mod problem;
 pub mod publish_items;
 pub mod published_nodes;
 pub mod publisher_config;
@@ -27,8 +29,10 @@ pub mod read;
 pub mod rpc;
 pub mod state;
 pub mod status;
+pub mod topics;
 pub mod wire;
 pub mod write;
+pub mod writer_group;
 
 #[cfg(test)]
 mod tests;
@@ -68,6 +72,7 @@ pub use pki::{
     AddCertificateArgs, CertificateRevocationListArgs, CertificateStoreName, RemoveCertificateArgs,
     X509CertificateChainModel, X509CertificateModel, X509ChainStatus,
 };
+pub use problem::{Problem, StatusSymbol};
 pub use published_nodes::{
     parse_published_nodes, ConfigFileError, NodeIdModel, OpcNodeModel, PublishedNodesEntryModel,
 };
@@ -80,9 +85,11 @@ pub use read::{
     AttributeReadRequestModel, AttributeReadResponseModel, NodeAttribute, ReadRequestModel,
     ReadResponseModel, TimestampsToReturn, ValueReadRequestModel, ValueReadResponseModel,
 };
-pub use rpc::{find_http_operation, find_rpc_operation, ApiOperation, HttpVerb, OPERATIONS};
+pub use rpc::{
+    find_http_operation, find_rpc_operation, ApiOperation, HttpVerb, Operation, OPERATIONS,
+};
 pub use state::{ModuleConnectionState, ModuleStateModel};
-pub use status::{ProblemDetails, ServiceResultModel};
+pub use status::ServiceResultModel;
 pub use wire::{ByteString, UnknownEnumValue};
 pub use write::{
     AttributeWriteRequestModel, AttributeWriteResponseModel, ValueWriteRequestModel,
