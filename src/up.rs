@@ -3,7 +3,8 @@
 //!
 //! The simulated PLC and the module trust each other's certificates explicitly at start (both
 //! are created here, so nothing untrusted is accepted); the API key is generated once and kept
-//! in the data directory, readable by the owner only.
+//! in the data directory, readable by the owner only. So is the MQTT password the embedded
+//! broker asks for when it listens beyond loopback.
 //!
 //! Each port has a default; a default that is taken (Mosquitto on 1883, another web server on
 //! 8080) is replaced by a free port, printed, since `up` is for a first look on any machine. A
@@ -14,7 +15,11 @@ use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::broker::Credentials;
 use crate::cli::UpArgs;
+
+/// The user name of the embedded broker's credentials (off loopback).
+const MQTT_USER: &str = "iiot";
 
 pub async fn run(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
@@ -64,8 +69,26 @@ pub async fn run(args: UpArgs) -> Result<()> {
     // Releases the reservations: each service binds its port right below.
     let [plc_port, mqtt_port, http_port, twin_port, vault_port] = chosen.map(|(_, r)| r.port);
 
+    // Beyond loopback anyone on the network reaches the broker, and the module's MQTT RPC
+    // writes values and calls methods for whoever publishes there: require credentials.
+    let mqtt_password_file = data_dir.join("mqtt-password");
+    let mqtt_credentials = if args.bind.is_loopback() {
+        None
+    } else {
+        Some(Credentials {
+            user: MQTT_USER.into(),
+            password: load_or_create_key(&mqtt_password_file)?,
+        })
+    };
     let mqtt_addr = SocketAddr::new(args.bind, mqtt_port);
-    crate::broker::start(mqtt_addr)?;
+    crate::broker::start(mqtt_addr, mqtt_credentials.as_ref())?;
+    // What the clients in this process (and the printed commands) connect to.
+    let mqtt_local = SocketAddr::new(reachable(args.bind), mqtt_port);
+    // Holds the password: passed to the module and the twin API, never printed.
+    let mqtt_url = match &mqtt_credentials {
+        Some(c) => format!("mqtt://{}:{}@{mqtt_local}", c.user, c.password),
+        None => format!("mqtt://{mqtt_local}"),
+    };
 
     plc_config.port = plc_port;
     let plc = iiot_plc_sim::PlcSim::start(plc_config)
@@ -87,7 +110,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         http_bind: SocketAddr::new(args.bind, http_port),
         api_key: api_key.clone(),
         data_dir: module_dir,
-        mqtt_url: Some(format!("mqtt://{mqtt_addr}")),
+        mqtt_url: Some(mqtt_url.clone()),
         publisher_id: "iiot-up".into(),
         published_nodes_file: Some(published_nodes.clone()),
         ..Default::default()
@@ -106,7 +129,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
     twin_config.http_bind = SocketAddr::new(args.bind, twin_port);
-    twin_config.mqtt_url = format!("mqtt://{mqtt_addr}");
+    twin_config.mqtt_url = mqtt_url;
     twin_config.data_dir = data_dir.join("twin-api");
     let twin = iiot_twin_api::start(twin_config)
         .await
@@ -126,6 +149,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("iiot is up:");
     println!("  simulated PLC    {url}");
     println!("  MQTT broker      mqtt://{mqtt_addr}   (module methods on iiot-up/methods/#)");
+    // The password file's path, never the password.
+    let mqtt_login = match &mqtt_credentials {
+        Some(c) => {
+            println!(
+                "                   user {}, password in {} (required off loopback)",
+                c.user,
+                mqtt_password_file.display()
+            );
+            format!(
+                " -u {} -P \"$(cat {})\"",
+                c.user,
+                mqtt_password_file.display()
+            )
+        }
+        None => String::new(),
+    };
     println!(
         "  module HTTP API  http://{http}/v2   (API key in {})",
         api_key_file.display()
@@ -154,8 +193,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         published_nodes.display()
     );
     println!(
-        "  mosquitto_sub -h {} -p {} -t 'iiot-up/messages/#' -v",
-        args.bind, mqtt_port
+        "  mosquitto_sub -h {} -p {}{mqtt_login} -t 'iiot-up/messages/#' -v",
+        mqtt_local.ip(),
+        mqtt_local.port()
     );
     println!();
     tokio::spawn(register_plc(
@@ -164,7 +204,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         api_key_file.clone(),
         url.clone(),
     ));
-    tokio::spawn(tail_telemetry(mqtt_addr));
+    tokio::spawn(tail_telemetry(mqtt_local, mqtt_credentials));
     crate::wait_for_shutdown().await;
     twin.shutdown().await;
     if let Err(e) = vault.shutdown().await {
@@ -422,12 +462,25 @@ fn write_demo_configuration(path: &Path, plc_url: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Where a client on this host reaches a server bound to `bind`: loopback for "every
+/// interface" (0.0.0.0 or ::), the address itself otherwise.
+fn reachable(bind: IpAddr) -> IpAddr {
+    match bind {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
 /// Prints a summary of the telemetry arriving at the embedded broker every 5 s.
-async fn tail_telemetry(broker: SocketAddr) {
+async fn tail_telemetry(broker: SocketAddr, credentials: Option<Credentials>) {
     use rumqttc::v5::mqttbytes::{v5::Packet, QoS};
     use rumqttc::v5::{AsyncClient, Event, MqttOptions};
     let mut opts = MqttOptions::new("iiot-up-tail", broker.ip().to_string(), broker.port());
     opts.set_max_packet_size(Some(16 << 20));
+    if let Some(c) = credentials {
+        opts.set_credentials(c.user, c.password);
+    }
     let (client, mut events) = AsyncClient::new(opts, 100);
     if client
         .subscribe("iiot-up/messages/#", QoS::AtMostOnce)

@@ -4,12 +4,13 @@
 mod common;
 
 use std::io::BufRead;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{free_port, temp_dir, Proc};
-use rumqttc::v5::mqttbytes::v5::Packet;
+use rumqttc::v5::mqttbytes::v5::{ConnectReturnCode, Packet};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 
@@ -142,6 +143,26 @@ async fn telemetry_arrives(port: u16, credentials: Option<(&str, &str)>) {
         .unwrap_or_else(|_| panic!("no telemetry on port {port} within 90 s"));
 }
 
+/// Whether the broker accepts an MQTT 5 connect without user name and password.
+async fn anonymous_accepted(port: u16) -> bool {
+    let opts = MqttOptions::new(format!("anon-{}", free_port()), "127.0.0.1", port);
+    let (_client, mut events) = AsyncClient::new(opts, 10);
+    let answer = async {
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    return ack.code == ConnectReturnCode::Success
+                }
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(15), answer)
+        .await
+        .expect("the broker neither accepted nor refused an anonymous connect")
+}
+
 /// Another MQTT broker already has port 1883 (Mosquitto does on the test machine; otherwise
 /// the test holds it itself): `up` without `--mqtt-port` must take a free port, say so, and
 /// run everything on it.
@@ -177,3 +198,93 @@ async fn up_takes_a_free_mqtt_port_when_1883_is_taken() {
     telemetry_arrives(port, None).await;
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// On a non-loopback address the embedded broker asks for the generated credentials, which
+/// are kept owner-only in the data directory and never printed; the module still publishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn up_on_all_interfaces_requires_mqtt_credentials() {
+    let data_dir = temp_dir("up-auth");
+    let mqtt_port = free_port();
+    let mut args = vec![
+        "--data-dir".to_string(),
+        data_dir.display().to_string(),
+        "--bind".to_string(),
+        "0.0.0.0".to_string(),
+        "--mqtt-port".to_string(),
+        mqtt_port.to_string(),
+    ];
+    args.extend(port_args(
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ));
+    let mut up = Up::start(&args);
+    up.ready().await;
+    assert_eq!(up.mqtt_port(), mqtt_port);
+
+    assert!(
+        !anonymous_accepted(mqtt_port).await,
+        "the broker on 0.0.0.0 accepted an anonymous connect"
+    );
+
+    let password_file = data_dir.join("mqtt-password");
+    let password = std::fs::read_to_string(&password_file)
+        .unwrap_or_else(|e| panic!("{}: {e}", password_file.display()));
+    let password = password.trim();
+    assert!(password.len() >= 32, "a short MQTT password");
+    assert_owner_only(&password_file);
+
+    telemetry_arrives(mqtt_port, Some(("iiot", password))).await;
+    // The in-process tail subscribes with the same credentials: its 5 s summary counts messages.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !up
+        .text()
+        .lines()
+        .any(|l| l.starts_with("telemetry: ") && !l.starts_with("telemetry: 0 messages"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the in-process telemetry tail counted no messages:\n{}",
+            up.text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Registration waits for the module's liveness state, which its RPC client publishes and
+    // the twin API's client receives: both got in with the credentials.
+    while !up
+        .text()
+        .contains("The simulated PLC is registered in the twin API")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the twin API never saw the module online:\n{}",
+            up.text()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let text = up.text();
+    assert!(
+        !text.contains(password),
+        "the MQTT password was printed:\n{text}"
+    );
+    assert!(
+        text.contains(&password_file.canonicalize().unwrap().display().to_string()),
+        "the summary does not say where the MQTT password is:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[cfg(unix)]
+fn assert_owner_only(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "{} has mode {mode:o}", path.display());
+}
+
+#[cfg(not(unix))]
+fn assert_owner_only(_: &Path) {}
