@@ -5,8 +5,27 @@ use std::net::SocketAddr;
 
 use anyhow::{bail, Result};
 
-/// Starts the broker on its own threads; it lives until the process exits.
-pub fn start(listen: SocketAddr) -> Result<()> {
+/// The one user name and password the broker accepts when it is reachable from other hosts:
+/// whoever reaches it could otherwise write values and call methods through the module's RPC.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// Written by hand so that the password never reaches a log line.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// Starts the broker on its own threads; it lives until the process exits. With credentials,
+/// a connect without exactly that user name and password is refused.
+pub fn start(listen: SocketAddr, credentials: Option<&Credentials>) -> Result<()> {
     // rumqttd reports a taken port only in its own thread's log: check first so the user gets
     // an error that names the flag to change.
     if std::net::TcpListener::bind(listen).is_err() {
@@ -19,7 +38,7 @@ pub fn start(listen: SocketAddr) -> Result<()> {
         connection_timeout_ms: 60_000,
         max_payload_size: 16 * 1024 * 1024,
         max_inflight_count: 500,
-        auth: None,
+        auth: credentials.map(|c| HashMap::from([(c.user.clone(), c.password.clone())])),
         external_auth: None,
         dynamic_filters: true,
     };

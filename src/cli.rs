@@ -43,21 +43,25 @@ pub struct UpArgs {
     /// Where state (PKI, keys) is kept between runs.
     #[arg(long, default_value = "iiot-data", env = "IIOT_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Simulated PLC OPC UA port.
-    #[arg(long, default_value_t = 50000)]
-    pub plc_port: u16,
-    /// Embedded MQTT broker port.
-    #[arg(long, default_value_t = 1883)]
-    pub mqtt_port: u16,
-    /// Module HTTP API port.
-    #[arg(long, default_value_t = 8082)]
-    pub http_port: u16,
-    /// Twin API (cloud REST service) HTTP port.
-    #[arg(long, default_value_t = 8080)]
-    pub twin_port: u16,
-    /// Vault (certificate authority) HTTP API port.
-    #[arg(long, default_value_t = iiot_vault::DEFAULT_PORT)]
-    pub vault_port: u16,
+    /// Simulated PLC OPC UA port [default: 50000, or a free port when 50000 is taken]. A port
+    /// given here that is taken stops `up` with an error.
+    #[arg(long)]
+    pub plc_port: Option<u16>,
+    /// Embedded MQTT broker port [default: 1883, or a free port when 1883 is taken, e.g. by
+    /// Mosquitto].
+    #[arg(long)]
+    pub mqtt_port: Option<u16>,
+    /// Module HTTP API port [default: 8082, or a free port when 8082 is taken].
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Twin API (cloud REST service) HTTP port [default: 8080, or a free port when 8080 is
+    /// taken].
+    #[arg(long)]
+    pub twin_port: Option<u16>,
+    /// Vault (certificate authority) HTTP API port [default: 8081, or a free port when 8081 is
+    /// taken].
+    #[arg(long)]
+    pub vault_port: Option<u16>,
     /// Address the HTTP API and broker listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,

@@ -3,14 +3,23 @@
 //!
 //! The simulated PLC and the module trust each other's certificates explicitly at start (both
 //! are created here, so nothing untrusted is accepted); the API key is generated once and kept
-//! in the data directory, readable by the owner only.
+//! in the data directory, readable by the owner only. So is the MQTT password the embedded
+//! broker asks for when it listens beyond loopback.
+//!
+//! Each port has a default; a default that is taken (Mosquitto on 1883, another web server on
+//! 8080) is replaced by a free port, printed, since `up` is for a first look on any machine. A
+//! port given by flag is the user's choice and stops `up` when it is taken.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 
+use crate::broker::Credentials;
 use crate::cli::UpArgs;
+
+/// The user name of the embedded broker's credentials (off loopback).
+const MQTT_USER: &str = "iiot";
 
 pub async fn run(args: UpArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data_dir)
@@ -21,28 +30,87 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let api_keys_file = data_dir.join("api-keys.json");
     let api_keys = load_or_create_api_keys(&api_keys_file, &api_key)?;
 
-    let mqtt_addr = SocketAddr::new(args.bind, args.mqtt_port);
-    crate::broker::start(mqtt_addr)?;
-
-    let plc = iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
-        port: args.plc_port,
+    let mut plc_config = iiot_plc_sim::PlcSimConfig {
         pki_dir: data_dir.join("plc-sim/pki"),
         ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("{e} (choose another port with --plc-port)"))?;
+    };
+    // The simulated PLC listens on its own host (loopback), whatever --bind says.
+    let plc_ip = plc_config
+        .host
+        .parse()
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let chosen = [
+        (&PLC_PORT, choose_port(plc_ip, args.plc_port, &PLC_PORT)?),
+        (
+            &MQTT_PORT,
+            choose_port(args.bind, args.mqtt_port, &MQTT_PORT)?,
+        ),
+        (
+            &HTTP_PORT,
+            choose_port(args.bind, args.http_port, &HTTP_PORT)?,
+        ),
+        (
+            &TWIN_PORT,
+            choose_port(args.bind, args.twin_port, &TWIN_PORT)?,
+        ),
+        (
+            &VAULT_PORT,
+            choose_port(args.bind, args.vault_port, &VAULT_PORT)?,
+        ),
+    ];
+    for (spec, reserved) in &chosen {
+        if let Some(taken) = reserved.instead_of {
+            println!(
+                "{} port {taken} is already in use; using free port {} instead ({} sets one)",
+                spec.what, reserved.port, spec.flag
+            );
+        }
+    }
+    // Releases the reservations: each service binds its port right below.
+    let [plc_port, mqtt_port, http_port, twin_port, vault_port] = chosen.map(|(_, r)| r.port);
+
+    // Beyond loopback anyone on the network reaches the broker, and the module's MQTT RPC
+    // writes values and calls methods for whoever publishes there: require credentials.
+    let mqtt_password_file = data_dir.join("mqtt-password");
+    let mqtt_credentials = if args.bind.is_loopback() {
+        None
+    } else {
+        Some(Credentials {
+            user: MQTT_USER.into(),
+            password: load_or_create_key(&mqtt_password_file)?,
+        })
+    };
+    let mqtt_addr = SocketAddr::new(args.bind, mqtt_port);
+    crate::broker::start(mqtt_addr, mqtt_credentials.as_ref())?;
+    // What the clients in this process (and the printed commands) connect to.
+    let mqtt_local = SocketAddr::new(reachable(args.bind), mqtt_port);
+    // Holds the password: passed to the module and the twin API, never printed.
+    let mqtt_url = match &mqtt_credentials {
+        Some(c) => format!("mqtt://{}:{}@{mqtt_local}", c.user, c.password),
+        None => format!("mqtt://{mqtt_local}"),
+    };
+
+    plc_config.port = plc_port;
+    let plc = iiot_plc_sim::PlcSim::start(plc_config)
+        .await
+        .map_err(|e| anyhow!("{e} (choose another port with --plc-port)"))?;
 
     let module_dir = data_dir.join("module");
     std::fs::create_dir_all(&module_dir)?;
     let published_nodes = module_dir.join("publishednodes.json");
-    if !published_nodes.exists() {
+    let plc_url_file = data_dir.join("plc-sim/endpoint-url");
+    if published_nodes.exists() {
+        follow_plc_url(&published_nodes, &plc_url_file, &plc.endpoint_url())?;
+    } else {
         write_demo_configuration(&published_nodes, &plc.endpoint_url())?;
     }
+    std::fs::write(&plc_url_file, plc.endpoint_url())
+        .with_context(|| format!("writing {}", plc_url_file.display()))?;
     let module = iiot_module::start(iiot_module::ModuleConfig {
-        http_bind: SocketAddr::new(args.bind, args.http_port),
+        http_bind: SocketAddr::new(args.bind, http_port),
         api_key: api_key.clone(),
         data_dir: module_dir,
-        mqtt_url: Some(format!("mqtt://{mqtt_addr}")),
+        mqtt_url: Some(mqtt_url.clone()),
         publisher_id: "iiot-up".into(),
         published_nodes_file: Some(published_nodes.clone()),
         ..Default::default()
@@ -60,8 +128,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
 
     let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
-    twin_config.http_bind = SocketAddr::new(args.bind, args.twin_port);
-    twin_config.mqtt_url = format!("mqtt://{mqtt_addr}");
+    twin_config.http_bind = SocketAddr::new(args.bind, twin_port);
+    twin_config.mqtt_url = mqtt_url;
     twin_config.data_dir = data_dir.join("twin-api");
     let twin = iiot_twin_api::start(twin_config)
         .await
@@ -69,7 +137,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
 
     let vault_dir = data_dir.join("vault");
     let mut vault_config = iiot_vault::VaultConfig::new(api_keys.clone());
-    vault_config.bind = SocketAddr::new(args.bind, args.vault_port);
+    vault_config.bind = SocketAddr::new(args.bind, vault_port);
     vault_config.data_dir = vault_dir;
     let vault = iiot_vault::start(vault_config)
         .await
@@ -81,6 +149,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!("iiot is up:");
     println!("  simulated PLC    {url}");
     println!("  MQTT broker      mqtt://{mqtt_addr}   (module methods on iiot-up/methods/#)");
+    // The password file's path, never the password.
+    let mqtt_login = match &mqtt_credentials {
+        Some(c) => {
+            println!(
+                "                   user {}, password in {} (required off loopback)",
+                c.user,
+                mqtt_password_file.display()
+            );
+            format!(
+                " -u {} -P \"$(cat {})\"",
+                c.user,
+                mqtt_password_file.display()
+            )
+        }
+        None => String::new(),
+    };
     println!(
         "  module HTTP API  http://{http}/v2   (API key in {})",
         api_key_file.display()
@@ -109,8 +193,9 @@ pub async fn run(args: UpArgs) -> Result<()> {
         published_nodes.display()
     );
     println!(
-        "  mosquitto_sub -h {} -p {} -t 'iiot-up/messages/#' -v",
-        args.bind, args.mqtt_port
+        "  mosquitto_sub -h {} -p {}{mqtt_login} -t 'iiot-up/messages/#' -v",
+        mqtt_local.ip(),
+        mqtt_local.port()
     );
     println!();
     tokio::spawn(register_plc(
@@ -119,7 +204,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         api_key_file.clone(),
         url.clone(),
     ));
-    tokio::spawn(tail_telemetry(mqtt_addr));
+    tokio::spawn(tail_telemetry(mqtt_local, mqtt_credentials));
     crate::wait_for_shutdown().await;
     twin.shutdown().await;
     if let Err(e) = vault.shutdown().await {
@@ -127,6 +212,116 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     module.shutdown().await;
     plc.shutdown().await;
+    Ok(())
+}
+
+/// One port `up` listens on: what listens there, the flag that sets it and its default.
+struct PortSpec {
+    what: &'static str,
+    flag: &'static str,
+    default: u16,
+}
+
+const PLC_PORT: PortSpec = PortSpec {
+    what: "simulated PLC",
+    flag: "--plc-port",
+    default: 50000,
+};
+const MQTT_PORT: PortSpec = PortSpec {
+    what: "MQTT",
+    flag: "--mqtt-port",
+    default: 1883,
+};
+const HTTP_PORT: PortSpec = PortSpec {
+    what: "module HTTP API",
+    flag: "--http-port",
+    default: 8082,
+};
+const TWIN_PORT: PortSpec = PortSpec {
+    what: "twin API",
+    flag: "--twin-port",
+    default: 8080,
+};
+const VAULT_PORT: PortSpec = PortSpec {
+    what: "vault",
+    flag: "--vault-port",
+    default: iiot_vault::DEFAULT_PORT,
+};
+
+/// A port chosen for one service. It stays bound until every port is chosen, so that two
+/// fallbacks cannot land on the same free port and a flag cannot name a port already chosen.
+struct Reserved {
+    port: u16,
+    /// The taken default this port replaces.
+    instead_of: Option<u16>,
+    _hold: TcpListener,
+}
+
+/// The port given by flag (an error naming the flag when it is taken: the user asked for that
+/// one; 0 lets the OS pick), else the default, else, when the default is taken, a free port.
+fn choose_port(ip: IpAddr, requested: Option<u16>, spec: &PortSpec) -> Result<Reserved> {
+    if let Some(port) = requested {
+        let hold = TcpListener::bind((ip, port)).map_err(|e| {
+            anyhow!(
+                "{} port {port} on {ip} cannot be used ({e}); choose another with {}",
+                spec.what,
+                spec.flag
+            )
+        })?;
+        return Ok(Reserved {
+            port: hold.local_addr()?.port(),
+            instead_of: None,
+            _hold: hold,
+        });
+    }
+    if let Ok(hold) = TcpListener::bind((ip, spec.default)) {
+        return Ok(Reserved {
+            port: spec.default,
+            instead_of: None,
+            _hold: hold,
+        });
+    }
+    let hold = TcpListener::bind((ip, 0))
+        .with_context(|| format!("no free port on {ip} for the {}", spec.what))?;
+    Ok(Reserved {
+        port: hold.local_addr()?.port(),
+        instead_of: Some(spec.default),
+        _hold: hold,
+    })
+}
+
+/// Points the entries of an existing configuration that named the simulated PLC's URL of the
+/// last run at its URL of this one, so that a port that changed (its default was taken) does
+/// not leave the demo publishing from nowhere. Other entries are left as they are.
+fn follow_plc_url(published_nodes: &Path, last_url_file: &Path, url: &str) -> Result<()> {
+    let Ok(last) = std::fs::read_to_string(last_url_file) else {
+        return Ok(());
+    };
+    let last = last.trim();
+    if last == url {
+        return Ok(());
+    }
+    let text = std::fs::read(published_nodes)
+        .with_context(|| format!("reading {}", published_nodes.display()))?;
+    // A file the module cannot read either is the module's to report.
+    let Ok(mut entries) = serde_json::from_slice::<serde_json::Value>(&text) else {
+        return Ok(());
+    };
+    let mut changed = false;
+    for entry in entries.as_array_mut().into_iter().flatten() {
+        if entry["EndpointUrl"] == last {
+            entry["EndpointUrl"] = url.into();
+            changed = true;
+        }
+    }
+    if changed {
+        std::fs::write(published_nodes, serde_json::to_vec_pretty(&entries)?)
+            .with_context(|| format!("writing {}", published_nodes.display()))?;
+        println!(
+            "{}: the simulated PLC moved from {last} to {url}",
+            published_nodes.display()
+        );
+    }
     Ok(())
 }
 
@@ -267,12 +462,25 @@ fn write_demo_configuration(path: &Path, plc_url: &str) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Where a client on this host reaches a server bound to `bind`: loopback for "every
+/// interface" (0.0.0.0 or ::), the address itself otherwise.
+fn reachable(bind: IpAddr) -> IpAddr {
+    match bind {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
 /// Prints a summary of the telemetry arriving at the embedded broker every 5 s.
-async fn tail_telemetry(broker: SocketAddr) {
+async fn tail_telemetry(broker: SocketAddr, credentials: Option<Credentials>) {
     use rumqttc::v5::mqttbytes::{v5::Packet, QoS};
     use rumqttc::v5::{AsyncClient, Event, MqttOptions};
     let mut opts = MqttOptions::new("iiot-up-tail", broker.ip().to_string(), broker.port());
     opts.set_max_packet_size(Some(16 << 20));
+    if let Some(c) = credentials {
+        opts.set_credentials(c.user, c.password);
+    }
     let (client, mut events) = AsyncClient::new(opts, 100);
     if client
         .subscribe("iiot-up/messages/#", QoS::AtMostOnce)
@@ -309,5 +517,100 @@ async fn tail_telemetry(broker: SocketAddr) {
                 values = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// A port this test holds bound, so it is taken for as long as the listener lives.
+    fn taken() -> (TcpListener, u16) {
+        let listener = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        (listener, port)
+    }
+
+    fn spec(default: u16) -> PortSpec {
+        PortSpec {
+            what: "MQTT",
+            flag: "--mqtt-port",
+            default,
+        }
+    }
+
+    #[test]
+    fn a_taken_default_is_replaced_by_a_free_port() {
+        let (_held, port) = taken();
+        let chosen = choose_port(LOOPBACK, None, &spec(port)).unwrap();
+        assert_ne!(chosen.port, port);
+        assert_eq!(chosen.instead_of, Some(port));
+        let free = chosen.port;
+        drop(chosen);
+        TcpListener::bind((LOOPBACK, free)).expect("the chosen port is free once released");
+    }
+
+    #[test]
+    fn a_free_default_is_kept() {
+        let (held, port) = taken();
+        drop(held);
+        let chosen = choose_port(LOOPBACK, None, &spec(port)).unwrap();
+        assert_eq!((chosen.port, chosen.instead_of), (port, None));
+    }
+
+    #[test]
+    fn a_taken_port_given_by_flag_is_an_error_naming_the_flag() {
+        let (_held, port) = taken();
+        let e = choose_port(LOOPBACK, Some(port), &spec(1883))
+            .err()
+            .unwrap();
+        let text = e.to_string();
+        assert!(text.contains("--mqtt-port"), "{text}");
+        assert!(text.contains(&port.to_string()), "{text}");
+    }
+
+    #[test]
+    fn a_free_port_given_by_flag_is_used() {
+        let (held, port) = taken();
+        drop(held);
+        let chosen = choose_port(LOOPBACK, Some(port), &spec(1883)).unwrap();
+        assert_eq!((chosen.port, chosen.instead_of), (port, None));
+    }
+
+    #[test]
+    fn a_chosen_port_stays_reserved_until_released() {
+        let (held, port) = taken();
+        drop(held);
+        let first = choose_port(LOOPBACK, None, &spec(port)).unwrap();
+        let second = choose_port(LOOPBACK, None, &spec(port)).unwrap();
+        assert_eq!(first.port, port);
+        assert_ne!(second.port, port);
+        assert!(choose_port(LOOPBACK, Some(port), &spec(port)).is_err());
+    }
+
+    #[test]
+    fn the_demo_configuration_follows_the_plc_to_its_new_port() {
+        let dir = std::env::temp_dir().join(format!("iiot-up-follow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let nodes = dir.join("publishednodes.json");
+        let last = dir.join("endpoint-url");
+        write_demo_configuration(&nodes, "opc.tcp://127.0.0.1:50000/").unwrap();
+        let mut entries: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&nodes).unwrap()).unwrap();
+        let mut other = entries[0].clone();
+        other["EndpointUrl"] = "opc.tcp://127.0.0.1:4840/".into();
+        entries.as_array_mut().unwrap().push(other);
+        std::fs::write(&nodes, serde_json::to_vec(&entries).unwrap()).unwrap();
+        std::fs::write(&last, "opc.tcp://127.0.0.1:50000/").unwrap();
+
+        follow_plc_url(&nodes, &last, "opc.tcp://127.0.0.1:41234/").unwrap();
+
+        let entries: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&nodes).unwrap()).unwrap();
+        assert_eq!(entries[0]["EndpointUrl"], "opc.tcp://127.0.0.1:41234/");
+        assert_eq!(entries[1]["EndpointUrl"], "opc.tcp://127.0.0.1:4840/");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
