@@ -27,27 +27,9 @@ use subtle::ConstantTimeEq;
 pub mod jwt;
 pub use jwt::{JwtSettings, JwtValidator};
 
-/// Declares the `bearer` security scheme in a service's OpenAPI document, so Swagger UI offers
-/// an "Authorize" box for the credentials this crate checks.
-pub struct BearerAuth;
+mod openapi;
 
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "An API key from --api-keys, or an OIDC access token when --jwks is set",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
+pub use openapi::{BearerAuth, ProblemResponses};
 
 /// Shortest key accepted from a key file: shorter ones are guessable.
 pub const MIN_KEY_LEN: usize = 16;

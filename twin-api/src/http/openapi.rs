@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document generated from the handlers, served at `/openapi.json`, and the
 //! Swagger UI at `/docs` (vendored: it works on a plant network without internet).
 
-use iiot_auth::BearerAuth;
+use iiot_auth::{BearerAuth, ProblemResponses};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -60,7 +60,7 @@ use super::{publishers, registry, telemetry, twin};
         twin::publish_list_get,
         telemetry::telemetry,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ProblemResponses)
 )]
 pub struct ApiDoc;
 

@@ -1,7 +1,7 @@
 //! The OpenAPI 3 document generated from the handlers, served at `/openapi.json`, and the
 //! Swagger UI at `/docs` (vendored: it works on a plant network without internet).
 
-use iiot_auth::BearerAuth;
+use iiot_auth::{BearerAuth, ProblemResponses};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -43,7 +43,7 @@ use super::{applications, distribution, groups, requests};
         distribution::crl,
         distribution::issuer,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &ProblemResponses)
 )]
 pub struct ApiDoc;
 
