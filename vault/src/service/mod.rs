@@ -47,6 +47,10 @@ fn not_found(what: &str, id: &str) -> VaultError {
 impl Vault {
     /// Opens the vault on `store`: creates the default groups and their CAs on first start and
     /// unseals every CA (a wrong KEK fails here, not on the first signature).
+    ///
+    /// Replicas opening one database at the same time hold the start-up lock around this (as
+    /// [`crate::start`] does, see [`Store::open_locked`]): it decides from what it reads whether
+    /// this is the first start.
     pub async fn open(
         store: Store,
         kek: Kek,
@@ -84,6 +88,9 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Creates each default group that does not exist yet, with its CAs. The groups are read
+    /// here, after the start-up lock was taken, so a replica that waited for the lock finds
+    /// the ones the first replica created.
     async fn ensure_groups(&self) -> Result<()> {
         let existing = self.store.groups().await?;
         for (id, group_type) in crate::config::DEFAULT_GROUPS {
