@@ -123,10 +123,13 @@ impl VaultArgs {
 pub async fn run(args: VaultArgs) -> Result<()> {
     let config = args.config()?;
     let mut handle = iiot_vault::start(config).await?;
+    // SIGTERM (systemd, Docker, Kubernetes) as well as SIGINT, like the other services; in
+    // place before the line below tells anyone the vault is ready.
+    let shutdown = crate::shutdown_signal();
     println!("vault listening on http://{}", handle.addr());
     tokio::select! {
         r = handle.wait() => r.context("vault HTTP server stopped")?,
-        _ = tokio::signal::ctrl_c() => {
+        _ = shutdown => {
             tracing::info!("shutting down");
             handle.shutdown().await?;
         }

@@ -38,27 +38,33 @@ fn write_keys(dir: &Path) -> PathBuf {
     path
 }
 
+/// `iiot vault` on `dir` and `port` with `extra` arguments; stderr goes to the test's.
+fn vault_command(dir: &Path, port: u16, extra: &[&str]) -> Command {
+    let keys = write_keys(dir);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iiot"));
+    cmd.args(["--log", "warn", "vault", "--http-host", "127.0.0.1"])
+        .arg("--http-port")
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("--api-keys")
+        .arg(&keys)
+        .arg("--kek-file")
+        .arg(dir.join("kek"))
+        .args(["--cert-types", "RsaSha256,EccNistP256"])
+        .args(extra)
+        .env_remove("RUST_LOG")
+        .env_remove("IIOT_VAULT_KEK")
+        .stderr(Stdio::inherit());
+    cmd
+}
+
 impl Vault {
     /// Starts `iiot vault` on `dir` (kept as it is between starts) with `extra` arguments.
     async fn start(dir: &Path, extra: &[&str]) -> Vault {
         let port = free_port();
-        let keys = write_keys(dir);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
-            .args(["--log", "warn", "vault", "--http-host", "127.0.0.1"])
-            .arg("--http-port")
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(dir)
-            .arg("--api-keys")
-            .arg(&keys)
-            .arg("--kek-file")
-            .arg(dir.join("kek"))
-            .args(["--cert-types", "RsaSha256,EccNistP256"])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .env_remove("IIOT_VAULT_KEK")
+        let mut child = vault_command(dir, port, extra)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn iiot vault");
         // Ready when /healthz answers: the port is bound before the CAs are opened.
@@ -1666,4 +1672,56 @@ async fn oidc_tokens_carry_roles_and_separation_of_duties_still_holds() {
         )
         .await;
     assert_eq!(s, 403, "the submitter approved its own request: {body}");
+}
+
+/// `iiot vault` stops cleanly on SIGTERM (what systemd, Docker and Kubernetes send) as it does
+/// on SIGINT: it finishes the requests in flight, closes the database and exits 0, within 5 s.
+#[tokio::test]
+async fn sigterm_and_sigint_stop_the_vault_cleanly() {
+    use tokio::io::AsyncBufReadExt;
+    for signal in ["TERM", "INT"] {
+        let dir = temp_dir(&format!("vault-sig{}", signal.to_lowercase()));
+        let port = free_port();
+        let mut child = tokio::process::Command::from(vault_command(&dir, port, &[]))
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn iiot vault");
+        // The line is printed once the vault serves and its signal handlers are in place.
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("read stdout") {
+                if line.starts_with("vault listening on") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ready, Ok(true), "iiot vault did not report it listens");
+        let groups = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v2/groups"))
+            .header("Authorization", format!("Bearer {READER}"))
+            .send()
+            .await
+            .expect("GET /v2/groups");
+        assert!(groups.status().is_success(), "{}", groups.status());
+
+        let pid = child.id().expect("iiot vault runs");
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal} failed: {sent}");
+        let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("iiot vault still runs 5 s after SIG{signal}"))
+            .expect("wait for iiot vault");
+        assert!(
+            status.success(),
+            "SIG{signal} must stop iiot vault cleanly, it exited with {status}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

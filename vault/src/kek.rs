@@ -169,4 +169,17 @@ mod tests {
         assert!(Kek::parse(&b64).is_ok());
         assert!(Kek::parse("abcd").is_err());
     }
+
+    #[test]
+    fn debug_of_a_kek_shows_no_key_bytes() {
+        let hex_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let kek = Kek::parse(hex_key).unwrap();
+        for shown in [format!("{kek:?}"), format!("{kek:#?}")] {
+            assert!(
+                !shown.contains("0011") && !shown.contains("[0, 17"),
+                "{shown}"
+            );
+            assert!(!shown.contains(&format!("{:?}", kek.0)), "{shown}");
+        }
+    }
 }

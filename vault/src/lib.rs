@@ -103,6 +103,10 @@ pub fn load_kek(config: &VaultConfig, may_create: bool) -> Result<Kek, VaultErro
 }
 
 /// Opens the store, creates or unseals the CAs and serves the REST API.
+///
+/// Replicas sharing one PostgreSQL database start one at a time from the migration until the
+/// CAs exist (the [`store::StartupLock`]), so the first creates the groups and CAs and the
+/// others load them.
 pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -125,7 +129,10 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
             format!("http://{}", SocketAddr::new(host, addr.port()))
         }
     };
-    let store = Store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let (store, startup) =
+        Store::open_locked(config.database_url.as_deref(), &config.data_dir).await?;
+    // Read under the lock: a replica that lost the race sees the CAs the winner sealed, and
+    // does not create a KEK file of its own that could not open them.
     let kek = load_kek(&config, store.all_cas().await?.is_empty())?;
     let auth = Arc::new(match &config.jwt {
         Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
@@ -134,6 +141,7 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
     let refresh_every = config.crl_refresh_interval;
     let vault =
         Arc::new(service::Vault::open(store.clone(), kek, config, public_url.clone()).await?);
+    startup.release().await?;
 
     let (stop, mut stopped) = watch::channel(false);
     let app = routes::router(routes::AppState {

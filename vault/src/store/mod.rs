@@ -16,6 +16,7 @@ mod migrations;
 mod requests;
 mod sqlite_reads;
 mod sqlite_writer;
+mod startup_lock;
 mod statement;
 mod writer;
 
@@ -31,6 +32,7 @@ pub use audited::{Approval, AuditLine};
 pub use cas::{CaRow, GroupRow};
 pub use issuing::IssueContext;
 pub use requests::{Issued, NewRequest, RequestRow};
+pub use startup_lock::{StartupLock, STARTUP_LOCK_KEY};
 pub use writer::{WriteStats, MAX_BATCH};
 
 use crate::error::{Result, VaultError};
@@ -54,8 +56,20 @@ pub struct Store {
 
 impl Store {
     /// Opens `database_url`, or the SQLite file `vault.db` in `data_dir` when it is `None`, and
-    /// applies the embedded migrations.
+    /// applies the embedded migrations (under the [`StartupLock`], released on return).
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store> {
+        let (store, lock) = Store::open_locked(database_url, data_dir).await?;
+        lock.release().await?;
+        Ok(store)
+    }
+
+    /// [`Store::open`], still holding the [`StartupLock`] when it returns: the caller creates
+    /// what a first start needs (groups, CAs) before it releases the lock, and so finds what
+    /// another replica created meanwhile instead of making its own.
+    pub async fn open_locked(
+        database_url: Option<&str>,
+        data_dir: &Path,
+    ) -> Result<(Store, StartupLock)> {
         sqlx::any::install_default_drivers();
         let url = match database_url {
             Some(u) => u.to_string(),
@@ -124,8 +138,12 @@ impl Store {
             writer,
             reads,
         };
+        let lock = match backend {
+            Backend::Postgres => StartupLock::acquire(&url).await?,
+            Backend::Sqlite => StartupLock::none(),
+        };
         migrations::apply(&store).await?;
-        Ok(store)
+        Ok((store, lock))
     }
 
     pub fn backend(&self) -> Backend {
