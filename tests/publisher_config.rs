@@ -47,6 +47,28 @@ async fn configuration_over_http_survives_a_restart() {
     let dir = temp_dir("pubcfg-http");
     let m = Module::start_in("pubcfg-http", None, &dir, &[]).await;
 
+    // The OpenAPI document is anonymous, lists the routes served (configuration included)
+    // and documents errors as problem+json.
+    let doc: Value = reqwest::get(format!("{}/openapi.json", m.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (path, verb) in [
+        ("/v2/read", "post"),
+        ("/v2/configuration", "get"),
+        ("/v2/configuration/nodes", "post"),
+    ] {
+        assert!(doc["paths"][path][verb].is_object(), "{path} {verb} in {doc}");
+    }
+    assert!(
+        doc["paths"]["/v2/read"]["post"]["responses"]["default"]["content"]
+            ["application/problem+json"]
+            .is_object()
+    );
+    assert!(doc["paths"].get("/v2/diagnostics/channels").is_none());
+
     let (status, body) = m
         .call(
             Method::POST,

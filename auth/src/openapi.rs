@@ -79,9 +79,10 @@ fn document_errors(op: &mut Operation) {
         }
         if let RefOr::T(response) = response {
             response.content.clear();
-            response
-                .content
-                .insert(PROBLEM_CONTENT_TYPE.to_string(), RefOr::T(problem_content()));
+            response.content.insert(
+                PROBLEM_CONTENT_TYPE.to_string(),
+                RefOr::T(problem_content()),
+            );
         }
     }
     op.responses

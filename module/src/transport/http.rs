@@ -15,8 +15,9 @@ use axum::routing::{get, on, post, MethodFilter};
 use axum::{Json, Router};
 use opcua::types::StatusCode;
 use tokio::net::TcpListener;
+use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{HttpVerb, Operation};
+use crate::api::{HttpVerb, Operation, OPERATIONS};
 use crate::dispatcher::Dispatcher;
 use crate::error::{ErrorKind, ServiceError};
 
@@ -29,6 +30,16 @@ struct AppState {
     dispatcher: Arc<Dispatcher>,
     api_key: Arc<str>,
 }
+
+/// Operations served by handlers of their own rather than from a JSON body.
+const OWN_ROUTES: &[Operation] = &[
+    Operation::GetConfiguredEndpoints,
+    Operation::BrowseStream,
+    Operation::ListCertificates,
+    Operation::AddCertificate,
+    Operation::RemoveCertificate,
+    Operation::ApproveRejectedCertificate,
+];
 
 pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
     let state = AppState {
@@ -73,9 +84,15 @@ pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
             state.clone(),
             require_api_key,
         ));
+    let document = super::openapi::document(
+        OPERATIONS
+            .iter()
+            .filter(|o| Dispatcher::implements(o.op) || OWN_ROUTES.contains(&o.op)),
+    );
     Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .fallback(|| async {
             ServiceError::new(
                 ErrorKind::NotFound,

@@ -3,4 +3,5 @@
 pub mod http;
 pub mod liveness;
 pub mod mqtt_rpc;
+pub mod openapi;
 pub mod problem;
