@@ -6,6 +6,9 @@
 //! plc-sim (an async-opcua server, in this process: an abort kills the test run) and a hostile
 //! server against the module (the real binary, a crash fails every later request).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "hostile/uatcp.rs"]
 mod uatcp;

@@ -2,6 +2,9 @@
 //! (installed by scripts/install-peers.sh). Read, write, browse, call and discovery over HTTP
 //! and over MQTT RPC through Mosquitto, without security and signed-and-encrypted.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

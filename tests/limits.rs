@@ -1,6 +1,9 @@
 //! Limits on what plc-sim serves: a connection flood is refused with a clear OPC UA error
 //! beyond the cap, and a normal client is still served.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "hostile/uatcp.rs"]
 #[allow(dead_code)]

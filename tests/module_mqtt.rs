@@ -1,5 +1,8 @@
 //! The module's MQTT v5 RPC through a real broker (Mosquitto), and discovery with its events.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,9 @@
 //! and with Basic256Sha256 SignAndEncrypt (trust established through the PKI API), and the
 //! bad inputs a user will send.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::*;

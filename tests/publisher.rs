@@ -6,6 +6,9 @@
 //! Counters change every 100 ms and are monitored with a queue, so any missing counter value is
 //! a value the pipeline lost.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "subscriptions/proxy.rs"]
 #[allow(dead_code)]

@@ -2,6 +2,9 @@
 //! real binary: HTTP and MQTT RPC, persistence across restarts, hand edits of the `--pf` file,
 //! error answers and `/metrics`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};
@@ -60,7 +63,10 @@ async fn configuration_over_http_survives_a_restart() {
         ("/v2/configuration", "get"),
         ("/v2/configuration/nodes", "post"),
     ] {
-        assert!(doc["paths"][path][verb].is_object(), "{path} {verb} in {doc}");
+        assert!(
+            doc["paths"][path][verb].is_object(),
+            "{path} {verb} in {doc}"
+        );
     }
     assert!(
         doc["paths"]["/v2/read"]["post"]["responses"]["default"]["content"]

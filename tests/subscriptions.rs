@@ -7,6 +7,9 @@
 //! The session event loop is only spawned (`SessionEventLoop::spawn`): no test calls
 //! `trigger_publish_now()` or watches `Reconnected`, so publishing must resume on its own.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 #[path = "subscriptions/proxy.rs"]
 mod proxy;

@@ -6,6 +6,9 @@
 //! rules (If-Match, generationId, disabled module, paging, export/import) and bad input are
 //! checked on the same running service.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

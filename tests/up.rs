@@ -1,6 +1,9 @@
 //! `iiot up` end to end: the real binary on free ports with a temporary data directory, checked
 //! from outside like a user would (its printed summary, the embedded broker, the data files).
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::io::BufRead;

@@ -1,6 +1,9 @@
 //! End-to-end tests of `iiot vault`: the real binary on a free port, CSRs and verification by
 //! the `openssl` command line (a tool we did not write), and the database read from outside.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -7,6 +7,9 @@
 //! CA-based trust in the OPC UA stack is our patch to the vendored async-opcua-crypto
 //! (vendor/PATCHES.md, "CA-based trust"); without it the first connection is refused.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -1,5 +1,8 @@
 //! End-to-end tests of the simulator through an in-process async-opcua client.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use iiot_plc_sim::{application_uri, PlcSim, PlcSimConfig, LOG_FILTER_DIRECTIVES, NAMESPACE_URI};

@@ -4,6 +4,9 @@
 //! migration (`duplicate key value violates unique constraint "pg_type_typname_nsp_index"`)
 //! and in creating the first groups and CAs.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

@@ -1,6 +1,9 @@
 //! The vault's core on both storage backends: SQLite (a file) and PostgreSQL (a database of
 //! its own per test on 127.0.0.1:5432, dropped afterwards). Same operations, same answers.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 use std::str::FromStr;
 
