@@ -106,19 +106,24 @@ impl JwtValidator {
         }
     }
 
-    /// Re-reads the JWKS file, at most every [`RELOAD_AFTER`].
+    /// Re-reads the JWKS file, at most every [`RELOAD_AFTER`]. The file is read with no lock
+    /// held: requests carrying known keys keep validating while one caller reads (a slow or
+    /// stuck file system stalls only that caller), and the new set is swapped in at once.
     fn reload(&self) {
         let Some(path) = &self.path else { return };
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        if keys.read_at.elapsed() < RELOAD_AFTER {
-            return;
+        {
+            // Claim this reload window; callers arriving meanwhile see it taken and go on.
+            let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+            if keys.read_at.elapsed() < RELOAD_AFTER {
+                return;
+            }
+            keys.read_at = Instant::now();
         }
-        keys.read_at = Instant::now();
         match std::fs::read_to_string(path)
             .map_err(|e| AuthError::Config(e.to_string()))
             .and_then(|t| parse_jwks(&t))
         {
-            Ok(set) => keys.set = set,
+            Ok(set) => self.keys.write().unwrap_or_else(|e| e.into_inner()).set = set,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "JWKS reload failed; keeping the old keys")
             }
@@ -354,6 +359,42 @@ mod tests {
         v.keys.write().unwrap().read_at = Instant::now() - RELOAD_AFTER;
         assert!(v.validate(&token(&new, "new", good_claims())).is_ok());
         assert!(v.validate(&token(&old, "old", good_claims())).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_slow_jwks_read_does_not_hold_up_known_keys() {
+        let dir = std::env::temp_dir().join(format!("iiot-auth-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwks.json");
+        let known = idp("known");
+        std::fs::write(&path, &known.jwks).unwrap();
+        let v = std::sync::Arc::new(JwtValidator::load(&path, settings()).unwrap());
+        // From now on the file is a FIFO: reading it blocks until someone writes.
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        v.keys.write().unwrap().read_at = Instant::now() - RELOAD_AFTER;
+        let stranger = idp("stranger");
+        let slow = {
+            let v = v.clone();
+            let t = token(&stranger, "stranger", good_claims());
+            std::thread::spawn(move || v.validate(&t).is_ok())
+        };
+        std::thread::sleep(Duration::from_millis(200)); // the reload is now blocked reading
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let v = v.clone();
+            let t = token(&known, "known", good_claims());
+            std::thread::spawn(move || {
+                let _ = tx.send(v.validate(&t).is_ok());
+            });
+        }
+        let known_ok = rx.recv_timeout(Duration::from_secs(2));
+        // Unblock the reader whatever happened, so the test ends.
+        std::fs::write(&path, &stranger.jwks).unwrap();
+        assert_eq!(known_ok, Ok(true), "a known key waited for the JWKS read");
+        assert!(slow.join().unwrap(), "the reloaded key set takes the new key");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
