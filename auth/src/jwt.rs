@@ -372,7 +372,10 @@ mod tests {
         let v = std::sync::Arc::new(JwtValidator::load(&path, settings()).unwrap());
         // From now on the file is a FIFO: reading it blocks until someone writes.
         std::fs::remove_file(&path).unwrap();
-        let made = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
         assert!(made.success());
         v.keys.write().unwrap().read_at = Instant::now() - RELOAD_AFTER;
         let stranger = idp("stranger");
@@ -394,7 +397,10 @@ mod tests {
         // Unblock the reader whatever happened, so the test ends.
         std::fs::write(&path, &stranger.jwks).unwrap();
         assert_eq!(known_ok, Ok(true), "a known key waited for the JWKS read");
-        assert!(slow.join().unwrap(), "the reloaded key set takes the new key");
+        assert!(
+            slow.join().unwrap(),
+            "the reloaded key set takes the new key"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -518,10 +518,23 @@ impl Dispatcher {
         Ok(rx)
     }
 
-    pub fn pki_list(&self, store: &str) -> Result<Value> {
+    /// Runs a trust-store operation on the blocking pool: stores are directories of files.
+    async fn pki_op<T, F>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Pki) -> Result<T> + Send + 'static,
+    {
+        let pki = self.pki.clone();
+        tokio::task::spawn_blocking(move || op(&pki))
+            .await
+            .map_err(|e| ServiceError::internal(format!("trust store task failed: {e}")))?
+    }
+
+    pub async fn pki_list(&self, store: &str) -> Result<Value> {
+        let store = Store::parse(store)?;
         let certs: Vec<X509CertificateModel> = self
-            .pki
-            .list(Store::parse(store)?)?
+            .pki_op(move |pki| pki.list(store))
+            .await?
             .iter()
             .map(capabilities::certificate_model)
             .collect();
@@ -529,19 +542,22 @@ impl Dispatcher {
     }
 
     /// Adds a certificate sent as DER, PEM, base64 DER, or `{"pfxBlob": base64}`.
-    pub fn pki_add(&self, store: &str, body: &[u8]) -> Result<Value> {
+    pub async fn pki_add(&self, store: &str, body: &[u8]) -> Result<Value> {
         let store = Store::parse(store)?;
         let der = certificate_bytes(body)?;
-        let info = self.pki.add(store, &der)?;
+        let info = self.pki_op(move |pki| pki.add(store, &der)).await?;
         encode(capabilities::certificate_model(&info))
     }
 
-    pub fn pki_remove(&self, store: &str, thumbprint: &str) -> Result<()> {
-        self.pki.remove(Store::parse(store)?, thumbprint)
+    pub async fn pki_remove(&self, store: &str, thumbprint: &str) -> Result<()> {
+        let store = Store::parse(store)?;
+        let thumbprint = thumbprint.to_string();
+        self.pki_op(move |pki| pki.remove(store, &thumbprint)).await
     }
 
-    pub fn pki_approve(&self, thumbprint: &str) -> Result<Value> {
-        let info = self.pki.approve(thumbprint)?;
+    pub async fn pki_approve(&self, thumbprint: &str) -> Result<Value> {
+        let thumbprint = thumbprint.to_string();
+        let info = self.pki_op(move |pki| pki.approve(&thumbprint)).await?;
         encode(capabilities::certificate_model(&info))
     }
 }

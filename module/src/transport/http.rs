@@ -250,12 +250,17 @@ fn tokio_stream_from(
 }
 
 async fn pki_list(State(s): State<AppState>, Path(store): Path<String>) -> Response {
-    s.dispatcher.pki_list(&store).map(Json).into_response()
+    s.dispatcher
+        .pki_list(&store)
+        .await
+        .map(Json)
+        .into_response()
 }
 
 async fn pki_add(State(s): State<AppState>, Path(store): Path<String>, body: Bytes) -> Response {
     s.dispatcher
         .pki_add(&store, &body)
+        .await
         .map(Json)
         .into_response()
 }
@@ -266,6 +271,7 @@ async fn pki_remove(
 ) -> Response {
     s.dispatcher
         .pki_remove(&store, &thumbprint)
+        .await
         .map(|_| axum::http::StatusCode::NO_CONTENT)
         .into_response()
 }
@@ -273,6 +279,7 @@ async fn pki_remove(
 async fn pki_approve(State(s): State<AppState>, Path(thumbprint): Path<String>) -> Response {
     s.dispatcher
         .pki_approve(&thumbprint)
+        .await
         .map(Json)
         .into_response()
 }

@@ -40,7 +40,10 @@ impl Store {
         approving: bool,
     ) -> Result<IssueContext> {
         if let Some(reads) = &self.reads {
-            return reads.issue_context(app_id, group_id, approving);
+            match reads.issue_context(app_id, group_id, approving) {
+                Err(e) if super::sqlite_reads::is_busy(&e) => {}
+                done => return done,
+            }
         }
         let mut conn = self.pool().acquire().await?;
         let application = Self::application_on(&mut *conn, app_id).await?;

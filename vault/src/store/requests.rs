@@ -213,7 +213,10 @@ impl Store {
 
     pub async fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         if let Some(reads) = &self.reads {
-            return reads.request(id);
+            match reads.request(id) {
+                Err(e) if super::sqlite_reads::is_busy(&e) => {}
+                done => return done,
+            }
         }
         let row = sqlx::query(REQUEST_BY_ID)
             .bind(id)

@@ -12,6 +12,11 @@
 //!
 //! Nothing is cached: every call reads the committed state, as the sqlx path does. Writes stay
 //! with the group-commit writer (`writer.rs`); these connections are `query_only`.
+//!
+//! These connections never wait for a lock (no busy timeout): in the rare case a read meets
+//! one (WAL recovery, another process holding the file exclusively) it answers
+//! [`is_busy`] at once and the store takes the sqlx path, which waits on its own thread, so
+//! an async worker is never put to sleep by SQLite.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -24,6 +29,16 @@ use super::cas::{newest_per_type, GroupRow, ACTIVE_CA_SERIALS, GROUP_BY_ID};
 use super::issuing::IssueContext;
 use super::requests::{RequestRow, REQUEST_BY_ID};
 use crate::error::Result;
+
+/// Whether an inline read failed only because the database was locked (the caller then reads
+/// through sqlx instead).
+pub(crate) fn is_busy(e: &crate::error::VaultError) -> bool {
+    matches!(
+        e,
+        crate::error::VaultError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
 
 /// Connections kept idle for reuse; more may be open while that many reads run at once.
 const MAX_IDLE: usize = 8;
@@ -64,8 +79,8 @@ impl SqliteReads {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // The same wait as sqlx's; a WAL reader only meets it in rare recovery cases.
-        conn.busy_timeout(Duration::from_secs(5))?;
+        // No waiting here, on an async worker: a busy database sends the caller to sqlx.
+        conn.busy_timeout(Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
