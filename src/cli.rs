@@ -109,6 +109,21 @@ pub struct ModuleArgs {
     /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
     #[arg(long = "mm", visible_alias = "messagingmode", default_value = "PubSub")]
     pub messaging_mode: String,
+    /// Size the server queue of nodes without `QueueSize` to hold every sample of one
+    /// publishing interval and one more, ceil(publishing / sampling) + 1 (OPC Publisher's
+    /// --aq, here on by default); `--aq false` gives them a queue of one. An explicit
+    /// `QueueSize` always wins.
+    #[arg(
+        long = "aq",
+        visible_alias = "autosetqueuesize",
+        env = "IIOT_AUTO_SET_QUEUE_SIZE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub auto_queue_size: bool,
     /// Largest network message in bytes; bigger batches are split without dropping values.
     #[arg(long = "ms", visible_alias = "maxmessagesize", default_value_t = 256 * 1024)]
     pub max_message_size: usize,
@@ -198,6 +213,7 @@ impl ModuleArgs {
             "samples" => MessagingMode::Samples,
             other => bail!("--mm {other}: use PubSub or Samples"),
         };
+        config.publisher.auto_queue_size = self.auto_queue_size;
         if self.max_message_size < 1024 {
             bail!("--ms must be at least 1024 bytes");
         }
@@ -374,5 +390,42 @@ impl JwtArgs {
         let v = iiot_auth::JwtValidator::load(path, settings)
             .map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
         Ok(Some(std::sync::Arc::new(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = ["iiot"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn module_config(args: &[&str]) -> iiot_module::ModuleConfig {
+        let argv: Vec<&str> = ["module", "--api-key", "k"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        match parse(&argv) {
+            Command::Module(m) => m.into_config().expect("module config"),
+            _ => panic!("not the module command"),
+        }
+    }
+
+    #[test]
+    fn aq_is_on_unless_turned_off() {
+        assert!(module_config(&[]).publisher.auto_queue_size);
+        assert!(module_config(&["--aq"]).publisher.auto_queue_size);
+        assert!(!module_config(&["--aq", "false"]).publisher.auto_queue_size);
+        assert!(
+            !module_config(&["--autosetqueuesize=false"])
+                .publisher
+                .auto_queue_size
+        );
     }
 }
