@@ -246,12 +246,13 @@ pub struct PlcSimArgs {
     pub pki_dir: PathBuf,
     #[arg(long, default_value_t = 50)]
     pub fast_nodes: u32,
-    /// Milliseconds between updates of the fast nodes.
+    /// Milliseconds between updates of the fast nodes (at least 10; clients may sample the
+    /// server that fast).
     #[arg(long, default_value_t = 1000)]
     pub fast_rate: u64,
     #[arg(long, default_value_t = 50)]
     pub slow_nodes: u32,
-    /// Milliseconds between updates of the slow nodes.
+    /// Milliseconds between updates of the slow nodes (at least 10).
     #[arg(long, default_value_t = 10000)]
     pub slow_rate: u64,
     /// Folder tree DEPTHxBREADTH under `Tree`, e.g. 2x316 for ~100k leaves.
@@ -285,6 +286,18 @@ pub struct PlcSimArgs {
 
 impl PlcSimArgs {
     pub fn into_config(self) -> Result<iiot_plc_sim::PlcSimConfig> {
+        use iiot_plc_sim::MIN_RATE_MS;
+        for (flag, rate) in [
+            ("--fast-rate", self.fast_rate),
+            ("--slow-rate", self.slow_rate),
+        ] {
+            if rate < MIN_RATE_MS {
+                bail!(
+                    "{flag} {rate}: plc-sim lets clients sample at most every {MIN_RATE_MS} ms, \
+                     so values changing faster would be skipped; use {MIN_RATE_MS} or more"
+                );
+            }
+        }
         let mut c = iiot_plc_sim::PlcSimConfig {
             host: self.host,
             port: self.port,
@@ -427,5 +440,16 @@ mod tests {
                 .publisher
                 .auto_queue_size
         );
+    }
+
+    #[test]
+    fn plc_sim_refuses_a_fast_rate_below_ten_ms_naming_the_flag() {
+        let config = |rate: &str| match parse(&["plc-sim", "--fast-rate", rate]) {
+            Command::PlcSim(args) => args.into_config(),
+            _ => panic!("not the plc-sim command"),
+        };
+        let e = config("5").unwrap_err().to_string();
+        assert!(e.contains("--fast-rate 5") && e.contains("10 ms"), "{e}");
+        assert_eq!(config("10").unwrap().fast_rate_ms, 10);
     }
 }
