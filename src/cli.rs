@@ -113,6 +113,21 @@ pub struct ModuleArgs {
     /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
     #[arg(long = "mm", visible_alias = "messagingmode", default_value = "PubSub")]
     pub messaging_mode: String,
+    /// Size the server queue of nodes without `QueueSize` to hold every sample of one
+    /// publishing interval and one more, ceil(publishing / sampling) + 1 (OPC Publisher's
+    /// --aq, here on by default); `--aq false` gives them a queue of one. An explicit
+    /// `QueueSize` always wins.
+    #[arg(
+        long = "aq",
+        visible_alias = "autosetqueuesize",
+        env = "IIOT_AUTO_SET_QUEUE_SIZE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub auto_queue_size: bool,
     /// Largest network message in bytes; bigger batches are split without dropping values.
     #[arg(long = "ms", visible_alias = "maxmessagesize", default_value_t = 256 * 1024)]
     pub max_message_size: usize,
@@ -202,6 +217,7 @@ impl ModuleArgs {
             "samples" => MessagingMode::Samples,
             other => bail!("--mm {other}: use PubSub or Samples"),
         };
+        config.publisher.auto_queue_size = self.auto_queue_size;
         if self.max_message_size < 1024 {
             bail!("--ms must be at least 1024 bytes");
         }
@@ -234,12 +250,13 @@ pub struct PlcSimArgs {
     pub pki_dir: PathBuf,
     #[arg(long, default_value_t = 50)]
     pub fast_nodes: u32,
-    /// Milliseconds between updates of the fast nodes.
+    /// Milliseconds between updates of the fast nodes (at least 10; clients may sample the
+    /// server that fast).
     #[arg(long, default_value_t = 1000)]
     pub fast_rate: u64,
     #[arg(long, default_value_t = 50)]
     pub slow_nodes: u32,
-    /// Milliseconds between updates of the slow nodes.
+    /// Milliseconds between updates of the slow nodes (at least 10).
     #[arg(long, default_value_t = 10000)]
     pub slow_rate: u64,
     /// Folder tree DEPTHxBREADTH under `Tree`, e.g. 2x316 for ~100k leaves.
@@ -273,6 +290,18 @@ pub struct PlcSimArgs {
 
 impl PlcSimArgs {
     pub fn into_config(self) -> Result<iiot_plc_sim::PlcSimConfig> {
+        use iiot_plc_sim::MIN_RATE_MS;
+        for (flag, rate) in [
+            ("--fast-rate", self.fast_rate),
+            ("--slow-rate", self.slow_rate),
+        ] {
+            if rate < MIN_RATE_MS {
+                bail!(
+                    "{flag} {rate}: plc-sim lets clients sample at most every {MIN_RATE_MS} ms, \
+                     so values changing faster would be skipped; use {MIN_RATE_MS} or more"
+                );
+            }
+        }
         let mut c = iiot_plc_sim::PlcSimConfig {
             host: self.host,
             port: self.port,
@@ -378,5 +407,53 @@ impl JwtArgs {
         let v = iiot_auth::JwtValidator::load(path, settings)
             .map_err(|e| anyhow::anyhow!("--jwks: {e}"))?;
         Ok(Some(std::sync::Arc::new(v)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Command {
+        let argv = ["iiot"].iter().chain(args).copied();
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn module_config(args: &[&str]) -> iiot_module::ModuleConfig {
+        let argv: Vec<&str> = ["module", "--api-key", "k"]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        match parse(&argv) {
+            Command::Module(m) => m.into_config().expect("module config"),
+            _ => panic!("not the module command"),
+        }
+    }
+
+    #[test]
+    fn aq_is_on_unless_turned_off() {
+        assert!(module_config(&[]).publisher.auto_queue_size);
+        assert!(module_config(&["--aq"]).publisher.auto_queue_size);
+        assert!(!module_config(&["--aq", "false"]).publisher.auto_queue_size);
+        assert!(
+            !module_config(&["--autosetqueuesize=false"])
+                .publisher
+                .auto_queue_size
+        );
+    }
+
+    #[test]
+    fn plc_sim_refuses_a_fast_rate_below_ten_ms_naming_the_flag() {
+        let config = |rate: &str| match parse(&["plc-sim", "--fast-rate", rate]) {
+            Command::PlcSim(args) => args.into_config(),
+            _ => panic!("not the plc-sim command"),
+        };
+        let e = config("5").unwrap_err().to_string();
+        assert!(e.contains("--fast-rate 5") && e.contains("10 ms"), "{e}");
+        assert_eq!(config("10").unwrap().fast_rate_ms, 10);
     }
 }

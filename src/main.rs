@@ -1,5 +1,6 @@
 //! The `iiot` binary: parses the command line and composes the library crates.
 
+mod allocator;
 mod bench;
 mod broker;
 mod cli;
@@ -15,8 +16,12 @@ async fn main() -> Result<()> {
     let cli = cli::Cli::parse();
     init_tracing(&cli.log);
     match cli.command {
-        cli::Command::Up(args) => up::run(args).await,
+        cli::Command::Up(args) => {
+            allocator::tune_for_module();
+            up::run(args).await
+        }
         cli::Command::Module(args) => {
+            allocator::tune_for_module();
             let handle = iiot_module::start(args.into_config()?).await?;
             println!("module API on http://{}", handle.http_addr);
             wait_for_shutdown().await;

@@ -471,6 +471,44 @@ async fn samples_mode_carries_the_same_values() {
     assert_no_loss(&sink, &["fast0", "fast1"]);
 }
 
+/// A node sampled every 100 ms in a writer published every 200 ms, with no `QueueSize`:
+/// the server must keep every sample of each publishing interval (OPC Publisher's `--aq`),
+/// so the counter arrives without the every-other gaps a queue of one leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_queue_size_samples_between_publishes_are_kept() {
+    let plc = plc_sim().await;
+    let broker = Broker::start().await;
+    let fields = ["fast0", "fast1"];
+    let entries = json!([{
+        "EndpointUrl": plc.endpoint_url(),
+        "UseSecurity": false,
+        "DataSetWriterGroup": "line1",
+        "DataSetWriterId": "auto-queue",
+        "DataSetPublishingInterval": 200,
+        "BatchSize": 10,
+        "BatchTriggerInterval": 200,
+        "OpcNodes": fields.iter().enumerate().map(|(i, name)| json!({
+            "Id": format!("nsu={PLC_NS};s=Fast/{i}"),
+            "DisplayName": name,
+            "OpcSamplingInterval": 100,
+        })).collect::<Vec<_>>(),
+    }]);
+    let module = Publisher::start("pub-autoqueue", &broker.url(), entries, &[]).await;
+    let sink = Sink::start(broker.port, &module.topic()).await;
+    sink.wait_for(&fields, 40, Duration::from_secs(30)).await;
+    for f in fields {
+        let (distinct, _dups, gaps) = analyse(&sink.values(f));
+        let lost: u64 = gaps.iter().map(|(a, b)| b - a - 1).sum();
+        eprintln!("{f}: {distinct} values, {lost} lost");
+        // A queue of one loses every other value (≈ 50 %); allow a stray late sample.
+        assert!(
+            lost * 20 <= distinct as u64 + lost,
+            "{f}: {lost} of {} values lost: {gaps:?}",
+            distinct as u64 + lost
+        );
+    }
+}
+
 /// A node named only by a BrowsePath (from the Root folder), and one by an Id plus a path
 /// relative to it, are monitored at the node the path leads to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,7 +150,6 @@ impl ModuleHandle {
 }
 
 pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
-    crate::publisher::tune_allocator();
     if config.api_key.trim().is_empty() {
         return Err(StartError::NoApiKey);
     }

@@ -8,6 +8,16 @@ use crate::PlcSimError;
 /// test parameter would eat the machine's memory instead of failing fast.
 pub const MAX_GENERATED_NODES: u64 = 10_000_000;
 
+/// Fastest period of the `Fast/*` and `Slow/*` counters, in milliseconds. The server lets
+/// clients sample as fast as the counters change (down to this), so that a client can see
+/// every value; a faster counter would need a sampling rate no OPC UA server loop keeps.
+pub const MIN_RATE_MS: u64 = 10;
+
+/// async-opcua's own minimum sampling interval, which the server keeps unless a counter is
+/// faster.
+const DEFAULT_MIN_SAMPLING_INTERVAL_MS: u64 =
+    opcua::server::constants::MIN_SAMPLING_INTERVAL_MS as u64;
+
 /// `tracing` filter directives that keep async-opcua quiet enough for test logs.
 ///
 /// async-opcua logs every accepted connection, certificate check and session event at
@@ -42,11 +52,11 @@ pub struct PlcSimConfig {
     pub pki_dir: PathBuf,
     /// Number of `Fast/{i}` UInt64 counters.
     pub fast_nodes: u32,
-    /// Period of the `Fast/*` counters, in milliseconds.
+    /// Period of the `Fast/*` counters, in milliseconds (at least [`MIN_RATE_MS`]).
     pub fast_rate_ms: u64,
     /// Number of `Slow/{i}` UInt64 counters.
     pub slow_nodes: u32,
-    /// Period of the `Slow/*` counters, in milliseconds.
+    /// Period of the `Slow/*` counters, in milliseconds (at least [`MIN_RATE_MS`]).
     pub slow_rate_ms: u64,
     /// `(depth, breadth)` of the `Tree` folder: `breadth^depth` leaf variables; `None` leaves
     /// `Tree` out of the address space entirely.
@@ -170,6 +180,15 @@ impl PlcSimConfig {
         }
     }
 
+    /// The server's minimum sampling interval: the fastest counter's period when that is
+    /// below async-opcua's 100 ms, so a client sampling at the counter's rate is not revised
+    /// to a slower one and does not skip values.
+    pub fn min_sampling_interval_ms(&self) -> u64 {
+        self.fast_rate_ms
+            .min(self.slow_rate_ms)
+            .clamp(MIN_RATE_MS, DEFAULT_MIN_SAMPLING_INTERVAL_MS)
+    }
+
     /// Rejects configurations that would panic inside async-opcua or tokio (zero periods,
     /// zero limits) or exhaust memory, before any socket or file is touched.
     pub fn validate(&self) -> Result<(), PlcSimError> {
@@ -185,8 +204,16 @@ impl PlcSimConfig {
                 self.host
             ));
         }
-        if self.fast_rate_ms == 0 || self.slow_rate_ms == 0 {
-            return err("fast_rate_ms and slow_rate_ms must be at least 1".to_owned());
+        for (name, rate) in [
+            ("fast_rate_ms", self.fast_rate_ms),
+            ("slow_rate_ms", self.slow_rate_ms),
+        ] {
+            if rate < MIN_RATE_MS {
+                return err(format!(
+                    "{name} {rate} is below {MIN_RATE_MS} ms, the fastest clients can sample: \
+                     values would change unseen"
+                ));
+            }
         }
         let generated = u64::from(self.fast_nodes)
             .saturating_add(u64::from(self.slow_nodes))
@@ -283,6 +310,24 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(c.validate(), Err(PlcSimError::Config(_))));
+    }
+
+    #[test]
+    fn rates_below_ten_ms_are_refused_and_set_the_sampling_floor() {
+        let c = |fast_rate_ms, slow_rate_ms| PlcSimConfig {
+            fast_rate_ms,
+            slow_rate_ms,
+            ..Default::default()
+        };
+        for (fast, slow) in [(9, 10_000), (1, 10_000), (1000, 5)] {
+            let e = c(fast, slow).validate().unwrap_err().to_string();
+            assert!(e.contains("10 ms"), "{e}");
+        }
+        c(10, 10_000).validate().unwrap();
+        assert_eq!(c(10, 10_000).min_sampling_interval_ms(), 10);
+        assert_eq!(c(20, 10_000).min_sampling_interval_ms(), 20);
+        assert_eq!(c(1000, 10_000).min_sampling_interval_ms(), 100);
+        assert_eq!(c(1000, 50).min_sampling_interval_ms(), 50);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod pki;
 mod server;
 mod simulation;
 
-pub use config::{PlcSimConfig, LOG_FILTER_DIRECTIVES, MAX_GENERATED_NODES};
+pub use config::{PlcSimConfig, LOG_FILTER_DIRECTIVES, MAX_GENERATED_NODES, MIN_RATE_MS};
 pub use error::PlcSimError;
 pub use server::{application_uri, PlcSim, APPLICATION_NAME};
 

@@ -343,6 +343,9 @@ fn build_server(
     // short network drop's worth, so clients can be tested for losing nothing across one.
     limits.subscriptions.max_queued_notifications = 600;
     limits.subscriptions.max_monitored_item_queue_size = 1000;
+    // Sampling is allowed as fast as the counters change: with async-opcua's 100 ms floor a
+    // client asking for a 20 ms counter's rate was revised to 100 ms and saw every fifth value.
+    limits.subscriptions.min_sampling_interval_ms = config.min_sampling_interval_ms() as f64;
     let ops = &mut limits.operational;
     ops.max_monitored_items_per_call = config.max_monitored_items_per_call as usize;
     ops.max_nodes_per_browse = config.max_nodes_per_browse as usize;

@@ -579,3 +579,110 @@ async fn large_tree_and_fifty_thousand_monitored_items() {
     let _ = session.disconnect().await;
     sim.shutdown().await;
 }
+
+/// A fast rate below what clients may sample would change values no client can see: refused,
+/// with a message that names the limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_rate_below_ten_ms_is_refused() {
+    init_tracing();
+    let dir = scratch("fast-rate-floor");
+    let err = PlcSim::start(PlcSimConfig {
+        fast_rate_ms: 5,
+        ..base_config(dir.join("server"))
+    })
+    .await
+    .expect_err("a 5 ms fast rate must be refused");
+    assert!(matches!(err, iiot_plc_sim::PlcSimError::Config(_)), "{err}");
+    assert!(err.to_string().contains("10 ms"), "{err}");
+}
+
+/// With a 20 ms fast rate the server lets a client sample every 20 ms, so a monitored item
+/// with a queue sees every counter value, none skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_counters_can_be_sampled_as_fast_as_they_change() {
+    use opcua::{
+        client::DataChangeCallback,
+        types::{MonitoredItemCreateRequest, MonitoringMode, MonitoringParameters},
+    };
+    use std::sync::Mutex;
+
+    init_tracing();
+    let dir = scratch("fast-rate-sampling");
+    let sim = PlcSim::start(PlcSimConfig {
+        fast_rate_ms: 20,
+        ..base_config(dir.join("server"))
+    })
+    .await
+    .unwrap();
+    let mut client = client(dir.join("client"), false);
+    let session = connect(
+        &mut client,
+        &sim.endpoint_url(),
+        SecurityPolicy::None,
+        MessageSecurityMode::None,
+        IdentityToken::Anonymous,
+    )
+    .await
+    .unwrap();
+
+    let min_rate = read(
+        &session,
+        &VariableId::Server_ServerCapabilities_MinSupportedSampleRate.into(),
+        AttributeId::Value,
+    )
+    .await;
+    assert_eq!(
+        min_rate.value.and_then(|v| v.as_f64()),
+        Some(20.0),
+        "MinSupportedSampleRate"
+    );
+
+    let values = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let sink = values.clone();
+    let sub = session
+        .create_subscription(
+            Duration::from_millis(100),
+            60,
+            20,
+            0,
+            0,
+            true,
+            DataChangeCallback::new(move |dv, _| {
+                if let Some(Variant::UInt64(v)) = dv.value {
+                    sink.lock().unwrap().push(v);
+                }
+            }),
+        )
+        .await
+        .unwrap();
+    let item = MonitoredItemCreateRequest {
+        item_to_monitor: ReadValueId {
+            node_id: sim.node_id("Fast/0"),
+            attribute_id: AttributeId::Value as u32,
+            ..Default::default()
+        },
+        monitoring_mode: MonitoringMode::Reporting,
+        requested_parameters: MonitoringParameters {
+            client_handle: 1,
+            sampling_interval: 20.0,
+            queue_size: 50,
+            discard_oldest: true,
+            ..Default::default()
+        },
+    };
+    let created = session
+        .create_monitored_items(sub, TimestampsToReturn::Both, vec![item])
+        .await
+        .unwrap();
+    let result = &created[0].result;
+    assert!(result.status_code.is_good(), "{}", result.status_code);
+    assert_eq!(result.revised_sampling_interval, 20.0);
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = values.lock().unwrap().clone();
+    let _ = session.disconnect().await;
+    sim.shutdown().await;
+    assert!(got.len() >= 50, "only {} values in 2 s: {got:?}", got.len());
+    let skipped: Vec<_> = got.windows(2).filter(|w| w[1] != w[0] + 1).collect();
+    assert!(skipped.is_empty(), "values skipped: {skipped:?}");
+}

@@ -137,8 +137,9 @@ fn parse_steps(args: &RelayArgs) -> Result<Vec<Step>> {
             hz: hz.trim().parse().with_context(|| format!("step '{s}'"))?,
             ramp: false,
         };
-        if step.items == 0 || step.hz == 0 || step.hz > 1000 {
-            bail!("step '{s}': items ≥ 1 and 1 ≤ hz ≤ 1000");
+        // plc-sim counters change at most every 10 ms (iiot_plc_sim::MIN_RATE_MS).
+        if step.items == 0 || step.hz == 0 || step.hz > 100 {
+            bail!("step '{s}': items ≥ 1 and 1 ≤ hz ≤ 100");
         }
         out.push(step);
     }

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use super::config_store::PackedEntries;
 use super::metrics::PublisherDiagnostics;
 use super::outbox::Outbox;
-use super::plan::{MessagingMode, PlanError, Planner, WriterPlan};
+use super::plan::{MessagingMode, PlanDefaults, PlanError, Planner, WriterPlan};
 use super::writer::HeartbeatBehavior;
 use super::writer_task::{self, WriterCommand, WriterContext, WriterSetup};
 use crate::api::topics::{TopicTemplates, TopicVars};
@@ -31,6 +31,9 @@ pub struct PublisherSettings {
     pub max_message_size: usize,
     /// Messaging mode of entries that do not name one (`--mm`).
     pub messaging_mode: MessagingMode,
+    /// Nodes without `QueueSize` get a queue for one publishing interval's samples (`--aq`);
+    /// off, they get a queue of one.
+    pub auto_queue_size: bool,
     pub heartbeat_behavior: HeartbeatBehavior,
     /// Whether `ua-metadata` messages are sent (`--dm` turns them off).
     pub send_metadata: bool,
@@ -43,6 +46,7 @@ impl Default for PublisherSettings {
             topics: TopicTemplates::default(),
             max_message_size: 256 * 1024,
             messaging_mode: MessagingMode::PubSub,
+            auto_queue_size: true,
             heartbeat_behavior: HeartbeatBehavior::default(),
             send_metadata: true,
         }
@@ -122,7 +126,10 @@ impl Engine {
     /// not decode (a bug) leaves the running writers as they are.
     async fn apply_packed(&mut self, packed: &PackedEntries) {
         // Entries are decoded and planned one at a time: only plans are ever held for all.
-        let mut planner = Planner::with_default_mode(self.settings.messaging_mode);
+        let mut planner = Planner::with_defaults(PlanDefaults {
+            messaging_mode: self.settings.messaging_mode,
+            auto_queue_size: self.settings.auto_queue_size,
+        });
         for (index, entry) in packed.iter().enumerate() {
             match entry {
                 Ok(entry) => planner.add(index, &entry),

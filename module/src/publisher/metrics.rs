@@ -58,6 +58,10 @@ pub struct PipelineMetrics {
     /// Messages removed from the outbox by its overflow policy, never delivered.
     pub outbox_dropped_messages: Counter,
     pub outbox_dropped_bytes: Counter,
+    /// Messages the outbox refused, never stored nor delivered: full under `reject-new`,
+    /// and batches larger than it can ever hold.
+    pub outbox_rejected_full: Counter,
+    pub outbox_rejected_too_large: Counter,
     /// Publishes handed to the broker connection (a resend after reconnect counts again).
     pub messages_sent: Counter,
     /// Publishes the broker acknowledged (QoS 1 PUBACK, or written to the socket for QoS 0).

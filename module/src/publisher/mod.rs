@@ -5,14 +5,13 @@
 //! plans; `config_store` keeps, persists and watches that configuration; `engine` turns plans
 //! into OPC UA subscriptions and runs one task per writer; `writer` and `encoder` make the
 //! messages; `outbox` holds them on disk until `transport` has them acknowledged; `metrics`
-//! counts every stage; `memory` keeps big transient buffers out of the heap and returns what
-//! big configurations freed to the OS.
+//! counts every stage; `memory` returns what big configurations freed to the OS (the `iiot`
+//! binary, not this library, keeps big transient buffers out of the heap).
 
 pub mod config_store;
 pub mod encoder;
 pub mod engine;
 mod memory;
-pub use memory::tune_allocator;
 pub mod metrics;
 pub mod outbox;
 pub mod plan;

@@ -5,6 +5,11 @@
 //! (the mode wins), node ids in `Id`, `ExpandedNodeId` or a 2.5 top-level `NodeId`, and node
 //! publishing intervals that split a writer into one subscription per interval. All of that
 //! is resolved here, so the engine sees one shape.
+//!
+//! A node without `QueueSize` gets a queue that holds every sample of one publishing interval
+//! and one more (OPC Publisher's `--aq`, on by default here): with a queue of one, a node
+//! sampled faster than it is published would lose all but the last sample of each interval
+//! on the server.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -179,10 +184,45 @@ fn credential(entry: &PublishedNodesEntryModel) -> Result<Option<CredentialModel
     }
 }
 
+/// OPC Publisher's `--aq/--autosetqueuesize`: a queue for every sample taken during one
+/// publishing interval, ceil(publishing / sampling), plus one, as the OPC UA .NET stack under
+/// OPC Publisher computes it. The one more is for a publish that comes a server tick late:
+/// servers test their publishing timers on a tick, and async-opcua's 100 ms tick publishes a
+/// 200 ms subscription every 200 or 300 ms, so a 100 ms node has three samples to hand over
+/// (measured against plc-sim: ceil alone still lost 12 of 52 values, a queue of one 62 of
+/// 102). A zero interval (the server's fastest) has no known rate: the queue stays one.
+pub fn auto_queue_size(publishing: Duration, sampling: Duration) -> u32 {
+    let (p, s) = (publishing.as_nanos(), sampling.as_nanos());
+    if p == 0 || s == 0 {
+        return 1;
+    }
+    u32::try_from(p.div_ceil(s).saturating_add(1)).unwrap_or(u32::MAX)
+}
+
+/// How nodes that leave a setting out are planned (command-line flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanDefaults {
+    /// Messaging mode of the entries that name none (the module's `--mm`).
+    pub messaging_mode: MessagingMode,
+    /// Queue size of the nodes without `QueueSize` from their intervals (`--aq`); otherwise 1.
+    pub auto_queue_size: bool,
+}
+
+impl Default for PlanDefaults {
+    fn default() -> Self {
+        Self {
+            messaging_mode: MessagingMode::default(),
+            auto_queue_size: true,
+        }
+    }
+}
+
 fn node_plan(
     entry: &PublishedNodesEntryModel,
     node: &OpcNodeModel,
     sampling_default: Duration,
+    publishing: Duration,
+    auto_queue: bool,
     cache: &mut SettingsCache,
 ) -> Result<NodePlan, String> {
     let node_id = node
@@ -252,17 +292,23 @@ fn node_plan(
         .filter(|n| !n.is_empty())
         .map(Arc::from)
         .unwrap_or_else(|| node_id.clone());
+    let sampling_interval = interval(
+        node.opc_sampling_interval_timespan.as_deref(),
+        node.opc_sampling_interval,
+        "OpcSamplingInterval",
+    )?
+    .unwrap_or(sampling_default);
+    let queue_size = match node.queue_size {
+        Some(q) => q.max(1),
+        None if auto_queue => auto_queue_size(publishing, sampling_interval),
+        None => 1,
+    };
     let settings = NodeSettings {
-        sampling_interval: interval(
-            node.opc_sampling_interval_timespan.as_deref(),
-            node.opc_sampling_interval,
-            "OpcSamplingInterval",
-        )?
-        .unwrap_or(sampling_default),
+        sampling_interval,
         browse_path,
         heartbeat,
         skip_first: node.skip_first.unwrap_or(false),
-        queue_size: node.queue_size.unwrap_or(1).max(1),
+        queue_size,
         discard_new: node.discard_new.unwrap_or(false),
         trigger,
         deadband,
@@ -298,7 +344,7 @@ pub fn check(entries: &[PublishedNodesEntryModel]) -> Result<(), Vec<PlanError>>
         .iter()
         .enumerate()
         .filter_map(|(index, entry)| {
-            entry_plan(entry, MessagingMode::default(), &mut cache)
+            entry_plan(entry, PlanDefaults::default(), &mut cache)
                 .err()
                 .map(|message| PlanError {
                     index,
@@ -323,21 +369,21 @@ pub struct Planner {
     writers: BTreeMap<WriterKey, (WriterPlan, HashSet<NodeKey>)>,
     cache: SettingsCache,
     errors: Vec<PlanError>,
-    default_mode: MessagingMode,
+    defaults: PlanDefaults,
 }
 
 impl Planner {
-    /// Messaging mode of the entries that name none (the module's `--mm`).
-    pub fn with_default_mode(mode: MessagingMode) -> Self {
+    /// What the entries and nodes that leave a setting out get (the module's flags).
+    pub fn with_defaults(defaults: PlanDefaults) -> Self {
         Self {
-            default_mode: mode,
+            defaults,
             ..Self::default()
         }
     }
 
     /// Plans entry number `index` of the configuration.
     pub fn add(&mut self, index: usize, entry: &PublishedNodesEntryModel) {
-        let (template, nodes) = match entry_plan(entry, self.default_mode, &mut self.cache) {
+        let (template, nodes) = match entry_plan(entry, self.defaults, &mut self.cache) {
             Ok(planned) => planned,
             Err(message) => {
                 self.errors.push(PlanError {
@@ -399,7 +445,7 @@ impl Planner {
 #[allow(clippy::type_complexity)]
 fn entry_plan(
     entry: &PublishedNodesEntryModel,
-    default_mode: MessagingMode,
+    defaults: PlanDefaults,
     cache: &mut SettingsCache,
 ) -> Result<(WriterPlan, Vec<(Option<Duration>, NodePlan)>), String> {
     let url = entry.endpoint_url.trim();
@@ -453,7 +499,7 @@ fn entry_plan(
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        None => default_mode,
+        None => defaults.messaging_mode,
         Some("pubsub") | Some("fullnetworkmessages") => MessagingMode::PubSub,
         Some("samples") | Some("fullsamples") => MessagingMode::Samples,
         Some(other) => {
@@ -489,13 +535,20 @@ fn entry_plan(
     let listed = entry.opc_nodes.as_deref().unwrap_or_default();
     let mut out = Vec::with_capacity(listed.len() + usize::from(legacy.is_some()));
     for (i, node) in listed.iter().chain(legacy.as_ref()).enumerate() {
-        let plan =
-            node_plan(entry, node, sampling, cache).map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
         // A node's own publishing interval puts it in a subscription of its own rate.
         let own = interval(
             node.opc_publishing_interval_timespan.as_deref(),
             node.opc_publishing_interval,
             "OpcPublishingInterval",
+        )
+        .map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
+        let plan = node_plan(
+            entry,
+            node,
+            sampling,
+            own.unwrap_or(publishing),
+            defaults.auto_queue_size,
+            cache,
         )
         .map_err(|m| format!("OpcNodes[{i}]: {m}"))?;
         out.push((own, plan));
@@ -600,6 +653,73 @@ mod tests {
         assert_eq!(
             fast.nodes[0].settings.sampling_interval,
             Duration::from_millis(50)
+        );
+    }
+
+    /// Without `QueueSize` the server keeps every sample of one publishing interval and one
+    /// more (OPC Publisher's `--aq`); an explicit `QueueSize` stays as given.
+    #[test]
+    fn queue_size_defaults_to_the_samples_of_one_publishing_interval() {
+        let w = plan_of(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "DataSetPublishingInterval": 200,
+            "OpcNodes": [
+              { "Id": "i=1", "OpcSamplingInterval": 100 },
+              { "Id": "i=2", "OpcSamplingInterval": 100, "QueueSize": 1 },
+              { "Id": "i=3", "OpcSamplingInterval": 30 },
+              { "Id": "i=4", "OpcSamplingInterval": 500 },
+              { "Id": "i=5", "OpcSamplingInterval": 100, "OpcPublishingInterval": 1000 },
+              { "Id": "i=6", "OpcSamplingInterval": 100, "QueueSize": 7 } ] }]"#,
+        );
+        let queue = |id: &str| {
+            w.iter()
+                .flat_map(|w| &w.nodes)
+                .find(|n| &*n.node_id == id)
+                .map(|n| n.settings.queue_size)
+        };
+        assert_eq!(queue("i=1"), Some(3));
+        assert_eq!(queue("i=2"), Some(1));
+        assert_eq!(queue("i=3"), Some(8));
+        assert_eq!(queue("i=4"), Some(2));
+        assert_eq!(
+            queue("i=5"),
+            Some(11),
+            "the node's own publishing interval counts"
+        );
+        assert_eq!(queue("i=6"), Some(7));
+
+        let mut fixed = Planner::with_defaults(PlanDefaults {
+            auto_queue_size: false,
+            ..PlanDefaults::default()
+        });
+        let entries = parse_published_nodes(
+            r#"[{ "EndpointUrl": "opc.tcp://plc:50000", "DataSetPublishingInterval": 200,
+            "OpcNodes": [ { "Id": "i=1", "OpcSamplingInterval": 100 },
+              { "Id": "i=2", "OpcSamplingInterval": 100, "QueueSize": 3 } ] }]"#,
+        )
+        .unwrap();
+        fixed.add(0, &entries[0]);
+        let w = fixed.finish().unwrap();
+        let sizes: Vec<u32> = w[0].nodes.iter().map(|n| n.settings.queue_size).collect();
+        assert_eq!(
+            sizes,
+            [1, 3],
+            "--aq false: one value, or the configured size"
+        );
+    }
+
+    #[test]
+    fn auto_queue_size_is_the_samples_per_publishing_interval_rounded_up_plus_one() {
+        let ms = Duration::from_millis;
+        assert_eq!(auto_queue_size(ms(200), ms(100)), 3);
+        assert_eq!(auto_queue_size(ms(1000), ms(100)), 11);
+        assert_eq!(auto_queue_size(ms(1000), ms(300)), 5);
+        assert_eq!(auto_queue_size(ms(100), ms(100)), 2);
+        assert_eq!(auto_queue_size(ms(100), ms(1000)), 2);
+        assert_eq!(auto_queue_size(ms(0), ms(100)), 1);
+        assert_eq!(auto_queue_size(ms(1000), ms(0)), 1);
+        assert_eq!(
+            auto_queue_size(Duration::from_secs(u64::MAX), Duration::from_nanos(1)),
+            u32::MAX
         );
     }
 

@@ -23,7 +23,7 @@ use super::encoder::{
     MetadataField,
 };
 use super::metrics::{PublisherDiagnostics, WriterDiagnostics};
-use super::outbox::{Commit, Message, Outbox};
+use super::outbox::{Commit, Message, Outbox, OutboxError};
 use super::plan::{MessagingMode, NodePlan, WriterPlan};
 use super::subscription::{next_handle, SubscriptionEvent, SubscriptionSet, SubscriptionSettings};
 use super::writer::{HeartbeatBehavior, WriterState};
@@ -628,6 +628,10 @@ impl Writer {
     async fn append(&mut self, messages: Vec<Message>) {
         match self.ctx.outbox.enqueue(messages) {
             Ok(commit) => self.commits.push_back(commit),
+            // Counted, and logged rate-limited, by the outbox itself.
+            Err(e @ (OutboxError::Full { .. } | OutboxError::TooLarge { .. })) => {
+                debug!(writer = %self.plan.id, error = %e, "outbox refused messages")
+            }
             Err(e) => warn!(writer = %self.plan.id, error = %e, "outbox refused messages"),
         }
         self.settle(MAX_PENDING_COMMITS).await;

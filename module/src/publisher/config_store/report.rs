@@ -142,6 +142,8 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
         outbox_bytes,
         outbox_dropped_messages,
         outbox_dropped_bytes,
+        outbox_rejected_full,
+        outbox_rejected_too_large,
         messages_sent,
         messages_acked,
         bytes_acked,
@@ -192,6 +194,18 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
         "outbox_dropped_bytes",
         "Bytes removed by the outbox overflow policy, never delivered.",
         outbox_dropped_bytes.get(),
+    );
+    let rejected = "iiot_publisher_outbox_rejected_messages_total";
+    t.family(
+        rejected,
+        "counter",
+        "Messages the outbox refused, never delivered, by reason: full (reject-new) or too_large.",
+    );
+    t.sample(rejected, "reason=\"full\"", outbox_rejected_full.get());
+    t.sample(
+        rejected,
+        "reason=\"too_large\"",
+        outbox_rejected_too_large.get(),
     );
     t.counter(
         "messages_sent",
@@ -335,6 +349,7 @@ mod tests {
         let diag = PublisherDiagnostics::default();
         diag.pipeline.notifications_in.add(7);
         diag.pipeline.outbox_messages.set(3);
+        diag.pipeline.outbox_rejected_too_large.add(2);
         let w = diag.writer("g\"1", "w1", "opc.tcp://a:1", 1000);
         w.values_in.add(5);
         w.connected.set(1);
@@ -344,13 +359,15 @@ mod tests {
         assert!(text.contains("\niiot_publisher_notifications_in_total 7\n"));
         assert!(text.contains("# TYPE iiot_publisher_outbox_messages gauge\n"));
         assert!(text.contains("\niiot_publisher_outbox_messages 3\n"));
+        assert!(text
+            .contains("\niiot_publisher_outbox_rejected_messages_total{reason=\"too_large\"} 2\n"));
         assert!(text.contains(
             "iiot_publisher_writer_values_in_total{group=\"g\\\"1\",writer=\"w1\",endpoint=\"opc.tcp://a:1\",publishing_interval_ms=\"1000\"} 5\n"
         ));
         assert!(text.contains("publishing_interval_ms=\"100\"} 0\n"));
-        // 17 pipeline + 2 configuration + 6 writer families, each with HELP and TYPE once.
-        assert_eq!(text.matches("# TYPE ").count(), 25);
-        assert_eq!(text.matches("# HELP ").count(), 25);
+        // 18 pipeline + 2 configuration + 6 writer families, each with HELP and TYPE once.
+        assert_eq!(text.matches("# TYPE ").count(), 26);
+        assert_eq!(text.matches("# HELP ").count(), 26);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(name.starts_with("iiot_publisher_"), "{line}");

@@ -28,6 +28,7 @@
 
 mod consumer;
 mod record;
+mod refusals;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,7 @@ use tracing::{debug, error, info, warn};
 
 use super::metrics::PublisherDiagnostics;
 use record::EncodedBatch;
+use refusals::{Reason, Refusals};
 
 pub use consumer::{Consumer, Delivery};
 
@@ -252,6 +254,7 @@ struct Shared {
     work: Condvar,
     commit_tx: watch::Sender<CommitState>,
     diag: Arc<PublisherDiagnostics>,
+    refusals: Refusals,
 }
 
 impl Shared {
@@ -325,6 +328,7 @@ impl Outbox {
             work: Condvar::new(),
             commit_tx,
             diag,
+            refusals: Refusals::default(),
         });
         shared.publish_gauges(&shared.lock());
         let for_thread = shared.clone();
@@ -357,16 +361,30 @@ impl Outbox {
             });
         }
         let config = &self.shared.config;
-        let mut batch = EncodedBatch::encode(&messages).map_err(|size| OutboxError::TooLarge {
-            size: size as u64,
-            limit: record::MAX_BODY as u64,
-        })?;
+        let count = messages.len() as u64;
+        let mut batch = match EncodedBatch::encode(&messages) {
+            Ok(batch) => batch,
+            Err(size) => {
+                return Err(self.refuse(
+                    Reason::TooLarge,
+                    count,
+                    OutboxError::TooLarge {
+                        size: size as u64,
+                        limit: record::MAX_BODY as u64,
+                    },
+                ))
+            }
+        };
         let needed = batch.buf.len() as u64;
         if needed > config.max_bytes {
-            return Err(OutboxError::TooLarge {
-                size: needed,
-                limit: config.max_bytes,
-            });
+            return Err(self.refuse(
+                Reason::TooLarge,
+                count,
+                OutboxError::TooLarge {
+                    size: needed,
+                    limit: config.max_bytes,
+                },
+            ));
         }
         let target = {
             let mut s = self.shared.lock();
@@ -379,10 +397,15 @@ impl Outbox {
             if s.live_bytes + needed > config.max_bytes {
                 match config.overflow {
                     OverflowPolicy::RejectNew => {
-                        return Err(OutboxError::Full {
-                            needed,
-                            max_bytes: config.max_bytes,
-                        })
+                        drop(s);
+                        return Err(self.refuse(
+                            Reason::Full,
+                            count,
+                            OutboxError::Full {
+                                needed,
+                                max_bytes: config.max_bytes,
+                            },
+                        ));
                     }
                     OverflowPolicy::DropOldest => {
                         let (mut n, mut bytes) = (0u64, 0u64);
@@ -415,6 +438,14 @@ impl Outbox {
             target,
             shared: self.shared.clone(),
         })
+    }
+
+    /// Counts (and, rate-limited, logs) a refused batch; answers the error for the caller.
+    fn refuse(&self, reason: Reason, messages: u64, error: OutboxError) -> OutboxError {
+        self.shared
+            .refusals
+            .record(&self.shared.diag.pipeline, reason, messages, &error);
+        error
     }
 
     /// Gives the batch its ids, splits it at segment boundaries and queues it for the committer.

@@ -282,6 +282,52 @@ async fn reject_new_refuses_with_a_typed_error() {
     let _ = fs::remove_dir_all(dir);
 }
 
+/// Every refused message is counted per reason and shown in `/metrics`, not only logged.
+#[tokio::test]
+async fn refused_messages_are_counted_per_reason_in_the_metrics() {
+    let dir = temp_dir("refusals");
+    let (o, diag) = open(OutboxConfig {
+        max_bytes: 150,
+        overflow: OverflowPolicy::RejectNew,
+        ..config(&dir)
+    })
+    .await;
+    append_range(&o, 0..2).await;
+    for _ in 0..3 {
+        let err = o.append((2..4).map(msg).collect()).await.unwrap_err();
+        assert!(matches!(err, OutboxError::Full { .. }), "{err}");
+    }
+    let huge = Message {
+        topic: "t".into(),
+        payload: Bytes::from(vec![0; 500]),
+        retain: false,
+    };
+    let err = o.append(vec![huge]).await.unwrap_err();
+    assert!(matches!(err, OutboxError::TooLarge { .. }), "{err}");
+    assert_eq!(o.len().0, 2, "nothing refused was stored");
+    assert_eq!(diag.pipeline.outbox_rejected_full.get(), 6);
+    assert_eq!(diag.pipeline.outbox_rejected_too_large.get(), 1);
+    assert_eq!(diag.pipeline.outbox_dropped_messages.get(), 0);
+    let text = crate::publisher::config_store::render_prometheus(
+        &diag,
+        &crate::publisher::config_store::PackedEntries::default(),
+    );
+    assert!(
+        text.contains("# TYPE iiot_publisher_outbox_rejected_messages_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\niiot_publisher_outbox_rejected_messages_total{reason=\"full\"} 6\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\niiot_publisher_outbox_rejected_messages_total{reason=\"too_large\"} 1\n"),
+        "{text}"
+    );
+    drop(o);
+    let _ = fs::remove_dir_all(dir);
+}
+
 #[tokio::test]
 async fn acknowledged_segments_are_deleted() {
     let dir = temp_dir("segments");
