@@ -10,6 +10,7 @@
 //! 8080) is replaced by a free port, printed, since `up` is for a first look on any machine. A
 //! port given by flag is the user's choice and stops `up` when it is taken.
 
+use iiot_module::api::topics::{ModuleTopics, TopicTemplates};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 
@@ -17,6 +18,9 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::broker::Credentials;
 use crate::cli::UpArgs;
+
+/// The module's publisher id (its MQTT root) in `iiot up`.
+const PUBLISHER_ID: &str = "iiot-up";
 
 /// The user name of the embedded broker's credentials (off loopback).
 const MQTT_USER: &str = "iiot";
@@ -111,7 +115,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         api_key: api_key.clone(),
         data_dir: module_dir,
         mqtt_url: Some(mqtt_url.clone()),
-        publisher_id: "iiot-up".into(),
+        publisher_id: PUBLISHER_ID.into(),
         published_nodes_file: Some(published_nodes.clone()),
         ..Default::default()
     })
@@ -148,7 +152,12 @@ pub async fn run(args: UpArgs) -> Result<()> {
     println!();
     println!("iiot is up:");
     println!("  simulated PLC    {url}");
-    println!("  MQTT broker      mqtt://{mqtt_addr}   (module methods on iiot-up/methods/#)");
+    let topics = ModuleTopics::new(PUBLISHER_ID);
+    let telemetry = TopicTemplates::default().telemetry_pattern(PUBLISHER_ID);
+    println!(
+        "  MQTT broker      mqtt://{mqtt_addr}   (module methods on {})",
+        topics.methods_filter()
+    );
     // The password file's path, never the password.
     let mqtt_login = match &mqtt_credentials {
         Some(c) => {
@@ -189,13 +198,15 @@ pub async fn run(args: UpArgs) -> Result<()> {
     );
     println!();
     println!(
-        "Telemetry (OPC UA PubSub JSON) from {} on iiot-up/messages/plc; a line every 5 s below.",
-        published_nodes.display()
+        "Telemetry (OPC UA PubSub JSON) from {} on {}; a line every 5 s below.",
+        published_nodes.display(),
+        telemetry.as_str()
     );
     println!(
-        "  mosquitto_sub -h {} -p {}{mqtt_login} -t 'iiot-up/messages/#' -v",
+        "  mosquitto_sub -h {} -p {}{mqtt_login} -t '{}' -v",
         mqtt_local.ip(),
-        mqtt_local.port()
+        mqtt_local.port(),
+        telemetry.filter()
     );
     println!();
     tokio::spawn(register_plc(
@@ -483,7 +494,12 @@ async fn tail_telemetry(broker: SocketAddr, credentials: Option<Credentials>) {
     }
     let (client, mut events) = AsyncClient::new(opts, 100);
     if client
-        .subscribe("iiot-up/messages/#", QoS::AtMostOnce)
+        .subscribe(
+            TopicTemplates::default()
+                .telemetry_pattern(PUBLISHER_ID)
+                .filter(),
+            QoS::AtMostOnce,
+        )
         .await
         .is_err()
     {

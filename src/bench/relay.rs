@@ -911,7 +911,9 @@ async fn run_module(
         hz: step.hz,
         ..Default::default()
     };
-    let topics = vec!["bench/messages/+".to_string()];
+    let topics = vec![iiot_module::api::topics::TopicTemplates::default()
+        .telemetry_pattern("bench")
+        .filter()];
     let sink = Sink::start("127.0.0.1", broker.port, &topics, step.items as usize).await?;
     let http_port = free_port()?;
     let key = "bench-relay-key";
