@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-#[derive(Parser, Debug)]
+/// No `Debug` here nor on the commands that take secrets (API key, broker and database URLs
+/// with passwords, KEK): a derived one would print them.
+#[derive(Parser)]
 #[command(name = "iiot", version, about = "OPC UA industrial gateway")]
 pub struct Cli {
     /// Log filter (tracing EnvFilter syntax); RUST_LOG overrides it.
@@ -17,7 +19,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Everything in one process: simulated PLC, embedded MQTT broker, the module, the twin
     /// API and the vault.
@@ -67,7 +69,7 @@ pub struct UpArgs {
     pub bind: IpAddr,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct ModuleArgs {
     #[arg(long, default_value_t = 8082, env = "IIOT_HTTP_PORT")]
     pub http_port: u16,
@@ -83,7 +85,7 @@ pub struct ModuleArgs {
     #[arg(long, default_value = "data/module", env = "IIOT_DATA_DIR")]
     pub data_dir: PathBuf,
     /// MQTT broker, e.g. mqtt://127.0.0.1:1883; without it the module serves HTTP only.
-    #[arg(long, env = "IIOT_MQTT_URL")]
+    #[arg(long, env = "IIOT_MQTT_URL", hide_env_values = true)]
     pub mqtt_url: Option<String>,
     /// Root of every MQTT topic (OPC Publisher's PublisherId).
     #[arg(long, default_value = "iiot-module", env = "IIOT_PUBLISHER_ID")]

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use iiot_twin_api::TwinApiConfig;
 
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct TwinApiArgs {
     /// HTTP port of the REST API.
     #[arg(long, default_value_t = 8080, env = "IIOT_TWIN_API_PORT")]
@@ -17,7 +17,12 @@ pub struct TwinApiArgs {
     #[arg(long, default_value = "0.0.0.0")]
     pub http_host: IpAddr,
     /// Broker the modules use: mqtt://[user[:pass]@]host[:port].
-    #[arg(long, default_value = "mqtt://127.0.0.1:1883", env = "IIOT_MQTT_URL")]
+    #[arg(
+        long,
+        default_value = "mqtt://127.0.0.1:1883",
+        env = "IIOT_MQTT_URL",
+        hide_env_values = true
+    )]
     pub mqtt_url: String,
     /// Where the SQLite registry (twin-api.db) is kept.
     #[arg(long, default_value = "data/twin-api")]
@@ -26,7 +31,12 @@ pub struct TwinApiArgs {
     #[arg(long, value_name = "FILE", env = "IIOT_API_KEYS")]
     pub api_keys: PathBuf,
     /// postgres://user@host/db to share one registry between replicas (default: SQLite).
-    #[arg(long, value_name = "URL", env = "IIOT_DATABASE_URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "IIOT_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Seconds a module may take to answer (a request's x-iiot-timeout-ms header overrides).
     #[arg(long, default_value_t = 10)]

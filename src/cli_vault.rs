@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use iiot_vault::{ApiKeys, CertType, KekSource, VaultConfig};
 
-#[derive(Args, Debug)]
+#[derive(Args)]
 pub struct VaultArgs {
     /// HTTP port of the REST API.
     #[arg(long, default_value_t = iiot_vault::DEFAULT_PORT, env = "IIOT_VAULT_PORT")]

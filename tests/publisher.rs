@@ -16,11 +16,12 @@ mod proxy;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{free_port, temp_dir, Peer, Proc, API_KEY};
+use common::{free_port, temp_dir, Mosquitto, Peer, Proc, API_KEY};
+use iiot_testkit::{signal, wait_for_port as wait_port};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
@@ -30,99 +31,8 @@ const PLC_NS: &str = "urn:iiot:plc-sim";
 
 /// A Mosquitto that can be stopped and started again on the same port, keeping its sessions
 /// (so the sink's persistent session queues what arrives while the sink reconnects).
-struct Broker {
-    port: u16,
-    dir: PathBuf,
-    proc: Option<Child>,
-}
-
-impl Broker {
-    async fn start() -> Broker {
-        let mut b = Broker {
-            port: free_port(),
-            dir: temp_dir("broker"),
-            proc: None,
-        };
-        // Started as root, Mosquitto drops to its own user: without write access there it
-        // silently keeps no sessions across a restart and the sink would miss what the
-        // module sends before the sink subscribes again.
-        std::fs::set_permissions(&b.dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
-            .expect("broker dir permissions");
-        b.resume().await;
-        b
-    }
-
-    async fn resume(&mut self) {
-        let conf = self.dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-                 max_queued_messages 0\nmax_inflight_messages 0\npersistence true\n\
-                 persistence_location {}/\nlog_dest none\n",
-                self.port,
-                self.dir.display()
-            ),
-        )
-        .expect("mosquitto.conf");
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (scripts/install-test-deps.sh)");
-        self.proc = Some(child);
-        wait_port(self.port).await;
-    }
-
-    /// SIGTERM, so Mosquitto saves the sink's session before it goes.
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.proc.take() {
-            signal(&child, "TERM");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.proc.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status();
-}
-
-async fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "port {port} did not open");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn persistent_broker() -> Mosquitto {
+    Mosquitto::start_persistent(&["max_inflight_messages 0"]).await
 }
 
 /// The module binary, restartable on the same data directory.
@@ -421,7 +331,7 @@ fn assert_no_loss(sink: &Sink, fields: &[&str]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_arrive_complete_and_in_order_with_metadata() {
     let plc = plc_sim().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let nodes = fast_nodes(4);
     let module = Publisher::start(
         "pub-steady",
@@ -456,7 +366,7 @@ async fn counters_arrive_complete_and_in_order_with_metadata() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn samples_mode_carries_the_same_values() {
     let plc = plc_sim().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let nodes = fast_nodes(2);
     let module = Publisher::start(
         "pub-samples",
@@ -514,7 +424,7 @@ async fn without_a_queue_size_samples_between_publishes_are_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_given_by_browse_path_are_resolved_on_the_server() {
     let plc = plc_sim().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let mut config = entry(&plc.endpoint_url(), &[], 5);
     config[0]["OpcNodes"] = json!([
         {
@@ -541,7 +451,7 @@ async fn nodes_given_by_browse_path_are_resolved_on_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_loses_nothing() {
     let plc = plc_sim().await;
-    let mut broker = Broker::start().await;
+    let mut broker = persistent_broker().await;
     let nodes = fast_nodes(4);
     let module = Publisher::start(
         "pub-outage",
@@ -566,7 +476,7 @@ async fn a_broker_outage_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_a_broker_outage_loses_nothing_that_was_accepted() {
     let plc = plc_sim().await;
-    let mut broker = Broker::start().await;
+    let mut broker = persistent_broker().await;
     let nodes = fast_nodes(4);
     let mut module = Publisher::start(
         "pub-kill",
@@ -616,7 +526,7 @@ async fn values_flow_again_after_the_plc_restarts() {
     let plc = plc_sim_on(0, &pki).await;
     let port = plc.port();
     let url = plc.endpoint_url();
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let nodes = fast_nodes(2);
     let module = Publisher::start(
         "pub-plc-restart",
@@ -648,7 +558,7 @@ async fn a_network_drop_loses_nothing_and_keeps_the_subscriptions() {
         .parse()
         .expect("address");
     let net = proxy::Proxy::start(upstream).await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let nodes = fast_nodes(2);
     let module = Publisher::start(
         "pub-net-drop",
@@ -676,7 +586,7 @@ async fn a_network_drop_loses_nothing_and_keeps_the_subscriptions() {
 async fn subscriptions_to_asyncua_and_node_opcua_servers() {
     let asyncua = Peer::asyncua().await;
     let node = Peer::node_opcua().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let entries = json!([
         {
             "EndpointUrl": asyncua.url, "UseSecurity": false, "DataSetWriterGroup": "peers",
@@ -720,7 +630,7 @@ async fn post(port: u16, path: &str, body: &Value) -> (u16, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_added_and_removed_at_runtime_leave_the_others_without_a_gap() {
     let plc = plc_sim().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let nodes = fast_nodes(3);
     let url = plc.endpoint_url();
     let module = Publisher::start(
@@ -800,7 +710,7 @@ async fn server_limits_split_requests_and_subscriptions_and_bad_nodes_are_report
     })
     .await
     .expect("plc-sim start");
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let mut nodes = fast_nodes(25);
     // A namespace no node manager owns (async-opcua accepts unknown ids in its own namespaces).
     nodes.push(("ns=9;s=NoSuchNode".into(), "missing".into()));

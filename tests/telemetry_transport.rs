@@ -8,7 +8,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +19,7 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use tokio::sync::{mpsc, watch};
 
-use common::{free_port, temp_dir, Mosquitto, Proc};
+use common::{free_port, temp_dir, Mosquitto};
 
 const TOPIC: &str = "tt/messages/g";
 
@@ -218,75 +217,9 @@ async fn messages_left_by_a_previous_run_are_delivered() {
     r.stop().await;
 }
 
-/// A Mosquitto that keeps sessions across a restart (persistence, stopped with SIGTERM).
-struct PersistentBroker {
-    port: u16,
-    conf: std::path::PathBuf,
-    proc: Option<Proc>,
-}
-
-impl PersistentBroker {
-    async fn start() -> Self {
-        let port = free_port();
-        let dir = temp_dir("mosquitto-persist");
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-                 max_queued_messages 0\npersistence true\npersistence_location {}/\n\
-                 log_dest none\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let mut b = Self {
-            port,
-            conf,
-            proc: None,
-        };
-        b.run().await;
-        b
-    }
-
-    async fn run(&mut self) {
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(&self.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto");
-        self.proc = Some(Proc(child));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "mosquitto did not listen");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, so that Mosquitto saves its sessions and their queued messages.
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(p.0.id().to_string())
-                .status();
-            let _ = p.0.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_outage_mid_stream_loses_nothing() {
-    let mut broker = PersistentBroker::start().await;
+    let mut broker = Mosquitto::start_persistent(&[]).await;
     let url = format!("mqtt://127.0.0.1:{}", broker.port);
     let mut rx = subscriber(broker.port, true).await;
     let dir = temp_dir("telemetry-outage");
@@ -306,10 +239,10 @@ async fn broker_outage_mid_stream_loses_nothing() {
     for s in receive(&mut rx, 1000, Duration::from_secs(20)).await {
         seen.insert(s);
     }
-    broker.stop();
+    broker.stop().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let queued_while_down = r.outbox.len().0;
-    broker.run().await;
+    broker.resume().await;
     producer.await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.len() < n && Instant::now() < deadline {
@@ -335,7 +268,7 @@ async fn broker_outage_mid_stream_loses_nothing() {
         Ok(r) => r.stop().await,
         Err(_) => panic!("producer still holds the pipeline"),
     }
-    broker.stop();
+    broker.stop().await;
 }
 
 /// A TCP relay to the broker that can swallow what the client sends and then cut every

@@ -75,8 +75,16 @@ impl BrokerUrl {
     }
 }
 
-/// The URL with its password replaced by `***`, for logs and errors.
+/// The URL with its password replaced by `***`, for logs and errors. Serves the database URLs
+/// as well (`postgres://user:pass@host/db`), which may also carry the password as a
+/// `password=` query parameter (libpq and sqlx accept it).
 pub fn redact_url(url: &str) -> String {
+    redact_query_password(&redact_userinfo(url))
+}
+
+/// The last `@` ends the user information, so a password holding `@`, `/` or `?` is still
+/// hidden whole (at worst more than the password is hidden, never less).
+fn redact_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -85,6 +93,20 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+fn redact_query_password(url: &str) -> String {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    format!("{base}?{}", params.join("&"))
 }
 
 #[cfg(test)]
@@ -99,5 +121,25 @@ mod tests {
         let e = BrokerUrl::parse("mqtt://u:secret@h:bad").unwrap_err();
         assert!(!e.contains("secret"), "{e}");
         assert_eq!(redact_url("mqtt://u:secret@h:1"), "mqtt://u:***@h:1");
+    }
+
+    #[test]
+    fn redacts_database_urls() {
+        assert_eq!(
+            redact_url("postgres://u:s3cret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:s3@c/r?et@h:5432/db?sslmode=require"),
+            "postgres://u:***@h:5432/db?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&Password=s3cret&sslmode=require"),
+            "postgres://h/db?user=u&Password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("sqlite:///var/lib/twin-api.db?mode=rwc"),
+            "sqlite:///var/lib/twin-api.db?mode=rwc"
+        );
     }
 }

@@ -10,50 +10,12 @@ use serde_json::{json, Value};
 
 pub const API_KEY: &str = "test-key-0123456789";
 
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port")
-}
-
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "iiot-test-{name}-{}-{}",
-        std::process::id(),
-        free_port()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A child process killed when dropped.
-pub struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Shared with the crates' own tests through `iiot-testkit`; not every test binary uses each.
+#[allow(unused_imports)]
+pub use iiot_testkit::{free_port, temp_dir, KillOnDrop as Proc, Mosquitto, OpensslIdp};
 
 async fn wait_for_port(port: u16, what: &str, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early: {status}");
-        }
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    iiot_testkit::wait_for_port_of(port, what, child).await;
 }
 
 /// The module, run as the real binary.
@@ -140,48 +102,6 @@ pub fn connection_secure(url: &str, user: Option<(&str, &str)>) -> Value {
         c["user"] = json!({ "type": "UserName", "value": { "user": u, "password": p } });
     }
     c
-}
-
-/// A private Mosquitto on a free port, configured not to drop queued QoS 1 messages.
-pub struct Mosquitto {
-    pub port: u16,
-    _proc: Proc,
-}
-
-impl Mosquitto {
-    pub async fn start() -> Mosquitto {
-        let port = free_port();
-        let dir = temp_dir("mosquitto");
-        let conf = dir.join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-                 max_queued_messages 0\npersistence false\nlog_dest none\n"
-            ),
-        )
-        .expect("mosquitto.conf");
-        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .unwrap_or("mosquitto");
-        let mut child = Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("mosquitto must be installed (scripts/install-test-deps.sh)");
-        wait_for_port(port, "mosquitto", &mut child).await;
-        Mosquitto {
-            port,
-            _proc: Proc(child),
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("mqtt://127.0.0.1:{}", self.port)
-    }
 }
 
 /// An OPC UA peer server nobody on the team wrote (asyncua or node-opcua).
@@ -446,79 +366,5 @@ impl Module {
     ) -> (u16, Value) {
         let (status, _, text) = self.request(method, path, Some(API_KEY), body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
-/// A token signed by the `openssl` command line (an independent signer) for a JWKS file.
-pub struct OpensslIdp {
-    pub dir: PathBuf,
-}
-
-impl OpensslIdp {
-    pub fn new() -> OpensslIdp {
-        use base64::Engine;
-        let dir = temp_dir("twin-idp");
-        let key = dir.join("idp.pem");
-        let ok = Command::new("openssl")
-            .args(["genrsa", "-out"])
-            .arg(&key)
-            .arg("2048")
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(ok.success());
-        let out = Command::new("openssl")
-            .args(["rsa", "-noout", "-modulus", "-in"])
-            .arg(&key)
-            .output()
-            .expect("openssl rsa");
-        let hex = String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .trim_start_matches("Modulus=")
-            .to_string();
-        let n: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let jwks = serde_json::json!({ "keys": [{ "kty": "RSA", "kid": "k1", "alg": "RS256", "n": b64.encode(&n), "e": "AQAB" }] });
-        std::fs::write(dir.join("jwks.json"), jwks.to_string()).expect("jwks");
-        OpensslIdp { dir }
-    }
-
-    pub fn token(&self, claims: &serde_json::Value) -> String {
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let header = b64
-            .encode(serde_json::json!({ "alg": "RS256", "typ": "JWT", "kid": "k1" }).to_string());
-        let body = b64.encode(claims.to_string());
-        let input = format!("{header}.{body}");
-        let data = self.dir.join("input");
-        std::fs::write(&data, &input).expect("input");
-        let sig = Command::new("openssl")
-            .args(["dgst", "-sha256", "-sign"])
-            .arg(self.dir.join("idp.pem"))
-            .arg(&data)
-            .output()
-            .expect("openssl dgst");
-        assert!(sig.status.success());
-        format!("{input}.{}", b64.encode(sig.stdout))
-    }
-}
-
-impl OpensslIdp {
-    /// The JWKS file's path, for `--jwks`.
-    pub fn jwks(&self) -> String {
-        self.dir.join("jwks.json").to_string_lossy().into_owned()
-    }
-
-    /// Claims for issuer `https://idp.test`, audience `aud`, roles under `realm_access.roles`.
-    pub fn claims(roles: &[&str], aud: &str, exp_in_secs: i64) -> serde_json::Value {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs() as i64;
-        serde_json::json!({ "iss": "https://idp.test", "aud": aud, "sub": "svc-1",
-            "exp": now + exp_in_secs, "realm_access": { "roles": roles } })
     }
 }

@@ -38,7 +38,7 @@ use crate::rpc::MqttRpc;
 use crate::store::Store;
 
 /// Everything the service needs; defaults live in [`TwinApiConfig::new`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct TwinApiConfig {
     pub http_bind: SocketAddr,
     /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use.
@@ -86,6 +86,38 @@ impl TwinApiConfig {
                 self.data_dir.join("twin-api.db").display()
             ),
         }
+    }
+}
+
+/// Written by hand because both URLs may carry a password: they are shown redacted. The
+/// destructuring names every field so that a new one cannot reach `Debug` unconsidered.
+impl std::fmt::Debug for TwinApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use iiot_api::broker_url::redact_url;
+        let Self {
+            http_bind,
+            mqtt_url,
+            data_dir,
+            database_url,
+            api_keys,
+            request_timeout,
+            max_request_timeout,
+            max_body_bytes,
+            mqtt_client_id,
+            jwt,
+        } = self;
+        f.debug_struct("TwinApiConfig")
+            .field("http_bind", http_bind)
+            .field("mqtt_url", &redact_url(mqtt_url))
+            .field("data_dir", data_dir)
+            .field("database_url", &database_url.as_deref().map(redact_url))
+            .field("api_keys", api_keys)
+            .field("request_timeout", request_timeout)
+            .field("max_request_timeout", max_request_timeout)
+            .field("max_body_bytes", max_body_bytes)
+            .field("mqtt_client_id", mqtt_client_id)
+            .field("jwt", jwt)
+            .finish()
     }
 }
 
@@ -189,4 +221,25 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         tasks,
         store,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_of_the_config_hides_broker_and_database_passwords() {
+        let keys = ApiKeys::parse(
+            r#"[{"name": "ops", "key": "key-s3cret-0123456789", "roles": ["admin"]}]"#,
+        )
+        .expect("key file");
+        let mut config = TwinApiConfig::new(keys);
+        config.mqtt_url = "mqtt://u:s3cret@h".into();
+        config.database_url = Some("postgres://u:s3cret@h/db".into());
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        // Still useful for diagnosis: who and where.
+        assert!(shown.contains("mqtt://u:***@h"), "{shown}");
+        assert!(shown.contains("postgres://u:***@h/db"), "{shown}");
+    }
 }

@@ -315,8 +315,7 @@ async fn exercise(store: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_patch_and_disable_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("twin-reg-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = iiot_testkit::temp_dir("twin-reg");
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     exercise(Store::open(&url).await.unwrap()).await;
     let _ = std::fs::remove_dir_all(&dir);

@@ -10,7 +10,7 @@
 use base64::Engine;
 use serde_json::Value;
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyPool, Connection, Row};
 
 use crate::error::ApiError;
 
@@ -26,6 +26,10 @@ pub const MAX_PAGE: usize = 1000;
 /// continuation token): a filter that matches little must not read a whole large table in one
 /// request.
 pub const MAX_SCAN: usize = 10 * MAX_PAGE;
+
+/// Key of the PostgreSQL advisory lock the twin API migrates under ("iiottwin" in ASCII), so
+/// no other application's lock on the same database collides with it by accident.
+const MIGRATION_LOCK: i64 = 0x6969_6f74_7477_696e;
 
 /// Schema versions, applied in order once each; DDL that both backends accept.
 const MIGRATIONS: &[(i64, &str)] = &[(
@@ -177,8 +181,33 @@ impl Store {
                 .await?;
         }
         let store = Self { pool };
-        store.migrate().await?;
+        if sqlite {
+            store.migrate().await?;
+        } else {
+            store.migrate_alone(url).await?;
+        }
         Ok(store)
+    }
+
+    /// Replicas started together on one empty PostgreSQL database would race in the DDL
+    /// (`CREATE TABLE IF NOT EXISTS` is not safe against itself: the loser fails on
+    /// `pg_type_typname_nsp_index`), so they take turns under a session-level advisory lock.
+    /// The lock lives on a connection of its own, outside the pool: if anything fails, closing
+    /// that connection releases the lock.
+    async fn migrate_alone(&self, url: &str) -> Result<(), sqlx::Error> {
+        let mut lock = sqlx::AnyConnection::connect(url).await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await?;
+        let migrated = self.migrate().await;
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut lock)
+            .await;
+        let _ = lock.close().await;
+        migrated?;
+        unlocked.map(drop)
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
@@ -199,13 +228,17 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            // Two replicas migrating at once: the loser's insert fails and its
-            // transaction rolls back; the schema is there either way.
-            sqlx::query("INSERT INTO twin_api_migrations (version) VALUES ($1)")
+            // Two processes on one SQLite file take turns at its write lock; the second finds
+            // the version recorded already: its transaction rolls back, the schema is there.
+            let recorded = sqlx::query("INSERT INTO twin_api_migrations (version) VALUES ($1)")
                 .bind(*version)
                 .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+                .await;
+            match recorded {
+                Ok(_) => tx.commit().await?,
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => tx.rollback().await?,
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -170,8 +170,7 @@ async fn exercise(store: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_semantics_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("twin-store-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = iiot_testkit::temp_dir("twin-store");
     let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
     let store = Store::open(&url).await.unwrap();
     exercise(store).await;
