@@ -150,14 +150,32 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub async fn start() -> Mosquitto {
+        Self::start_with("").await
+    }
+
+    /// A broker whose only listener speaks TLS with `pki`'s server certificate; with
+    /// `require_client_cert` it refuses clients without a certificate signed by `pki`'s CA.
+    pub async fn start_tls(pki: &TestPki, require_client_cert: bool) -> Mosquitto {
+        let (cert, key) = pki.server();
+        Self::start_with(&format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {require_client_cert}\n",
+            pki.ca().display(),
+            cert.display(),
+            key.display()
+        ))
+        .await
+    }
+
+    /// `listener_settings` are lines that apply to the one listener.
+    async fn start_with(listener_settings: &str) -> Mosquitto {
         let port = free_port();
         let dir = temp_dir("mosquitto");
         let conf = dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n\
-                 max_queued_messages 0\npersistence false\nlog_dest none\n"
+                "listener {port} 127.0.0.1\n{listener_settings}allow_anonymous true\n\
+                 set_tcp_nodelay true\nmax_queued_messages 0\npersistence false\nlog_dest none\n"
             ),
         )
         .expect("mosquitto.conf");
@@ -267,11 +285,17 @@ pub struct RpcClient {
 
 impl RpcClient {
     pub async fn connect(port: u16) -> RpcClient {
+        let id = format!("rpc-test-{}", free_port());
+        Self::connect_with(rumqttc::v5::MqttOptions::new(&id, "127.0.0.1", port)).await
+    }
+
+    /// Connects with `options` as they are (a TLS transport, say); its client id names the
+    /// reply topic.
+    pub async fn connect_with(mut options: rumqttc::v5::MqttOptions) -> RpcClient {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::mqttbytes::QoS;
-        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-        let id = format!("rpc-test-{}", free_port());
-        let mut options = MqttOptions::new(&id, "127.0.0.1", port);
+        use rumqttc::v5::{AsyncClient, Event};
+        let id = options.client_id();
         let mut net = options.network_options();
         net.set_tcp_nodelay(true);
         options.set_network_options(net);
@@ -520,5 +544,133 @@ impl OpensslIdp {
             .as_secs() as i64;
         serde_json::json!({ "iss": "https://idp.test", "aud": aud, "sub": "svc-1",
             "exp": now + exp_in_secs, "realm_access": { "roles": roles } })
+    }
+}
+
+/// A certificate authority made with the `openssl` command line (so independent of the code
+/// under test): a CA, a server certificate for `localhost` and 127.0.0.1, and a client
+/// certificate, all ECDSA P-256 PEM files in `dir`.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(name: &str) -> TestPki {
+        let dir = temp_dir(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl must be installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-new"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=iiot test CA",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let ext_file = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&ext_file),
+                format!(
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n{ext}"
+                ),
+            )
+            .expect("extension file");
+            let (key, csr, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            let subject = format!("/CN=iiot test {name}");
+            openssl(
+                &[
+                    &["req", "-new"][..],
+                    &ec,
+                    &["-keyout", &key, "-out", &csr, "-subj", &subject],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext_file,
+            ]);
+        }
+        // Mosquitto may read its files after dropping root for its own user.
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644));
+        }
+        TestPki { dir }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// (certificate, key) of the broker.
+    pub fn server(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("server.pem"), self.dir.join("server.key"))
+    }
+
+    /// (certificate, key) of a client, for mutual TLS.
+    pub fn client(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("client.pem"), self.dir.join("client.key"))
+    }
+
+    /// rumqttc's own TLS settings from these files (not the code under test), with the client
+    /// certificate when `with_client_cert`.
+    pub fn rumqttc_tls(&self, with_client_cert: bool) -> rumqttc::Transport {
+        let read = |p: PathBuf| std::fs::read(&p).expect("PEM file");
+        let (cert, key) = self.client();
+        rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+            ca: read(self.ca()),
+            alpn: None,
+            client_auth: with_client_cert.then(|| (read(cert), read(key))),
+        })
     }
 }

@@ -41,8 +41,10 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct TwinApiConfig {
     pub http_bind: SocketAddr,
-    /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use.
+    /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use (`mqtts://` for TLS).
     pub mqtt_url: String,
+    /// CA and client certificate of `mqtts://`.
+    pub mqtt_tls: iiot_mqtt_tls::TlsFiles,
     /// Holds the SQLite registry (`twin-api.db`) unless `database_url` is given.
     pub data_dir: PathBuf,
     /// `postgres://…` (or `sqlite://…`) to use instead of the file in `data_dir`.
@@ -66,6 +68,7 @@ impl TwinApiConfig {
         Self {
             http_bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
             mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            mqtt_tls: iiot_mqtt_tls::TlsFiles::default(),
             data_dir: PathBuf::from("data/twin-api"),
             database_url: None,
             api_keys,
@@ -136,8 +139,13 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         .mqtt_client_id
         .clone()
         .unwrap_or_else(|| format!("twin-api-{}", uuid::Uuid::new_v4().simple()));
-    let (rpc, mqtt_task) = MqttRpc::new(&config.mqtt_url, &client_id, liveness.clone(), events_tx)
-        .map_err(TwinApiError::MqttUrl)?;
+    let (rpc, mqtt_task) = MqttRpc::new(
+        &config.mqtt_url,
+        &config.mqtt_tls,
+        &client_id,
+        liveness.clone(),
+        events_tx,
+    )?;
     let registry = Arc::new(Registry::new(store.clone(), liveness));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 

@@ -18,13 +18,14 @@ use iiot_api::topics::{
     ALL_MODULE_STATES,
 };
 use iiot_api::{DiscoveryEventModel, ModuleStateModel, Operation};
+use iiot_mqtt_tls::TlsFiles;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, TwinApiError};
 use crate::liveness::LivenessTable;
 
 /// How a pending call ended, other than by its timeout.
@@ -151,18 +152,19 @@ fn correlation_id(data: &[u8]) -> Option<u64> {
 }
 
 impl MqttRpc {
-    /// Creates the client; nothing moves until [`MqttRpc::run`] polls the event loop.
+    /// Creates the client; nothing moves until [`MqttRpc::run`] polls the event loop. The
+    /// TLS files of an `mqtts://` URL are read here, so a bad one stops the start.
     pub fn new(
         url: &str,
+        tls_files: &TlsFiles,
         client_id: &str,
         liveness: Arc<LivenessTable>,
         events: mpsc::UnboundedSender<ModuleEvent>,
-    ) -> Result<(Arc<Self>, MqttTask), String> {
-        let b = BrokerUrl::parse(url)?;
-        if b.tls {
-            return Err("TLS to the broker is not supported yet; use mqtt://".into());
-        }
+    ) -> Result<(Arc<Self>, MqttTask), TwinApiError> {
+        let b = BrokerUrl::parse(url).map_err(TwinApiError::MqttUrl)?;
         let mut options = MqttOptions::new(client_id, &b.host, b.port);
+        tls_files.warn_if_unused(b.tls);
+        options.set_transport(tls_files.transport(b.tls).map_err(TwinApiError::MqttTls)?);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_clean_start(true);
         if let (Some(u), Some(p)) = (&b.username, &b.password) {
