@@ -175,6 +175,7 @@ impl TwinApi {
             if status == 200 && body["connectionState"] == "Connected" {
                 let (_, health) = self.get("/healthz").await;
                 assert_eq!(health["mqttConnected"], true, "{health}");
+                assert_eq!(health["droppedModuleEvents"], 0, "{health}");
                 return;
             }
             assert!(

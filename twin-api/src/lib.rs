@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use iiot_auth::Authenticator;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -134,7 +134,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         .map_err(|e| TwinApiError::Bind(config.http_bind, e))?;
 
     let liveness = Arc::new(LivenessTable::default());
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events_rx) = rpc::event_queue::channel(rpc::event_queue::CAPACITY);
     let client_id = config
         .mqtt_client_id
         .clone()
