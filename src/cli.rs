@@ -166,14 +166,8 @@ pub struct ModuleArgs {
     /// Telemetry QoS: 1 (acknowledged, never lost) or 0.
     #[arg(long, default_value = "1")]
     pub qos: String,
-    /// CA certificate (PEM) that signed the broker's certificate (mqtts://).
-    #[arg(long)]
-    pub mqtt_ca: Option<PathBuf>,
-    /// Client certificate and key (PEM) for brokers that require mutual TLS.
-    #[arg(long, requires = "mqtt_key")]
-    pub mqtt_cert: Option<PathBuf>,
-    #[arg(long, requires = "mqtt_cert")]
-    pub mqtt_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub mqtt_tls: MqttTlsArgs,
     /// Store-and-forward directory; default <data-dir>/outbox.
     #[arg(long)]
     pub outbox_dir: Option<PathBuf>,
@@ -202,6 +196,7 @@ impl ModuleArgs {
             api_key,
             data_dir: self.data_dir,
             mqtt_url: self.mqtt_url,
+            mqtt_tls: self.mqtt_tls.files(),
             publisher_id: self.publisher_id,
             auto_accept: self.auto_accept,
             published_nodes_file: self.published_nodes_file,
@@ -231,13 +226,35 @@ impl ModuleArgs {
         config.publisher.send_metadata = !self.disable_metadata;
         config.telemetry.version = Some(self.mqtt_version.parse().map_err(anyhow::Error::msg)?);
         config.telemetry.qos = Some(self.qos.parse().map_err(anyhow::Error::msg)?);
-        config.telemetry.ca_file = self.mqtt_ca;
-        config.telemetry.cert_file = self.mqtt_cert;
-        config.telemetry.key_file = self.mqtt_key;
         config.outbox_dir = self.outbox_dir;
         config.outbox.max_bytes = self.outbox_max_bytes;
         config.outbox.overflow = self.outbox_overflow.parse().map_err(anyhow::Error::msg)?;
         Ok(config)
+    }
+}
+
+/// TLS to the broker for `mqtts://` URLs; the module and the twin API take the same flags.
+#[derive(Args, Debug)]
+pub struct MqttTlsArgs {
+    /// CA certificate (PEM) that signed the broker's certificate (mqtts://); the system CA
+    /// bundle when absent.
+    #[arg(long, env = "IIOT_MQTT_CA")]
+    pub mqtt_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for brokers that require mutual TLS.
+    #[arg(long, requires = "mqtt_key", env = "IIOT_MQTT_CERT")]
+    pub mqtt_cert: Option<PathBuf>,
+    /// Private key (PEM) of --mqtt-cert.
+    #[arg(long, requires = "mqtt_cert", env = "IIOT_MQTT_KEY")]
+    pub mqtt_key: Option<PathBuf>,
+}
+
+impl MqttTlsArgs {
+    pub fn files(self) -> iiot_mqtt_tls::TlsFiles {
+        iiot_mqtt_tls::TlsFiles {
+            ca: self.mqtt_ca,
+            cert: self.mqtt_cert,
+            key: self.mqtt_key,
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub struct TwinApiArgs {
     /// Address the REST API listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub http_host: IpAddr,
-    /// Broker the modules use: mqtt://[user[:pass]@]host[:port].
+    /// Broker the modules use: mqtt://[user[:pass]@]host[:port], or mqtts:// for TLS.
     #[arg(
         long,
         default_value = "mqtt://127.0.0.1:1883",
@@ -24,6 +24,8 @@ pub struct TwinApiArgs {
         hide_env_values = true
     )]
     pub mqtt_url: String,
+    #[command(flatten)]
+    pub mqtt_tls: crate::cli::MqttTlsArgs,
     /// Where the SQLite registry (twin-api.db) is kept.
     #[arg(long, default_value = "data/twin-api")]
     pub data_dir: PathBuf,
@@ -56,6 +58,7 @@ impl TwinApiArgs {
         let mut c = TwinApiConfig::new(keys);
         c.http_bind = SocketAddr::new(self.http_host, self.http_port);
         c.mqtt_url = self.mqtt_url;
+        c.mqtt_tls = self.mqtt_tls.files();
         c.data_dir = self.data_dir;
         c.database_url = self.database_url;
         c.request_timeout = Duration::from_secs(self.request_timeout);

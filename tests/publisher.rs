@@ -387,7 +387,7 @@ async fn samples_mode_carries_the_same_values() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_queue_size_samples_between_publishes_are_kept() {
     let plc = plc_sim().await;
-    let broker = Broker::start().await;
+    let broker = persistent_broker().await;
     let fields = ["fast0", "fast1"];
     let entries = json!([{
         "EndpointUrl": plc.endpoint_url(),

@@ -10,6 +10,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+use iiot_mqtt_tls::{TlsError, TlsFiles};
+
 use crate::api::topics::ModuleTopics;
 use crate::discovery::events::EventSink;
 use crate::discovery::Discovery;
@@ -30,8 +32,10 @@ pub struct ModuleConfig {
     pub http_bind: SocketAddr,
     pub api_key: String,
     pub data_dir: PathBuf,
-    /// `mqtt://host:port`; without it the module serves HTTP only.
+    /// `mqtt://host:port` (`mqtts://` for TLS); without it the module serves HTTP only.
     pub mqtt_url: Option<String>,
+    /// CA and client certificate of `mqtts://`, for the RPC and the telemetry connection.
+    pub mqtt_tls: TlsFiles,
     /// `{root}` of every MQTT topic.
     pub publisher_id: String,
     pub auto_accept: bool,
@@ -55,9 +59,6 @@ pub struct ModuleConfig {
 pub struct TelemetryOptions {
     pub version: Option<MqttVersion>,
     pub qos: Option<Qos>,
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
 }
 
 /// Written by hand so that the API key never reaches a log line.
@@ -71,6 +72,7 @@ impl std::fmt::Debug for ModuleConfig {
                 "mqtt_url",
                 &self.mqtt_url.as_ref().map(|u| mqtt_rpc::redact_url(u)),
             )
+            .field("mqtt_tls", &self.mqtt_tls)
             .field("publisher_id", &self.publisher_id)
             .field("auto_accept", &self.auto_accept)
             .field("pool", &self.pool)
@@ -90,6 +92,7 @@ impl Default for ModuleConfig {
             api_key: String::new(),
             data_dir: PathBuf::from("data/module"),
             mqtt_url: None,
+            mqtt_tls: TlsFiles::default(),
             publisher_id: "iiot-module".into(),
             auto_accept: false,
             application_uri: None,
@@ -115,6 +118,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error("invalid --mqtt-url: {0}")]
     MqttUrl(String),
+    #[error("TLS to the MQTT broker: {0}")]
+    MqttTls(TlsError),
     #[error("cannot prepare data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
     #[error("OPC UA client: {0}")]
@@ -169,10 +174,7 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
             if let Some(q) = o.qos {
                 t.qos = q;
             }
-            t.ca_file = o.ca_file.clone().or(t.ca_file);
-            t.cert_file = o.cert_file.clone().or(t.cert_file);
-            t.key_file = o.key_file.clone().or(t.key_file);
-            t.tls_configuration().map_err(StartError::Telemetry)?;
+            t.tls_files = config.mqtt_tls.clone();
             Some(t)
         }
         None => None,
@@ -181,6 +183,7 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         Some(url) => {
             let mut c = mqtt_rpc::MqttConfig::from_url(url, &config.publisher_id)
                 .map_err(StartError::MqttUrl)?;
+            c.tls_files = config.mqtt_tls.clone();
             c.heartbeat = config.heartbeat_interval;
             c.telemetry = telemetry_config.is_some().then(|| {
                 config
@@ -218,10 +221,15 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
     let pool = SessionPool::new(client, config.pool.clone());
     let pki = Pki::new(&pki_dir);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mqtt = mqtt.map(|c| {
-        let (client, event_loop) = mqtt_rpc::connect(&c);
-        (c, client, event_loop)
-    });
+    // The TLS files are checked here, before anything runs: a bad one stops the start.
+    let mqtt = match mqtt {
+        Some(c) => {
+            c.tls_files.warn_if_unused(c.tls);
+            let (client, event_loop) = mqtt_rpc::connect(&c).map_err(StartError::MqttTls)?;
+            Some((c, client, event_loop))
+        }
+        None => None,
+    };
     let events = match &mqtt {
         Some((c, client, _)) => {
             EventSink::mqtt(client.clone(), ModuleTopics::new(c.root.as_str()).events())

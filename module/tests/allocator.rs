@@ -5,6 +5,9 @@
 //! fixed it with `mallopt(M_MMAP_THRESHOLD)`, so whether a block is mmapped after a larger one
 //! was freed tells whether anyone fixed it. Its own test binary: the threshold is process-wide.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[tokio::test]
 async fn starting_the_module_leaves_the_allocator_alone() {

@@ -22,6 +22,11 @@ impl Mosquitto {
         Self::launch("mosquitto", "persistence false\n", &[]).await
     }
 
+    /// Like [`start`](Self::start), with `extra` lines for its one listener (e.g. TLS files).
+    pub async fn start_with(extra: &[&str]) -> Mosquitto {
+        Self::launch("mosquitto", "persistence false\n", extra).await
+    }
+
     /// Keeps sessions and their queued messages across [`stop`](Self::stop) and
     /// [`resume`](Self::resume) on the same port; `extra` lines are added to the
     /// configuration (e.g. `max_inflight_messages 0`).

@@ -187,11 +187,17 @@ pub struct RpcClient {
 
 impl RpcClient {
     pub async fn connect(port: u16) -> RpcClient {
+        let id = format!("rpc-test-{}", free_port());
+        Self::connect_with(rumqttc::v5::MqttOptions::new(&id, "127.0.0.1", port)).await
+    }
+
+    /// Connects with `options` as they are (a TLS transport, say); its client id names the
+    /// reply topic.
+    pub async fn connect_with(mut options: rumqttc::v5::MqttOptions) -> RpcClient {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::mqttbytes::QoS;
-        use rumqttc::v5::{AsyncClient, Event, MqttOptions};
-        let id = format!("rpc-test-{}", free_port());
-        let mut options = MqttOptions::new(&id, "127.0.0.1", port);
+        use rumqttc::v5::{AsyncClient, Event};
+        let id = options.client_id();
         let mut net = options.network_options();
         net.set_tcp_nodelay(true);
         options.set_network_options(net);
@@ -366,5 +372,154 @@ impl Module {
     ) -> (u16, Value) {
         let (status, _, text) = self.request(method, path, Some(API_KEY), body).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// Mosquitto with TLS: the test's broker speaking only TLS.
+pub trait MosquittoTls {
+    /// A broker whose only listener speaks TLS with `pki`'s server certificate; with
+    /// `require_client_cert` it refuses clients without a certificate signed by `pki`'s CA.
+    async fn start_tls(pki: &TestPki, require_client_cert: bool) -> Mosquitto;
+}
+
+impl MosquittoTls for Mosquitto {
+    async fn start_tls(pki: &TestPki, require_client_cert: bool) -> Mosquitto {
+        let (cert, key) = pki.server();
+        let lines = [
+            format!("cafile {}", pki.ca().display()),
+            format!("certfile {}", cert.display()),
+            format!("keyfile {}", key.display()),
+            format!("require_certificate {require_client_cert}"),
+        ];
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        Mosquitto::start_with(&lines).await
+    }
+}
+
+/// A certificate authority made with the `openssl` command line (so independent of the code
+/// under test): a CA, a server certificate for `localhost` and 127.0.0.1, and a client
+/// certificate, all ECDSA P-256 PEM files in `dir`.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn new(name: &str) -> TestPki {
+        let dir = temp_dir(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .expect("openssl must be installed");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509", "-new"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=iiot test CA",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, ext) in [
+            (
+                "server",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let ext_file = format!("{name}.ext");
+            std::fs::write(
+                dir.join(&ext_file),
+                format!(
+                    "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n{ext}"
+                ),
+            )
+            .expect("extension file");
+            let (key, csr, pem) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.pem"),
+            );
+            let subject = format!("/CN=iiot test {name}");
+            openssl(
+                &[
+                    &["req", "-new"][..],
+                    &ec,
+                    &["-keyout", &key, "-out", &csr, "-subj", &subject],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                &pem,
+                "-extfile",
+                &ext_file,
+            ]);
+        }
+        // Mosquitto may read its files after dropping root for its own user.
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644));
+        }
+        TestPki { dir }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// (certificate, key) of the broker.
+    pub fn server(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("server.pem"), self.dir.join("server.key"))
+    }
+
+    /// (certificate, key) of a client, for mutual TLS.
+    pub fn client(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("client.pem"), self.dir.join("client.key"))
+    }
+
+    /// rumqttc's own TLS settings from these files (not the code under test), with the client
+    /// certificate when `with_client_cert`.
+    pub fn rumqttc_tls(&self, with_client_cert: bool) -> rumqttc::Transport {
+        let read = |p: PathBuf| std::fs::read(&p).expect("PEM file");
+        let (cert, key) = self.client();
+        rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple {
+            ca: read(self.ca()),
+            alpn: None,
+            client_auth: with_client_cert.then(|| (read(cert), read(key))),
+        })
     }
 }

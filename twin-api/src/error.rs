@@ -18,6 +18,8 @@ pub enum TwinApiError {
     Bind(SocketAddr, std::io::Error),
     #[error("invalid --mqtt-url: {0}")]
     MqttUrl(String),
+    #[error("TLS to the MQTT broker: {0}")]
+    MqttTls(iiot_mqtt_tls::TlsError),
     #[error("cannot prepare data directory {0}: {1}")]
     DataDir(std::path::PathBuf, std::io::Error),
     #[error("database {url}: {source} (check --database-url)")]

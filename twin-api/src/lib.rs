@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use iiot_auth::Authenticator;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -41,8 +41,10 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct TwinApiConfig {
     pub http_bind: SocketAddr,
-    /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use.
+    /// `mqtt://[user[:pass]@]host[:port]` of the broker the modules use (`mqtts://` for TLS).
     pub mqtt_url: String,
+    /// CA and client certificate of `mqtts://`.
+    pub mqtt_tls: iiot_mqtt_tls::TlsFiles,
     /// Holds the SQLite registry (`twin-api.db`) unless `database_url` is given.
     pub data_dir: PathBuf,
     /// `postgres://…` (or `sqlite://…`) to use instead of the file in `data_dir`.
@@ -66,6 +68,7 @@ impl TwinApiConfig {
         Self {
             http_bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
             mqtt_url: "mqtt://127.0.0.1:1883".into(),
+            mqtt_tls: iiot_mqtt_tls::TlsFiles::default(),
             data_dir: PathBuf::from("data/twin-api"),
             database_url: None,
             api_keys,
@@ -105,6 +108,7 @@ impl std::fmt::Debug for TwinApiConfig {
             max_body_bytes,
             mqtt_client_id,
             jwt,
+            mqtt_tls,
         } = self;
         f.debug_struct("TwinApiConfig")
             .field("http_bind", http_bind)
@@ -117,6 +121,7 @@ impl std::fmt::Debug for TwinApiConfig {
             .field("max_body_bytes", max_body_bytes)
             .field("mqtt_client_id", mqtt_client_id)
             .field("jwt", jwt)
+            .field("mqtt_tls", mqtt_tls)
             .finish()
     }
 }
@@ -163,13 +168,18 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         .map_err(|e| TwinApiError::Bind(config.http_bind, e))?;
 
     let liveness = Arc::new(LivenessTable::default());
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events_rx) = rpc::event_queue::channel(rpc::event_queue::CAPACITY);
     let client_id = config
         .mqtt_client_id
         .clone()
         .unwrap_or_else(|| format!("twin-api-{}", uuid::Uuid::new_v4().simple()));
-    let (rpc, mqtt_task) = MqttRpc::new(&config.mqtt_url, &client_id, liveness.clone(), events_tx)
-        .map_err(TwinApiError::MqttUrl)?;
+    let (rpc, mqtt_task) = MqttRpc::new(
+        &config.mqtt_url,
+        &config.mqtt_tls,
+        &client_id,
+        liveness.clone(),
+        events_tx,
+    )?;
     let registry = Arc::new(Registry::new(store.clone(), liveness));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 

@@ -18,14 +18,18 @@ use iiot_api::topics::{
     ALL_MODULE_STATES,
 };
 use iiot_api::{DiscoveryEventModel, ModuleStateModel, Operation};
+use iiot_mqtt_tls::TlsFiles;
 use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tracing::{debug, info, warn};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, TwinApiError};
+
+pub mod event_queue;
 use crate::liveness::LivenessTable;
+use event_queue::EventSender;
 
 /// How a pending call ended, other than by its timeout.
 #[derive(Debug)]
@@ -106,6 +110,8 @@ pub struct MqttRpc {
     telemetry: DashMap<String, (usize, broadcast::Sender<Telemetry>)>,
     /// Module root → the telemetry pattern its state message announced (`--ttt` followed).
     patterns: DashMap<String, TelemetryPattern>,
+    /// Module events dropped because the registry's queue was full (see [`event_queue`]).
+    dropped_events: Arc<AtomicU64>,
 }
 
 /// One telemetry message: the writer group its topic names (empty when the module's topic
@@ -139,7 +145,7 @@ impl Drop for TelemetryLease {
 /// Everything the event loop task needs.
 pub struct MqttTask {
     event_loop: EventLoop,
-    events: mpsc::UnboundedSender<ModuleEvent>,
+    events: EventSender,
 }
 
 fn correlation(id: u64) -> Bytes {
@@ -151,18 +157,19 @@ fn correlation_id(data: &[u8]) -> Option<u64> {
 }
 
 impl MqttRpc {
-    /// Creates the client; nothing moves until [`MqttRpc::run`] polls the event loop.
+    /// Creates the client; nothing moves until [`MqttRpc::run`] polls the event loop. The
+    /// TLS files of an `mqtts://` URL are read here, so a bad one stops the start.
     pub fn new(
         url: &str,
+        tls_files: &TlsFiles,
         client_id: &str,
         liveness: Arc<LivenessTable>,
-        events: mpsc::UnboundedSender<ModuleEvent>,
-    ) -> Result<(Arc<Self>, MqttTask), String> {
-        let b = BrokerUrl::parse(url)?;
-        if b.tls {
-            return Err("TLS to the broker is not supported yet; use mqtt://".into());
-        }
+        events: EventSender,
+    ) -> Result<(Arc<Self>, MqttTask), TwinApiError> {
+        let b = BrokerUrl::parse(url).map_err(TwinApiError::MqttUrl)?;
         let mut options = MqttOptions::new(client_id, &b.host, b.port);
+        tls_files.warn_if_unused(b.tls);
+        options.set_transport(tls_files.transport(b.tls).map_err(TwinApiError::MqttTls)?);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_clean_start(true);
         if let (Some(u), Some(p)) = (&b.username, &b.password) {
@@ -181,12 +188,18 @@ impl MqttRpc {
             liveness,
             telemetry: DashMap::new(),
             patterns: DashMap::new(),
+            dropped_events: events.dropped(),
         });
         Ok((rpc, MqttTask { event_loop, events }))
     }
 
     pub fn is_connected(&self) -> bool {
         self.connected.load(Ordering::Relaxed)
+    }
+
+    /// Module events dropped so far because the registry fell behind.
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events.load(Ordering::Relaxed)
     }
 
     /// Sends `payload` to `{root}/methods/{method}` and waits for the answer. A non-200
@@ -306,7 +319,7 @@ impl MqttRpc {
         )
     }
 
-    fn on_publish(&self, p: &Publish, events: &mpsc::UnboundedSender<ModuleEvent>) {
+    fn on_publish(&self, p: &Publish, events: &EventSender) {
         let topic = String::from_utf8_lossy(&p.topic);
         let props = p.properties.as_ref();
         if topic == self.response_topic {
@@ -349,7 +362,7 @@ impl MqttRpc {
                         let failed = self.pending.fail_module(&id);
                         info!(module = %id, failed, "module went offline");
                     }
-                    let _ = events.send(ModuleEvent::State {
+                    events.offer(ModuleEvent::State {
                         id,
                         root: root.to_string(),
                     });
@@ -368,7 +381,7 @@ impl MqttRpc {
             }
             match serde_json::from_slice::<DiscoveryEventModel>(&p.payload) {
                 Ok(event) => {
-                    let _ = events.send(ModuleEvent::Discovery {
+                    events.offer(ModuleEvent::Discovery {
                         root: root.to_string(),
                         event: Box::new(event),
                     });
@@ -444,6 +457,35 @@ impl MqttRpc {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A flood of state messages with nobody applying them: the queue to the registry stays
+    /// bounded and what did not fit is counted.
+    #[tokio::test]
+    async fn a_flood_of_module_events_stays_bounded() {
+        let (tx, rx) = event_queue::channel(event_queue::CAPACITY);
+        let (rpc, task) = MqttRpc::new(
+            "mqtt://127.0.0.1:1",
+            &TlsFiles::default(),
+            "flood",
+            Arc::new(LivenessTable::default()),
+            tx,
+        )
+        .unwrap();
+        let n = 10_000;
+        for i in 0..n {
+            let state = serde_json::json!({ "state": "Online", "publisherId": format!("m{i}"),
+                "rootTopic": format!("m{i}") });
+            let p = Publish::new(
+                format!("m{i}/state"),
+                QoS::AtLeastOnce,
+                serde_json::to_vec(&state).unwrap(),
+                None,
+            );
+            rpc.on_publish(&p, &task.events);
+        }
+        assert!(rx.len() <= 4096, "{} events queued", rx.len());
+        assert_eq!(rpc.dropped_events(), (n - rx.len()) as u64);
+    }
 
     #[test]
     fn pending_calls_complete_once() {

@@ -2,6 +2,9 @@
 //! registry store and serves, none dies in a migration race. Run against the PostgreSQL on
 //! 127.0.0.1:5432 (trust auth), a fresh database per round, dropped after.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use iiot_twin_api::store::{Filter, Store, APPLICATION};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

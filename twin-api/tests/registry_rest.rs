@@ -3,6 +3,9 @@
 //! and the problem+json answers to bad requests. The service runs in this process against a
 //! private Mosquitto; what needs a module process is in the workspace's `tests/twin_api.rs`.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod harness;
 
 use std::process::Command;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use iiot_mqtt_tls::{TlsError, TlsFiles};
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
@@ -28,6 +29,9 @@ use super::liveness::{self, Liveness};
 pub struct MqttConfig {
     pub host: String,
     pub port: u16,
+    /// TLS to the broker (`mqtts://`), with `tls_files`.
+    pub tls: bool,
+    pub tls_files: TlsFiles,
     pub client_id: String,
     /// The `{root}` of every topic; OPC Publisher's publisher id.
     pub root: String,
@@ -45,6 +49,8 @@ impl std::fmt::Debug for MqttConfig {
         f.debug_struct("MqttConfig")
             .field("host", &self.host)
             .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("tls_files", &self.tls_files)
             .field("client_id", &self.client_id)
             .field("root", &self.root)
             .field("username", &self.username)
@@ -56,16 +62,15 @@ impl std::fmt::Debug for MqttConfig {
 }
 
 impl MqttConfig {
-    /// Parses `mqtt://host:port` (also `tcp://`, or a bare `host:port`); see [`BrokerUrl`].
-    /// The RPC responder has no TLS yet, so `mqtts://` is refused here.
+    /// Parses `mqtt://host:port` (also `tcp://`, or a bare `host:port`) and `mqtts://` for
+    /// TLS; see [`BrokerUrl`]. The TLS files are set apart, in `tls_files`.
     pub fn from_url(url: &str, root: &str) -> Result<Self, String> {
         let b = BrokerUrl::parse(url)?;
-        if b.tls {
-            return Err("TLS to the broker is not supported yet; use mqtt://".into());
-        }
         Ok(Self {
             host: b.host,
             port: b.port,
+            tls: b.tls,
+            tls_files: TlsFiles::default(),
             client_id: format!("{root}-module"),
             root: root.to_string(),
             username: b.username,
@@ -79,9 +84,11 @@ impl MqttConfig {
 /// Responses in flight on the RPC connection at most; more wait in rumqttc's queue.
 const RPC_MAX_IN_FLIGHT: u16 = 1024;
 
-/// Creates the MQTT client; the event loop does nothing until [`run`] polls it.
-pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
+/// Creates the MQTT client; the event loop does nothing until [`run`] polls it. Fails only
+/// when the TLS files cannot be used.
+pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), TlsError> {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
+    options.set_transport(config.tls_files.transport(config.tls)?);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_clean_start(true);
     // rumqttc allocates one slot per possible in-flight publish up front: at the broker's
@@ -98,7 +105,7 @@ pub fn connect(config: &MqttConfig) -> (AsyncClient, EventLoop) {
     let mut network = options.network_options();
     network.set_tcp_nodelay(true);
     options.set_network_options(network);
-    AsyncClient::new(options, 256)
+    Ok(AsyncClient::new(options, 256))
 }
 
 /// Runs the RPC responder until `shutdown` turns true. Reconnects by itself; the clean
@@ -118,7 +125,7 @@ pub async fn run(
     let mut heartbeat = tokio::time::interval(liveness.heartbeat());
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut connected = false;
-    info!(broker = %format!("{}:{}", config.host, config.port), topic = %filter, "MQTT RPC starting");
+    info!(broker = %format!("{}:{}", config.host, config.port), tls = config.tls, topic = %filter, "MQTT RPC starting");
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -204,6 +211,10 @@ mod tests {
         assert_eq!((c.username.as_deref(), c.port), (Some("u"), 1883));
         assert!(MqttConfig::from_url("mqtt://:12", "x").is_err());
         assert!(MqttConfig::from_url("mqtt://h:notaport", "x").is_err());
-        assert!(MqttConfig::from_url("mqtts://h", "x").is_err());
+        let mut c = MqttConfig::from_url("mqtts://h", "x").unwrap();
+        assert_eq!((c.tls, c.port), (true, 8883));
+        c.tls_files.ca = Some("/nonexistent/ca.pem".into());
+        let e = connect(&c).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("--mqtt-ca"), "{e}");
     }
 }

@@ -231,7 +231,11 @@ pub fn with_etag(r: &Record, body: Value) -> Response {
 }
 
 async fn healthz(axum::extract::State(s): axum::extract::State<AppState>) -> Json<Value> {
-    Json(json!({ "status": "ok", "mqttConnected": s.rpc.is_connected() }))
+    Json(json!({
+        "status": "ok",
+        "mqttConnected": s.rpc.is_connected(),
+        "droppedModuleEvents": s.rpc.dropped_events(),
+    }))
 }
 
 /// Refuses a body whose announced `Content-Length` is over the limit before reading any of

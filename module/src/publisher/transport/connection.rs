@@ -45,7 +45,7 @@ pub(super) struct Connection {
 const MQTT_MAX_PACKET: usize = 268_435_455;
 
 impl Connection {
-    pub fn open(config: &TelemetryConfig, tls: Option<rumqttc::TlsConfiguration>) -> Self {
+    pub fn open(config: &TelemetryConfig, transport: rumqttc::Transport) -> Self {
         let cap = config.max_in_flight as usize + 16;
         let (tx, events) = mpsc::channel(cap.max(64));
         let (client, poller) = match config.version {
@@ -58,9 +58,7 @@ impl Connection {
                 if let Some(u) = &config.username {
                     o.set_credentials(u, config.password.as_deref().unwrap_or_default());
                 }
-                if let Some(tls) = tls {
-                    o.set_transport(rumqttc::Transport::tls_with_config(tls));
-                }
+                o.set_transport(transport);
                 let mut n = o.network_options();
                 n.set_tcp_nodelay(true);
                 o.set_network_options(n);
@@ -77,9 +75,7 @@ impl Connection {
                 if let Some(u) = &config.username {
                     o.set_credentials(u, config.password.as_deref().unwrap_or_default());
                 }
-                if let Some(tls) = tls {
-                    o.set_transport(rumqttc::Transport::tls_with_config(tls));
-                }
+                o.set_transport(transport);
                 let (c, mut el) = rumqttc::AsyncClient::new(o, cap);
                 // In 3.1.1 the network options live on the event loop.
                 let mut n = el.network_options();

@@ -11,7 +11,6 @@ mod connection;
 mod inflight;
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +18,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
+
+use iiot_mqtt_tls::{TlsError, TlsFiles};
 
 use super::metrics::PublisherDiagnostics;
 use super::outbox::{Consumer, Delivery, Outbox};
@@ -81,11 +82,8 @@ pub struct TelemetryConfig {
     pub client_id: String,
     pub version: MqttVersion,
     pub qos: Qos,
-    /// PEM CA bundle that signs the broker's certificate; the system bundle when absent.
-    pub ca_file: Option<PathBuf>,
-    /// PEM client certificate and key for mutual TLS.
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
+    /// CA and client certificate files for `mqtts://`, shared with the RPC connection.
+    pub tls_files: TlsFiles,
     /// Publishes awaiting their PUBACK at most (the broker's Receive Maximum lowers it).
     pub max_in_flight: u16,
     /// Payload bytes read from the outbox and not yet acknowledged, at most (at least one
@@ -109,9 +107,7 @@ impl std::fmt::Debug for TelemetryConfig {
             .field("client_id", &self.client_id)
             .field("version", &self.version)
             .field("qos", &self.qos)
-            .field("ca_file", &self.ca_file)
-            .field("cert_file", &self.cert_file)
-            .field("key_file", &self.key_file)
+            .field("tls_files", &self.tls_files)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_in_flight_bytes", &self.max_in_flight_bytes)
             .field("keep_alive", &self.keep_alive)
@@ -133,50 +129,17 @@ impl TelemetryConfig {
             client_id: format!("{publisher_id}-telemetry"),
             version: MqttVersion::V5,
             qos: Qos::AtLeastOnce,
-            ca_file: None,
-            cert_file: None,
-            key_file: None,
+            tls_files: TlsFiles::default(),
             max_in_flight: 256,
             max_in_flight_bytes: 1 << 20,
             keep_alive: Duration::from_secs(30),
         })
     }
 
-    /// Reads the TLS files; an error names the file and the flag.
-    pub fn tls_configuration(&self) -> Result<Option<rumqttc::TlsConfiguration>, String> {
-        if !self.tls {
-            if self.ca_file.is_some() || self.cert_file.is_some() {
-                warn!("TLS files given but the MQTT URL is not mqtts://; they are ignored");
-            }
-            return Ok(None);
-        }
-        let read = |path: &PathBuf, flag: &str| {
-            std::fs::read(path).map_err(|e| format!("cannot read {flag} {}: {e}", path.display()))
-        };
-        let ca = match &self.ca_file {
-            Some(p) => read(p, "--mqtt-ca")?,
-            None => {
-                let system = [
-                    "/etc/ssl/certs/ca-certificates.crt",
-                    "/etc/pki/tls/certs/ca-bundle.crt",
-                ]
-                .into_iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-                .ok_or("mqtts:// needs --mqtt-ca: no system CA bundle found")?;
-                read(&system, "the system CA bundle")?
-            }
-        };
-        let client_auth = match (&self.cert_file, &self.key_file) {
-            (Some(c), Some(k)) => Some((read(c, "--mqtt-cert")?, read(k, "--mqtt-key")?)),
-            (None, None) => None,
-            _ => return Err("--mqtt-cert and --mqtt-key must be given together".into()),
-        };
-        Ok(Some(rumqttc::TlsConfiguration::Simple {
-            ca,
-            alpn: None,
-            client_auth,
-        }))
+    /// The broker connection's transport, the TLS files read afresh (so a renewed
+    /// certificate is picked up at the next reconnect); an error names the file and the flag.
+    pub fn transport(&self) -> Result<rumqttc::Transport, TlsError> {
+        self.tls_files.transport(self.tls)
     }
 
     fn broker(&self) -> String {
@@ -225,12 +188,12 @@ async fn run(
             break;
         }
         consumer.rewind();
-        let end = match config.tls_configuration() {
-            Ok(tls) => {
+        let end = match config.transport() {
+            Ok(transport) => {
                 let s = Session {
                     config: &config,
                     diag: &diag,
-                    conn: Connection::open(&config, tls),
+                    conn: Connection::open(&config, transport),
                     inflight: InFlight::default(),
                     window: 0,
                     max_packet_size: None,
@@ -467,8 +430,9 @@ mod tests {
         assert_eq!("0".parse::<Qos>(), Ok(Qos::AtMostOnce));
         assert!("2".parse::<Qos>().is_err());
         let mut c = TelemetryConfig::from_url("mqtts://h", "p").unwrap();
-        c.ca_file = Some("/nonexistent/ca.pem".into());
-        assert!(c.tls_configuration().unwrap_err().contains("--mqtt-ca"));
+        c.tls_files.ca = Some("/nonexistent/ca.pem".into());
+        let e = c.transport().map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains("--mqtt-ca"), "{e}");
     }
 
     #[test]
