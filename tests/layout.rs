@@ -1,0 +1,42 @@
+//! The crate boundaries ARCHITECTURE.md promises, checked on the dependency graph cargo
+//! resolves: the contract crate does no I/O and the cloud service never links the edge.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::Command;
+
+/// The normal (non-dev, non-build) dependencies of `package`, one crate name a line.
+fn dependencies(package: &str) -> Vec<String> {
+    let out = Command::new(env!("CARGO"))
+        .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", package])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn the_contract_crate_does_no_io() {
+    let deps = dependencies("iiot-api");
+    for io in ["tokio", "async-opcua", "rumqttc", "axum", "sqlx", "reqwest", "mio"] {
+        assert!(!deps.iter().any(|d| d == io), "iiot-api depends on {io}: {deps:?}");
+    }
+}
+
+#[test]
+fn the_twin_api_does_not_link_the_edge_module() {
+    let deps = dependencies("iiot-twin-api");
+    assert!(deps.iter().any(|d| d == "iiot-api"), "{deps:?}");
+    for edge in ["iiot-module", "async-opcua", "async-opcua-client"] {
+        assert!(!deps.iter().any(|d| d == edge), "iiot-twin-api depends on {edge}");
+    }
+}
