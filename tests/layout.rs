@@ -9,7 +9,16 @@ use std::process::Command;
 /// The normal (non-dev, non-build) dependencies of `package`, one crate name a line.
 fn dependencies(package: &str) -> Vec<String> {
     let out = Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "-e", "normal", "--prefix", "none", "-p", package])
+        .args([
+            "tree",
+            "--offline",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "-p",
+            package,
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree");
@@ -27,8 +36,19 @@ fn dependencies(package: &str) -> Vec<String> {
 #[test]
 fn the_contract_crate_does_no_io() {
     let deps = dependencies("iiot-api");
-    for io in ["tokio", "async-opcua", "rumqttc", "axum", "sqlx", "reqwest", "mio"] {
-        assert!(!deps.iter().any(|d| d == io), "iiot-api depends on {io}: {deps:?}");
+    for io in [
+        "tokio",
+        "async-opcua",
+        "rumqttc",
+        "axum",
+        "sqlx",
+        "reqwest",
+        "mio",
+    ] {
+        assert!(
+            !deps.iter().any(|d| d == io),
+            "iiot-api depends on {io}: {deps:?}"
+        );
     }
 }
 
@@ -37,6 +57,9 @@ fn the_twin_api_does_not_link_the_edge_module() {
     let deps = dependencies("iiot-twin-api");
     assert!(deps.iter().any(|d| d == "iiot-api"), "{deps:?}");
     for edge in ["iiot-module", "async-opcua", "async-opcua-client"] {
-        assert!(!deps.iter().any(|d| d == edge), "iiot-twin-api depends on {edge}");
+        assert!(
+            !deps.iter().any(|d| d == edge),
+            "iiot-twin-api depends on {edge}"
+        );
     }
 }

@@ -131,7 +131,7 @@ fn connection(url: &str) -> Value {
 }
 
 async fn browse(args: BrowseArgs) -> Result<()> {
-    let tree = crate::cli::parse_tree(&args.tree)?;
+    let tree = crate::args::parse_tree(&args.tree)?;
     let s = setup(Some(tree), None).await?;
     let url = s.plc.endpoint_url();
     let http = reqwest::Client::new();

@@ -17,7 +17,37 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 
 use crate::broker::Credentials;
-use crate::cli::UpArgs;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Where state (PKI, keys) is kept between runs.
+    #[arg(long, default_value = "iiot-data", env = "IIOT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Simulated PLC OPC UA port [default: 50000, or a free port when 50000 is taken]. A port
+    /// given here that is taken stops `up` with an error.
+    #[arg(long)]
+    pub plc_port: Option<u16>,
+    /// Embedded MQTT broker port [default: 1883, or a free port when 1883 is taken, e.g. by
+    /// Mosquitto].
+    #[arg(long)]
+    pub mqtt_port: Option<u16>,
+    /// Module HTTP API port [default: 8082, or a free port when 8082 is taken].
+    #[arg(long)]
+    pub http_port: Option<u16>,
+    /// Twin API (cloud REST service) HTTP port [default: 8080, or a free port when 8080 is
+    /// taken].
+    #[arg(long)]
+    pub twin_port: Option<u16>,
+    /// Vault (certificate authority) HTTP API port [default: 8081, or a free port when 8081 is
+    /// taken].
+    #[arg(long)]
+    pub vault_port: Option<u16>,
+    /// Address the HTTP API and broker listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+}
 
 /// The module's publisher id (its MQTT root) in `iiot up`.
 const PUBLISHER_ID: &str = "iiot-up";
@@ -216,7 +246,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         url.clone(),
     ));
     tokio::spawn(tail_telemetry(mqtt_local, mqtt_credentials));
-    crate::wait_for_shutdown().await;
+    crate::shutdown::wait_for_shutdown().await;
     twin.shutdown().await;
     if let Err(e) = vault.shutdown().await {
         tracing::warn!(error = %e, "vault did not stop cleanly");

@@ -62,7 +62,7 @@ pub struct VaultArgs {
     #[arg(long, default_value_t = 3600)]
     pub crl_refresh_secs: u64,
     #[command(flatten)]
-    pub jwt: crate::cli::JwtArgs,
+    pub jwt: crate::args::JwtArgs,
 }
 
 impl VaultArgs {
@@ -125,7 +125,7 @@ pub async fn run(args: VaultArgs) -> Result<()> {
     let mut handle = iiot_vault::start(config).await?;
     // SIGTERM (systemd, Docker, Kubernetes) as well as SIGINT, like the other services; in
     // place before the line below tells anyone the vault is ready.
-    let shutdown = crate::shutdown_signal();
+    let shutdown = crate::shutdown::shutdown_signal();
     println!("vault listening on http://{}", handle.addr());
     tokio::select! {
         r = handle.wait() => r.context("vault HTTP server stopped")?,

@@ -25,7 +25,7 @@ pub struct TwinApiArgs {
     )]
     pub mqtt_url: String,
     #[command(flatten)]
-    pub mqtt_tls: crate::cli::MqttTlsArgs,
+    pub mqtt_tls: crate::args::MqttTlsArgs,
     /// Where the SQLite registry (twin-api.db) is kept.
     #[arg(long, default_value = "data/twin-api")]
     pub data_dir: PathBuf,
@@ -44,7 +44,7 @@ pub struct TwinApiArgs {
     #[arg(long, default_value_t = 10)]
     pub request_timeout: u64,
     #[command(flatten)]
-    pub jwt: crate::cli::JwtArgs,
+    pub jwt: crate::args::JwtArgs,
 }
 
 impl TwinApiArgs {
@@ -70,7 +70,7 @@ impl TwinApiArgs {
 pub async fn run(args: TwinApiArgs) -> Result<()> {
     let handle = iiot_twin_api::start(args.config()?).await?;
     println!("twin-api listening on http://{}", handle.http_addr);
-    crate::wait_for_shutdown().await;
+    crate::shutdown::wait_for_shutdown().await;
     tracing::info!("shutting down");
     handle.shutdown().await;
     Ok(())

@@ -1,0 +1,8 @@
+//! One file per `iiot` command, each owning its arguments and its `run`. Commands import only
+//! the shared modules (`args`, `shutdown`, `broker`, `allocator`), never each other or `cli`.
+
+pub mod module;
+pub mod plc_sim;
+pub mod twin_api;
+pub mod up;
+pub mod vault;

@@ -1,0 +1,183 @@
+//! `iiot module`: its arguments and its run.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::args::MqttTlsArgs;
+
+#[derive(Args)]
+pub struct ModuleArgs {
+    #[arg(long, default_value_t = 8082, env = "IIOT_HTTP_PORT")]
+    pub http_port: u16,
+    /// Address the HTTP API listens on.
+    #[arg(long, default_value = "0.0.0.0", env = "IIOT_HTTP_HOST")]
+    pub http_host: IpAddr,
+    /// Key every API call must present as `Authorization: ApiKey <key>`.
+    #[arg(long, env = "IIOT_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Read the API key from this file instead.
+    #[arg(long, env = "IIOT_API_KEY_FILE", conflicts_with = "api_key")]
+    pub api_key_file: Option<PathBuf>,
+    #[arg(long, default_value = "data/module", env = "IIOT_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// MQTT broker, e.g. mqtt://127.0.0.1:1883; without it the module serves HTTP only.
+    #[arg(long, env = "IIOT_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+    /// Root of every MQTT topic (OPC Publisher's PublisherId).
+    #[arg(long, default_value = "iiot-module", env = "IIOT_PUBLISHER_ID")]
+    pub publisher_id: String,
+    /// Seconds between the module's retained `{root}/state` heartbeats (liveness for the twin
+    /// API; the broker's last will announces it offline).
+    #[arg(long, default_value_t = 30, env = "IIOT_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: u64,
+    /// Trust every server certificate without review (not for production).
+    #[arg(long)]
+    pub auto_accept: bool,
+    /// Most OPC UA sessions open at once.
+    #[arg(long, default_value_t = 100)]
+    pub max_sessions: usize,
+    /// Seconds an idle session stays open for the next call.
+    #[arg(long, default_value_t = 60)]
+    pub session_linger: u64,
+    /// The publishednodes.json to publish from and persist API changes to (OPC Publisher's
+    /// -f/--pf/--publishfile/--PublishedNodesFile); default <data-dir>/publishednodes.json.
+    #[arg(
+        short = 'f',
+        long = "pf",
+        visible_aliases = ["publishfile", "PublishedNodesFile"],
+        env = "IIOT_PUBLISHED_NODES_FILE"
+    )]
+    pub published_nodes_file: Option<PathBuf>,
+    /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
+    #[arg(long = "mm", visible_alias = "messagingmode", default_value = "PubSub")]
+    pub messaging_mode: String,
+    /// Size the server queue of nodes without `QueueSize` to hold every sample of one
+    /// publishing interval and one more, ceil(publishing / sampling) + 1 (OPC Publisher's
+    /// --aq, here on by default); `--aq false` gives them a queue of one. An explicit
+    /// `QueueSize` always wins.
+    #[arg(
+        long = "aq",
+        visible_alias = "autosetqueuesize",
+        env = "IIOT_AUTO_SET_QUEUE_SIZE",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_value = "true",
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub auto_queue_size: bool,
+    /// Largest network message in bytes; bigger batches are split without dropping values.
+    #[arg(long = "ms", visible_alias = "maxmessagesize", default_value_t = 256 * 1024)]
+    pub max_message_size: usize,
+    /// Root topic template (`{PublisherId}`, `{SiteId}`).
+    #[arg(
+        long = "rtt",
+        visible_alias = "roottopictemplate",
+        default_value = "{PublisherId}"
+    )]
+    pub root_topic_template: String,
+    /// Telemetry topic template (`{RootTopic}`, `{WriterGroup}`, `{DataSetWriter}`, `{Encoding}`, ...).
+    #[arg(
+        long = "ttt",
+        visible_alias = "telemetrytopictemplate",
+        default_value = "{RootTopic}/messages/{WriterGroup}"
+    )]
+    pub telemetry_topic_template: String,
+    /// Retained `ua-metadata` topic template (`{TelemetryTopic}` and the telemetry variables).
+    #[arg(
+        long = "mdt",
+        visible_alias = "metadatatopictemplate",
+        default_value = "{TelemetryTopic}/metadata/{DataSetWriter}"
+    )]
+    pub metadata_topic_template: String,
+    /// Site id for `{SiteId}` in topic templates.
+    #[arg(long = "site")]
+    pub site_id: Option<String>,
+    /// Do not send `ua-metadata` messages.
+    #[arg(long = "dm", visible_alias = "disablemetadata")]
+    pub disable_metadata: bool,
+    /// MQTT protocol for telemetry: 5 or 311.
+    #[arg(long, default_value = "5")]
+    pub mqtt_version: String,
+    /// Telemetry QoS: 1 (acknowledged, never lost) or 0.
+    #[arg(long, default_value = "1")]
+    pub qos: String,
+    #[command(flatten)]
+    pub mqtt_tls: MqttTlsArgs,
+    /// Store-and-forward directory; default <data-dir>/outbox.
+    #[arg(long)]
+    pub outbox_dir: Option<PathBuf>,
+    /// Bytes the outbox may hold while the broker is away.
+    #[arg(long, default_value_t = 1 << 30)]
+    pub outbox_max_bytes: u64,
+    /// When the outbox is full: drop-oldest (keep the newest data) or reject-new.
+    #[arg(long, default_value = "drop-oldest")]
+    pub outbox_overflow: String,
+}
+
+impl ModuleArgs {
+    pub fn into_config(self: Box<Self>) -> Result<iiot_module::ModuleConfig> {
+        let api_key = match (self.api_key, self.api_key_file) {
+            (Some(k), _) => k,
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .with_context(|| format!("reading --api-key-file {}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => {
+                bail!("an API key is required: --api-key, --api-key-file or IIOT_API_KEY")
+            }
+        };
+        let mut config = iiot_module::ModuleConfig {
+            http_bind: SocketAddr::new(self.http_host, self.http_port),
+            api_key,
+            data_dir: self.data_dir,
+            mqtt_url: self.mqtt_url,
+            mqtt_tls: self.mqtt_tls.files(),
+            publisher_id: self.publisher_id,
+            auto_accept: self.auto_accept,
+            published_nodes_file: self.published_nodes_file,
+            ..Default::default()
+        };
+        if self.heartbeat_interval == 0 {
+            bail!("--heartbeat-interval must be at least 1 second");
+        }
+        config.heartbeat_interval = std::time::Duration::from_secs(self.heartbeat_interval);
+        config.pool.max_sessions = self.max_sessions.max(1);
+        config.pool.linger = std::time::Duration::from_secs(self.session_linger);
+        use iiot_module::publisher::plan::MessagingMode;
+        config.publisher.messaging_mode = match self.messaging_mode.to_ascii_lowercase().as_str() {
+            "pubsub" => MessagingMode::PubSub,
+            "samples" => MessagingMode::Samples,
+            other => bail!("--mm {other}: use PubSub or Samples"),
+        };
+        config.publisher.auto_queue_size = self.auto_queue_size;
+        if self.max_message_size < 1024 {
+            bail!("--ms must be at least 1024 bytes");
+        }
+        config.publisher.max_message_size = self.max_message_size;
+        config.publisher.topics.root = self.root_topic_template;
+        config.publisher.topics.telemetry = self.telemetry_topic_template;
+        config.publisher.topics.metadata = self.metadata_topic_template;
+        config.publisher.topics.site_id = self.site_id;
+        config.publisher.send_metadata = !self.disable_metadata;
+        config.telemetry.version = Some(self.mqtt_version.parse().map_err(anyhow::Error::msg)?);
+        config.telemetry.qos = Some(self.qos.parse().map_err(anyhow::Error::msg)?);
+        config.outbox_dir = self.outbox_dir;
+        config.outbox.max_bytes = self.outbox_max_bytes;
+        config.outbox.overflow = self.outbox_overflow.parse().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}
+
+/// Starts the module and serves until SIGTERM or SIGINT.
+pub async fn run(args: Box<ModuleArgs>) -> Result<()> {
+    crate::allocator::tune_for_module();
+    let handle = iiot_module::start(args.into_config()?).await?;
+    println!("module API on http://{}", handle.http_addr);
+    crate::shutdown::wait_for_shutdown().await;
+    handle.shutdown().await;
+    Ok(())
+}
