@@ -4,9 +4,47 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
+use iiot_module::publisher::outbox::OverflowPolicy;
+use iiot_module::publisher::transport::{MqttVersion, Qos};
 
 use crate::args::MqttTlsArgs;
+
+/// `--mm`: how entries without a MessagingMode are published.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MessagingModeArg {
+    /// OPC UA Part 14 PubSub JSON network messages.
+    #[value(name = "PubSub")]
+    PubSub,
+    /// OPC Publisher's flat samples.
+    #[value(name = "Samples")]
+    Samples,
+}
+
+/// `--mqtt-version` of the telemetry connection.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MqttVersionArg {
+    #[value(name = "5", alias = "v5")]
+    V5,
+    #[value(name = "311", alias = "3.1.1")]
+    V311,
+}
+
+/// `--qos` of telemetry.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QosArg {
+    #[value(name = "0")]
+    AtMostOnce,
+    #[value(name = "1")]
+    AtLeastOnce,
+}
+
+/// `--outbox-overflow`: what a full outbox does.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OverflowArg {
+    DropOldest,
+    RejectNew,
+}
 
 #[derive(Args)]
 pub struct ModuleArgs {
@@ -52,8 +90,14 @@ pub struct ModuleArgs {
     )]
     pub published_nodes_file: Option<PathBuf>,
     /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
-    #[arg(long = "mm", visible_alias = "messagingmode", default_value = "PubSub")]
-    pub messaging_mode: String,
+    #[arg(
+        long = "mm",
+        visible_alias = "messagingmode",
+        value_enum,
+        ignore_case = true,
+        default_value = "PubSub"
+    )]
+    pub messaging_mode: MessagingModeArg,
     /// Size the server queue of nodes without `QueueSize` to hold every sample of one
     /// publishing interval and one more, ceil(publishing / sampling) + 1 (OPC Publisher's
     /// --aq, here on by default); `--aq false` gives them a queue of one. An explicit
@@ -100,11 +144,11 @@ pub struct ModuleArgs {
     #[arg(long = "dm", visible_alias = "disablemetadata")]
     pub disable_metadata: bool,
     /// MQTT protocol for telemetry: 5 or 311.
-    #[arg(long, default_value = "5")]
-    pub mqtt_version: String,
+    #[arg(long, value_enum, default_value = "5")]
+    pub mqtt_version: MqttVersionArg,
     /// Telemetry QoS: 1 (acknowledged, never lost) or 0.
-    #[arg(long, default_value = "1")]
-    pub qos: String,
+    #[arg(long, value_enum, default_value = "1")]
+    pub qos: QosArg,
     #[command(flatten)]
     pub mqtt_tls: MqttTlsArgs,
     /// Store-and-forward directory; default <data-dir>/outbox.
@@ -114,8 +158,8 @@ pub struct ModuleArgs {
     #[arg(long, default_value_t = 1 << 30)]
     pub outbox_max_bytes: u64,
     /// When the outbox is full: drop-oldest (keep the newest data) or reject-new.
-    #[arg(long, default_value = "drop-oldest")]
-    pub outbox_overflow: String,
+    #[arg(long, value_enum, default_value = "drop-oldest")]
+    pub outbox_overflow: OverflowArg,
 }
 
 impl ModuleArgs {
@@ -148,10 +192,9 @@ impl ModuleArgs {
         config.pool.max_sessions = self.max_sessions.max(1);
         config.pool.linger = std::time::Duration::from_secs(self.session_linger);
         use iiot_module::publisher::plan::MessagingMode;
-        config.publisher.messaging_mode = match self.messaging_mode.to_ascii_lowercase().as_str() {
-            "pubsub" => MessagingMode::PubSub,
-            "samples" => MessagingMode::Samples,
-            other => bail!("--mm {other}: use PubSub or Samples"),
+        config.publisher.messaging_mode = match self.messaging_mode {
+            MessagingModeArg::PubSub => MessagingMode::PubSub,
+            MessagingModeArg::Samples => MessagingMode::Samples,
         };
         config.publisher.auto_queue_size = self.auto_queue_size;
         if self.max_message_size < 1024 {
@@ -163,11 +206,20 @@ impl ModuleArgs {
         config.publisher.topics.metadata = self.metadata_topic_template;
         config.publisher.topics.site_id = self.site_id;
         config.publisher.send_metadata = !self.disable_metadata;
-        config.telemetry.version = Some(self.mqtt_version.parse().map_err(anyhow::Error::msg)?);
-        config.telemetry.qos = Some(self.qos.parse().map_err(anyhow::Error::msg)?);
+        config.telemetry.version = Some(match self.mqtt_version {
+            MqttVersionArg::V5 => MqttVersion::V5,
+            MqttVersionArg::V311 => MqttVersion::V311,
+        });
+        config.telemetry.qos = Some(match self.qos {
+            QosArg::AtMostOnce => Qos::AtMostOnce,
+            QosArg::AtLeastOnce => Qos::AtLeastOnce,
+        });
         config.outbox_dir = self.outbox_dir;
         config.outbox.max_bytes = self.outbox_max_bytes;
-        config.outbox.overflow = self.outbox_overflow.parse().map_err(anyhow::Error::msg)?;
+        config.outbox.overflow = match self.outbox_overflow {
+            OverflowArg::DropOldest => OverflowPolicy::DropOldest,
+            OverflowArg::RejectNew => OverflowPolicy::RejectNew,
+        };
         Ok(config)
     }
 }
