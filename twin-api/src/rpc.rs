@@ -142,6 +142,9 @@ impl Drop for TelemetryLease {
     }
 }
 
+/// Largest MQTT packet the twin API accepts (a watched module's telemetry batch).
+const MAX_INCOMING_PACKET: u32 = 16 << 20;
+
 /// Everything the event loop task needs.
 pub struct MqttTask {
     event_loop: EventLoop,
@@ -172,6 +175,10 @@ impl MqttRpc {
         options.set_transport(tls_files.transport(b.tls).map_err(TwinApiError::MqttTls)?);
         options.set_keep_alive(Duration::from_secs(30));
         options.set_clean_start(true);
+        // Telemetry batches of watched modules arrive here: rumqttc's 10 KiB default would
+        // drop the connection on the first large one (a module sends up to `--ms`, 256 KiB by
+        // default; OPC Publisher allows more).
+        options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
         if let (Some(u), Some(p)) = (&b.username, &b.password) {
             options.set_credentials(u, p);
         }

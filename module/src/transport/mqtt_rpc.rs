@@ -81,6 +81,10 @@ impl MqttConfig {
     }
 }
 
+/// Largest MQTT packet the responder accepts: the HTTP API's body limit plus room for the
+/// packet's properties.
+const MAX_REQUEST_PACKET: u32 = (super::http::MAX_BODY_BYTES + 64 * 1024) as u32;
+
 /// Responses in flight on the RPC connection at most; more wait in rumqttc's queue.
 const RPC_MAX_IN_FLIGHT: u16 = 1024;
 
@@ -90,6 +94,9 @@ pub fn connect(config: &MqttConfig) -> Result<(AsyncClient, EventLoop), TlsError
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options.set_transport(config.tls_files.transport(config.tls)?);
     options.set_keep_alive(Duration::from_secs(30));
+    // Requests as large as the HTTP API takes (a whole configuration); rumqttc's 10 KiB
+    // default would drop the connection on the first large request.
+    options.set_max_packet_size(Some(MAX_REQUEST_PACKET));
     options.set_clean_start(true);
     // rumqttc allocates one slot per possible in-flight publish up front: at the broker's
     // 65,535 that is 14 MB for a connection that answers a few requests at a time.
