@@ -3,7 +3,8 @@
 # do, with schemathesis (PyPI, pinned) and all its checks: every answer's status, content type
 # and body must be documented, schema-valid requests accepted and schema-violating ones
 # refused, and no 5xx. Prints schemathesis' summary per service and exits non-zero on any
-# failure.
+# failure. scripts/schemathesis.toml holds the few settings for behaviour that is right
+# although a check would count it (each with its reason).
 #
 #   scripts/api-conformance.sh [--max-examples N] [--service twin-api|vault]
 #
@@ -71,10 +72,16 @@ for svc in $SERVICES; do
         *) echo "api-conformance: unknown service $svc" >&2; exit 2 ;;
     esac
     base="http://127.0.0.1:$port"
+    extra=()
+    # The vault's DELETE /v2/applications/{id} unregisters, as in OPC Vault: the record stays
+    # readable with state "Unregistered" (its certificates still need revoking), so "deleted
+    # resource still available" is right there. The check is stateful (not bound to one
+    # operation), hence a flag for this service rather than a schemathesis.toml rule.
+    [ "$svc" = vault ] && extra+=(--exclude-checks use_after_free)
     wait_up "$base"
     echo "== schemathesis: $svc"
-    if ! "$VENV/bin/st" run "$base/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
-        --seed 1 -H "Authorization: Bearer $ADMIN" --no-color > "$LOGS/$svc.log" 2>&1; then
+    if ! "$VENV/bin/st" --config-file "$ROOT/scripts/schemathesis.toml" run "$base/openapi.json" --checks all --max-examples "$MAX_EXAMPLES" \
+        --seed 1 -H "Authorization: Bearer $ADMIN" --no-color "${extra[@]}" > "$LOGS/$svc.log" 2>&1; then
         status=1
     fi
     sed -n "/SUMMARY/,\$p" "$LOGS/$svc.log"

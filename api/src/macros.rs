@@ -98,6 +98,15 @@ macro_rules! string_enum {
                         let v = i64::try_from(v).map_err(E::custom)?;
                         self.visit_i64(v)
                     }
+
+                    /// `2.0` is the integer 2 in JSON (and to JSON Schema's `integer`).
+                    fn visit_f64<E: ::serde::de::Error>(self, v: f64) -> Result<$name, E> {
+                        if v.fract() == 0.0 && v.abs() < 1e15 {
+                            self.visit_i64(v as i64)
+                        } else {
+                            Err(E::custom(format!(concat!("unknown ", stringify!($name), " value {}"), v)))
+                        }
+                    }
                 }
                 deserializer.deserialize_any(V)
             }

@@ -269,13 +269,20 @@ async fn paging_and_export(database_url: Option<String>) {
     assert_eq!(s, StatusCode::OK, "{body}");
     assert_eq!(body["imported"], 2500);
 
+    // More than a page may hold is refused, as the OpenAPI document says (maximum 1000).
+    let (s, problem) = api
+        .get("/registry/v2/applications?pageSize=5000", READER)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{problem}");
+    assert_eq!(problem["status"], 400);
+
     let mut ids = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = 0;
     loop {
         let path = match &token {
-            Some(t) => format!("/registry/v2/applications?pageSize=5000&continuationToken={t}"),
-            None => "/registry/v2/applications?pageSize=5000".to_string(),
+            Some(t) => format!("/registry/v2/applications?pageSize=1000&continuationToken={t}"),
+            None => "/registry/v2/applications?pageSize=1000".to_string(),
         };
         let (s, page) = api.get(&path, READER).await;
         assert_eq!(s, StatusCode::OK, "{page}");

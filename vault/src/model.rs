@@ -323,6 +323,7 @@ pub struct TrustGroupRegistrationList {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrustGroupUpdateRequest {
     /// Lifetime of certificates issued from now on, in days.
+    #[serde(default, deserialize_with = "whole_number")]
     pub issued_lifetime: Option<i64>,
     /// Approve requests at submission.
     pub auto_approve: Option<bool>,
@@ -362,4 +363,20 @@ pub struct CertificateStatus {
     pub update_required: bool,
     pub reasons: Vec<String>,
     pub certificate: Option<X509Certificate>,
+}
+
+/// An optional integer that JSON may also write as a whole float (`30.0` is the integer 30
+/// to JSON and to JSON Schema's `integer`); a fraction is refused.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!("{n} is not a whole number"))),
+    }
 }

@@ -85,7 +85,7 @@ pub fn application(
     if names.is_empty() {
         return Err(invalid("at least one applicationName is required"));
     }
-    if names.iter().any(|n| n.text.len() > 256) {
+    if names.iter().any(|n| n.text.chars().count() > 256) {
         return Err(invalid("application names are limited to 256 characters"));
     }
     let product_uri = match (&req.product_uri, existing) {

@@ -2,6 +2,7 @@
 //! (credential, JSON body, `If-Match`, paging). One file per resource; handlers stay thin.
 
 mod openapi;
+mod openapi_inputs;
 mod publishers;
 mod registry;
 mod telemetry;
@@ -24,7 +25,7 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::rpc::MqttRpc;
-use crate::store::{if_match_value, Page, Record};
+use crate::store::{if_match_value, Page, Record, MAX_PAGE};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -45,6 +46,9 @@ impl FromRef<AppState> for Arc<Authenticator> {
 /// Header a caller may send to shorten or lengthen one request's module timeout, in ms.
 pub const TIMEOUT_HEADER: &str = "x-iiot-timeout-ms";
 
+/// Largest `x-iiot-timeout-ms` accepted: a day; a longer wait is a mistake, not a request.
+pub(crate) const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
 impl AppState {
     fn timeout(&self, headers: &HeaderMap) -> Result<Duration, ApiError> {
         match headers.get(TIMEOUT_HEADER) {
@@ -53,10 +57,12 @@ impl AppState {
                 .to_str()
                 .ok()
                 .and_then(|s| s.trim().parse::<u64>().ok())
-                .filter(|ms| *ms > 0)
+                .filter(|ms| (1..=MAX_TIMEOUT_MS).contains(ms))
                 .map(|ms| Duration::from_millis(ms).min(self.max_request_timeout))
                 .ok_or_else(|| {
-                    ApiError::BadRequest(format!("{TIMEOUT_HEADER} must be milliseconds > 0"))
+                    ApiError::BadRequest(format!(
+                        "{TIMEOUT_HEADER} must be milliseconds from 1 to {MAX_TIMEOUT_MS}"
+                    ))
                 }),
         }
     }
@@ -82,9 +88,71 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// The caller's `If-Match`, unquoted; `None` when absent or `*`.
-pub fn if_match(headers: &HeaderMap) -> Option<String> {
-    if_match_value(headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()))
+/// A query string read into `T`; a malformed one is a problem+json 400 like every other bad
+/// input (axum's own `Query` would answer `text/plain`).
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
+/// One entity tag (RFC 9110 `entity-tag`) or `*`: what `If-Match` may hold here.
+pub(crate) const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?"[!#-~]*")$"#;
+
+fn is_if_match(v: &str) -> bool {
+    if v == "*" {
+        return true;
+    }
+    let tag = v.strip_prefix("W/").unwrap_or(v);
+    tag.len() >= 2
+        && tag.starts_with('"')
+        && tag.ends_with('"')
+        && tag[1..tag.len() - 1]
+            .bytes()
+            .all(|b| b == b'!' || (b'#'..=b'~').contains(&b))
+}
+
+/// A JSON object request body read into the model `T`: like `JsonBody`, but an array is
+/// refused too (serde would read a struct from one, member by position), as the document says.
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(v) = JsonBody::<Value>::from_request(req, state).await?;
+        if !v.is_object() {
+            return Err(ApiError::BadRequest(
+                "request body is not valid: expected a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(v)
+            .map(JsonObject)
+            .map_err(|e| ApiError::BadRequest(format!("request body is not valid: {e}")))
+    }
+}
+
+/// The caller's `If-Match`, unquoted; `None` when absent or `*`. A value that is not one
+/// entity tag is a 400: guessing what a malformed precondition meant could overwrite a change.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    match raw.to_str().ok().map(str::trim).filter(|v| is_if_match(v)) {
+        Some(v) => Ok(if_match_value(Some(v))),
+        None => Err(ApiError::BadRequest(
+            "If-Match must be one entity tag (\"...\" or W/\"...\") or *".into(),
+        )),
+    }
 }
 
 /// `?continuationToken=&pageSize=` of list routes.
@@ -99,9 +167,11 @@ impl Paging {
     pub fn size(&self) -> Result<Option<usize>, ApiError> {
         match self.page_size {
             None => Ok(None),
-            Some(n) if n >= 1 => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Some(n) if (1..=MAX_PAGE as i64).contains(&n) => {
+                Ok(Some(usize::try_from(n).unwrap_or(MAX_PAGE)))
+            }
             Some(n) => Err(ApiError::BadRequest(format!(
-                "pageSize {n} must be at least 1"
+                "pageSize {n} must be from 1 to {MAX_PAGE}"
             ))),
         }
     }
@@ -138,8 +208,15 @@ impl QueryPairs {
                     })?)
                 }
                 "continuationToken" => paging.continuation_token = Some(v),
-                // Azure's flag to hide client-side state; this registry holds only server state.
-                "onlyServerState" => {}
+                // Azure's flag to hide client-side state; this registry holds only server
+                // state, so the value changes nothing, but it must still be a boolean.
+                "onlyServerState" => {
+                    if !matches!(v.to_ascii_lowercase().as_str(), "true" | "false") {
+                        return Err(ApiError::BadRequest(format!(
+                            "onlyServerState '{v}': use true or false"
+                        )));
+                    }
+                }
                 _ => rest.push((k, v)),
             }
         }

@@ -5,6 +5,7 @@ use iiot_auth::{BearerAuth, ProblemResponses};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use super::openapi_inputs::InputRules;
 use super::{publishers, registry, telemetry, twin};
 
 #[derive(OpenApi)]
@@ -60,7 +61,7 @@ use super::{publishers, registry, telemetry, twin};
         twin::publish_list_get,
         telemetry::telemetry,
     ),
-    modifiers(&BearerAuth, &ProblemResponses)
+    modifiers(&BearerAuth, &ProblemResponses, &InputRules)
 )]
 pub struct ApiDoc;
 

@@ -1,6 +1,6 @@
 //! `/registry/v2/publishers`: the modules, their identity status and live connection state.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -9,7 +9,10 @@ use iiot_api::Operation;
 use iiot_auth::{Principal, Role};
 use serde_json::Value;
 
-use super::{if_match, list_page, query_page, with_etag, AppState, JsonBody, Paging, QueryPairs};
+use super::{
+    if_match, list_page, query_page, with_etag, AppState, JsonObject, Paging, QueryPairs,
+    QueryParams,
+};
 use crate::error::ApiError;
 use crate::ids::validate_id;
 use crate::query::{from_query_pairs, PublisherQuery, RegistryQuery};
@@ -31,7 +34,7 @@ use crate::store::PUBLISHER;
 async fn list(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<Paging>,
+    QueryParams(q): QueryParams<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     list_page(&s, PUBLISHER, &q, |r| s.registry.publisher_json(r)).await
@@ -55,7 +58,7 @@ async fn query(
     State(s): State<AppState>,
     p: Principal,
     mut pairs: QueryPairs,
-    JsonBody(q): JsonBody<PublisherQuery>,
+    JsonObject(q): JsonObject<PublisherQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     let paging = pairs.paging()?;
@@ -137,12 +140,12 @@ async fn patch(
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(update): JsonBody<PublisherUpdate>,
+    JsonObject(update): JsonObject<PublisherUpdate>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Admin)?;
     let r = s
         .registry
-        .update_publisher(&id, update, if_match(&headers).as_deref())
+        .update_publisher(&id, update, if_match(&headers)?.as_deref())
         .await?;
     Ok(with_etag(&r, s.registry.publisher_json(&r)))
 }
@@ -169,7 +172,7 @@ pub(super) async fn configured_endpoints(
     State(s): State<AppState>,
     p: Principal,
     Path(id): Path<String>,
-    Query(q): Query<ConfiguredQuery>,
+    QueryParams(q): QueryParams<ConfiguredQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Reader)?;

@@ -2,7 +2,7 @@
 //! every identity as JSON lines (`/registry/v2/export`, `/registry/v2/import`).
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -14,7 +14,10 @@ use iiot_auth::{Principal, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{if_match, list_page, query_page, with_etag, AppState, JsonBody, Paging, QueryPairs};
+use super::{
+    if_match, list_page, query_page, with_etag, AppState, JsonObject, Paging, QueryPairs,
+    QueryParams,
+};
 use crate::error::ApiError;
 use crate::ids::validate_id;
 use crate::query::{from_query_pairs, ApplicationQuery, EndpointQuery, RegistryQuery};
@@ -40,15 +43,17 @@ struct RegisterQuery {
     responses(
         (status = 200, description = "Success", body = serde_json::Value),
         (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+        (status = 503, description = "No enabled module is online to run it", body = serde_json::Value),
+        (status = 504, description = "The module did not answer in time", body = serde_json::Value),
     ),
     security(("bearer" = []))
 )]
 async fn register_server(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<RegisterQuery>,
+    QueryParams(q): QueryParams<RegisterQuery>,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<ServerRegistrationRequestModel>,
+    JsonObject(req): JsonObject<ServerRegistrationRequestModel>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Admin)?;
     if !req.discovery_url.starts_with("opc.tcp://") {
@@ -88,17 +93,19 @@ async fn register_server(
     request_body = serde_json::Value,
     params(("discovererId" = Option<String>, Query, description = "The module to use; default: the only one online")),
     responses(
-        (status = 200, description = "Success", body = serde_json::Value),
+        (status = 202, description = "The discovery run started", body = serde_json::Value),
         (status = "4XX", description = "problem+json with the OPC UA status symbol", body = serde_json::Value),
+        (status = 503, description = "No enabled module is online to run it", body = serde_json::Value),
+        (status = 504, description = "The module did not answer in time", body = serde_json::Value),
     ),
     security(("bearer" = []))
 )]
 async fn discover(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<RegisterQuery>,
+    QueryParams(q): QueryParams<RegisterQuery>,
     headers: HeaderMap,
-    JsonBody(req): JsonBody<DiscoveryRequestModel>,
+    JsonObject(req): JsonObject<DiscoveryRequestModel>,
 ) -> Result<StatusCode, ApiError> {
     p.require(Role::Admin)?;
     let (module, root) = s.registry.discoverer(q.discoverer_id.as_deref()).await?;
@@ -136,7 +143,7 @@ struct PurgeQuery {
 async fn purge_applications(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<PurgeQuery>,
+    QueryParams(q): QueryParams<PurgeQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Admin)?;
     let age = match q.not_seen_for.as_deref() {
@@ -166,7 +173,7 @@ async fn purge_applications(
 async fn list_applications(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<Paging>,
+    QueryParams(q): QueryParams<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     list_page(&s, APPLICATION, &q, Record::to_json).await
@@ -236,7 +243,7 @@ async fn delete_application(
 ) -> Result<StatusCode, ApiError> {
     p.require(Role::Admin)?;
     s.registry
-        .delete_application(&id, if_match(&headers).as_deref())
+        .delete_application(&id, if_match(&headers)?.as_deref())
         .await?;
     Ok(StatusCode::OK)
 }
@@ -256,7 +263,7 @@ async fn delete_application(
 async fn list_endpoints(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<Paging>,
+    QueryParams(q): QueryParams<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     list_page(&s, ENDPOINT, &q, Record::to_json).await
@@ -372,8 +379,8 @@ async fn test_endpoint(
 async fn query_applications(
     State(s): State<AppState>,
     p: Principal,
-    Query(q): Query<Paging>,
-    JsonBody(query): JsonBody<ApplicationQuery>,
+    QueryParams(q): QueryParams<Paging>,
+    JsonObject(query): JsonObject<ApplicationQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     query_page(&s, RegistryQuery::Applications(query), &q, Record::to_json).await
@@ -437,12 +444,12 @@ async fn patch_application(
     p: Principal,
     Path(id): Path<String>,
     headers: HeaderMap,
-    JsonBody(update): JsonBody<ApplicationUpdate>,
+    JsonObject(update): JsonObject<ApplicationUpdate>,
 ) -> Result<Response, ApiError> {
     p.require(Role::Admin)?;
     let r = s
         .registry
-        .update_application(&id, update, &p.name, if_match(&headers).as_deref())
+        .update_application(&id, update, &p.name, if_match(&headers)?.as_deref())
         .await?;
     Ok(with_etag(&r, r.to_json()))
 }
@@ -457,7 +464,7 @@ async fn set_enabled(
     p.require(Role::Admin)?;
     let r = s
         .registry
-        .set_application_enabled(id, enabled, &p.name, if_match(headers).as_deref())
+        .set_application_enabled(id, enabled, &p.name, if_match(headers)?.as_deref())
         .await?;
     tracing::info!(application = %id, enabled, by = %p.name, "application state changed");
     Ok(with_etag(&r, r.to_json()))
@@ -525,7 +532,7 @@ async fn query_endpoints(
     State(s): State<AppState>,
     p: Principal,
     mut pairs: QueryPairs,
-    JsonBody(query): JsonBody<EndpointQuery>,
+    JsonObject(query): JsonObject<EndpointQuery>,
 ) -> Result<Json<Value>, ApiError> {
     p.require(Role::Reader)?;
     let paging = pairs.paging()?;

@@ -2,7 +2,7 @@
 //! caller's request in `{connection, request}` and sends it to the module's method over MQTT;
 //! the module's response model is the answer.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -11,7 +11,7 @@ use iiot_api::Operation;
 use iiot_auth::{Principal, Role};
 use serde_json::{json, Value};
 
-use super::{AppState, JsonBody};
+use super::{AppState, JsonBody, QueryParams};
 use crate::error::ApiError;
 
 async fn forward(
@@ -154,7 +154,7 @@ pub(super) async fn browse_get(
     State(s): State<AppState>,
     p: Principal,
     Path(endpoint_id): Path<String>,
-    Query(q): Query<NodeQuery>,
+    QueryParams(q): QueryParams<NodeQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Writer)?;
@@ -181,7 +181,7 @@ pub(super) async fn browse_next_get(
     State(s): State<AppState>,
     p: Principal,
     Path(endpoint_id): Path<String>,
-    Query(q): Query<NodeQuery>,
+    QueryParams(q): QueryParams<NodeQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Writer)?;
@@ -208,7 +208,7 @@ pub(super) async fn read_get(
     State(s): State<AppState>,
     p: Principal,
     Path(endpoint_id): Path<String>,
-    Query(q): Query<NodeQuery>,
+    QueryParams(q): QueryParams<NodeQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Writer)?;
@@ -301,7 +301,7 @@ pub(super) async fn publish_list_get(
     State(s): State<AppState>,
     p: Principal,
     Path(endpoint_id): Path<String>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     p.require(Role::Reader)?;

@@ -7,6 +7,7 @@ mod applications;
 mod distribution;
 mod groups;
 mod openapi;
+mod openapi_inputs;
 mod requests;
 
 use std::sync::Arc;
@@ -34,6 +35,7 @@ impl FromRef<AppState> for Arc<Authenticator> {
 }
 
 pub fn router(state: AppState) -> Router {
+    let ca_lifetime_days = state.vault.ca_lifetime_days();
     Router::new()
         .route(
             "/healthz",
@@ -43,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes())
         .merge(requests::routes())
         .merge(distribution::routes())
-        .merge(openapi::swagger())
+        .merge(openapi::swagger(ca_lifetime_days))
         .with_state(state)
 }
 
@@ -54,10 +56,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = VaultError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
+        // Read as JSON first: serde would take a struct from an array (members by position),
+        // and every body here is an object.
+        let axum::Json(v) = axum::Json::<serde_json::Value>::from_request(req, state)
             .await
-            .map(|axum::Json(v)| ApiJson(v))
-            .map_err(|e| VaultError::InvalidArgument(e.body_text()))
+            .map_err(|e| VaultError::InvalidArgument(e.body_text()))?;
+        if !v.is_object() {
+            return Err(VaultError::InvalidArgument(
+                "the request body must be a JSON object".into(),
+            ));
+        }
+        serde_json::from_value(v)
+            .map(ApiJson)
+            .map_err(|e| VaultError::InvalidArgument(format!("request body is not valid: {e}")))
     }
 }
 

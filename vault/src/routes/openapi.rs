@@ -5,6 +5,7 @@ use iiot_auth::{BearerAuth, ProblemResponses};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
+use super::openapi_inputs::InputRules;
 use super::{applications, distribution, groups, requests};
 
 #[derive(OpenApi)]
@@ -47,7 +48,10 @@ use super::{applications, distribution, groups, requests};
 )]
 pub struct ApiDoc;
 
-/// `/docs` (Swagger UI) and `/openapi.json`; anonymous, they hold no data.
-pub fn swagger() -> SwaggerUi {
-    SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi())
+/// `/docs` (Swagger UI) and `/openapi.json`; anonymous, they hold no data. `ca_lifetime_days`
+/// bounds a group's `issuedLifetime` in the document as the service bounds it.
+pub fn swagger(ca_lifetime_days: i64) -> SwaggerUi {
+    let mut doc = ApiDoc::openapi();
+    utoipa::Modify::modify(&InputRules { ca_lifetime_days }, &mut doc);
+    SwaggerUi::new("/docs").url("/openapi.json", doc)
 }

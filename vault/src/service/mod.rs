@@ -45,6 +45,11 @@ fn not_found(what: &str, id: &str) -> VaultError {
 }
 
 impl Vault {
+    /// The CA lifetime groups get from this configuration: a group issues for at most that.
+    pub fn ca_lifetime_days(&self) -> i64 {
+        self.config.ca_lifetime_days
+    }
+
     /// Opens the vault on `store`: creates the default groups and their CAs on first start and
     /// unseals every CA (a wrong KEK fails here, not on the first signature).
     ///
