@@ -42,9 +42,13 @@ fn is_discovery_url(s: &str) -> bool {
     ];
     is_absolute_uri(s)
         && SCHEMES.iter().any(|p| {
+            // `get`, not slicing: a URL with a multi-byte character where a scheme would end
+            // is simply not one of these, never a panic.
             s.len() > p.len()
-                && s[..p.len()].eq_ignore_ascii_case(p)
-                && !s[p.len()..].starts_with(['/', ':'])
+                && s.get(..p.len())
+                    .is_some_and(|head| head.eq_ignore_ascii_case(p))
+                && s.get(p.len()..)
+                    .is_some_and(|rest| !rest.starts_with(['/', ':']))
         })
 }
 
@@ -139,6 +143,22 @@ pub fn application(
 
 #[cfg(test)]
 mod tests {
+
+    /// Found by schemathesis: a multi-byte character where a scheme would end panicked the
+    /// request's task (the connection closed without an answer).
+    #[test]
+    fn discovery_urls_with_multibyte_characters_never_panic() {
+        // Each scheme prefix ends inside a multi-byte character in one of these.
+        for url in [
+            "https://8\u{aa}\u{1f60d}",
+            "http://\u{e9}\u{e9}\u{e9}",
+            "h\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        ] {
+            let _ = is_discovery_url(url);
+        }
+        assert!(is_discovery_url("https://8\u{aa}"));
+        assert!(!is_discovery_url("ftp://\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"));
+    }
     use super::*;
 
     fn req(uri: &str, ty: ApplicationType, urls: &[&str]) -> ApplicationRequest {
