@@ -223,12 +223,10 @@ impl TelemetryPattern {
                     .starts_with(l)
                     .then(|| walk(rest, topic, at + l.len()))
                     .flatten(),
-                Piece::Variable(name) => {
-                    let ends: Vec<usize> = (at + 1..=topic.len())
-                        .rev()
-                        .filter(|e| topic.is_char_boundary(*e))
-                        .collect();
-                    ends.into_iter().find_map(|end| {
+                Piece::Variable(name) => (at + 1..=topic.len())
+                    .rev()
+                    .filter(|e| topic.is_char_boundary(*e))
+                    .find_map(|end| {
                         walk(rest, topic, end).map(|found| {
                             if GROUP_VARIABLES.contains(name) {
                                 Some(&topic[at..end])
@@ -236,8 +234,7 @@ impl TelemetryPattern {
                                 found
                             }
                         })
-                    })
-                }
+                    }),
             }
         }
         walk(&self.pieces(), topic, 0)

@@ -403,7 +403,14 @@ impl MqttRpc {
     /// Hands a telemetry message to the watchers of every module whose pattern it fits.
     fn on_telemetry(&self, topic: &str, payload: &Bytes) {
         for watched in self.telemetry.iter() {
-            if let Some(group) = self.telemetry_pattern(watched.key()).writer_group(topic) {
+            // The announced pattern by reference: this runs for every telemetry message.
+            let group = match self.patterns.get(watched.key()) {
+                Some(pattern) => pattern.writer_group(topic),
+                None => ModuleTopics::new(watched.key().as_str())
+                    .default_telemetry()
+                    .writer_group(topic),
+            };
+            if let Some(group) = group {
                 let _ = watched
                     .value()
                     .1
