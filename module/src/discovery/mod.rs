@@ -306,7 +306,9 @@ impl Discovery {
             let total = plan.targets.len();
             run.progress_counts(DiscoveryProgressType::PortScanStarted, 0, total, 0)
                 .await;
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            // The latest (done, found) only: a progress report is a snapshot, so one the
+            // publisher had no time for is superseded by the next, and nothing queues up.
+            let (tx, mut rx) = tokio::sync::watch::channel((0usize, 0usize));
             let found = {
                 let scan = scan::scan(
                     plan.targets.clone(),
@@ -321,7 +323,8 @@ impl Discovery {
                 loop {
                     tokio::select! {
                         found = &mut scan => break found,
-                        Some((done, n)) = rx.recv() => {
+                        Ok(()) = rx.changed() => {
+                            let (done, n) = *rx.borrow_and_update();
                             run.progress_counts(DiscoveryProgressType::PortScanProgress, done, total, n).await;
                         }
                     }

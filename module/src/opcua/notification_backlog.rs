@@ -10,12 +10,13 @@
 //! burst waits in the server's queues (sized by the items' QueueSize for that purpose).
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use opcua::client::PublishGate;
 use tokio::sync::Notify;
+use tracing::warn;
 
 /// Publish responses (≤ 500 values each) per subscription that may wait for writers before
 /// the session asks for more; the limit grows with the subscriptions, since their writers work
@@ -27,6 +28,13 @@ const WAITING_PER_SUBSCRIPTION: usize = 8;
 /// monitored items takes about a second) must not starve the server of Publish requests: it
 /// would drop values from full queues or end the subscription.
 const MAX_HOLD: Duration = Duration::from_millis(250);
+/// Past [`MAX_HOLD`] a request goes out anyway, but only while fewer than this many times the
+/// limit wait: a writer that stays stuck (its outbox waiting for a stalled disk) must not let
+/// decoded responses pile up in memory without end. At the cap the next Publish waits for the
+/// writers however long that takes; the values wait in the server's queues, and if the stall
+/// outlasts the subscription's lifetime the server ends it and the writer's watchdog creates
+/// it again. 8 × 8 responses of ≤ 500 values is ≈ 3 MB per subscription at most.
+const HARD_LIMIT_FACTOR: usize = 8;
 
 /// One per session; shared by the forwarders of every subscription on it.
 #[derive(Debug)]
@@ -37,6 +45,8 @@ pub struct NotificationBacklog {
     per_subscription: usize,
     max_hold: Duration,
     drained: Notify,
+    /// Times a Publish request waited at the hard cap (see [`HARD_LIMIT_FACTOR`]).
+    saturations: AtomicU64,
 }
 
 impl Default for NotificationBacklog {
@@ -53,6 +63,7 @@ impl NotificationBacklog {
             per_subscription: per_subscription.max(1),
             max_hold,
             drained: Notify::new(),
+            saturations: AtomicU64::new(0),
         }
     }
 
@@ -78,18 +89,42 @@ impl NotificationBacklog {
         self.waiting.load(Ordering::Acquire)
     }
 
+    /// Times a Publish request had to wait at the hard cap because the writers stayed
+    /// behind past the bounded hold.
+    pub fn saturations(&self) -> u64 {
+        self.saturations.load(Ordering::Relaxed)
+    }
+
     async fn wait_for_room(&self) {
         let deadline = tokio::time::Instant::now() + self.max_hold;
+        let mut saturated = false;
         loop {
             let drained = self.drained.notified();
             tokio::pin!(drained);
             // Registered before the check, so a release between check and wait is not missed.
             drained.as_mut().enable();
-            if self.waiting() < self.limit() {
+            let waiting = self.waiting();
+            let limit = self.limit();
+            if waiting < limit {
                 return;
             }
-            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+            let past_hold = tokio::time::Instant::now() >= deadline;
+            if past_hold && waiting < limit.saturating_mul(HARD_LIMIT_FACTOR) {
                 return;
+            }
+            if past_hold {
+                if !saturated {
+                    saturated = true;
+                    self.saturations.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        waiting,
+                        "writers stay behind their OPC UA notifications; no Publish request until they catch up"
+                    );
+                }
+                drained.await;
+            } else {
+                // Woken by a release or by the end of the hold; either way check again.
+                let _ = tokio::time::timeout_at(deadline, drained).await;
             }
         }
     }
@@ -108,7 +143,9 @@ pub struct Held(Arc<NotificationBacklog>);
 impl Drop for Held {
     fn drop(&mut self) {
         let before = self.0.waiting.fetch_sub(1, Ordering::AcqRel);
-        if before <= self.0.limit() {
+        let limit = self.0.limit();
+        // Waiters care about two crossings: below the limit, and below the hard cap.
+        if before <= limit || before == limit.saturating_mul(HARD_LIMIT_FACTOR) {
             self.0.drained.notify_waiters();
         }
     }
@@ -170,5 +207,31 @@ mod tests {
             .await
             .expect("the hold is bounded");
         assert!(started.elapsed() >= Duration::from_millis(90));
+    }
+
+    #[tokio::test]
+    async fn past_the_hold_requests_stop_at_the_hard_cap_until_writers_catch_up() {
+        let backlog = Arc::new(NotificationBacklog::new(1, Duration::from_millis(20)));
+        let _subscription = backlog.subscribe();
+        let mut held: Vec<Held> = (0..HARD_LIMIT_FACTOR - 1).map(|_| backlog.hold()).collect();
+        // Below the cap a request still goes out after the hold.
+        tokio::time::timeout(Duration::from_secs(5), backlog.ready())
+            .await
+            .expect("below the cap the hold is bounded");
+        assert_eq!(backlog.saturations(), 0);
+        held.push(backlog.hold());
+        let waiter = tokio::spawn({
+            let backlog = backlog.clone();
+            async move { backlog.ready().await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "at the cap no request goes out");
+        assert_eq!(backlog.saturations(), 1);
+        held.pop();
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("released once a writer catches up")
+            .expect("task");
+        assert_eq!(backlog.saturations(), 1, "one wait counts once");
     }
 }
