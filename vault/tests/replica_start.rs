@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use iiot_testkit::temp_dir;
 use iiot_vault::{ApiKeys, CertType, KekSource, Role, VaultConfig, VaultHandle};
 use sqlx::{Connection, Row};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,16 +25,6 @@ fn random_hex(bytes: usize) -> String {
     let mut rnd = vec![0u8; bytes];
     openssl::rand::rand_bytes(&mut rnd).expect("rand");
     hex::encode(rnd)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "iiot-vault-{name}-{}-{}",
-        std::process::id(),
-        random_hex(6)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 async fn admin() -> sqlx::PgConnection {

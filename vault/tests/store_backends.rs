@@ -4,10 +4,10 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use iiot_auth::{ApiKeys, Principal, Role};
+use iiot_testkit::temp_dir;
 use iiot_vault::model::*;
 use iiot_vault::service::Vault;
 use iiot_vault::{Kek, Store, VaultConfig, VaultError};
@@ -15,18 +15,6 @@ use rcgen::{CertificateParams, KeyPair, SanType};
 use sqlx::Connection;
 
 const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn temp_dir(name: &str) -> PathBuf {
-    let mut rnd = [0u8; 6];
-    openssl::rand::rand_bytes(&mut rnd).expect("rand");
-    let dir = std::env::temp_dir().join(format!(
-        "iiot-vault-{name}-{}-{}",
-        std::process::id(),
-        hex::encode(rnd)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// A uniquely named PostgreSQL database, dropped by [`PgDb::drop_db`].
 struct PgDb {
@@ -519,4 +507,198 @@ async fn group_commit_on_postgres() {
     group_commit_many(Some(db.url())).await;
     group_commit_isolates_failures(Some(db.url())).await;
     db.drop_db().await;
+}
+
+// ------------------------------------------------------------------ inline SQLite reads
+
+/// Byte offsets, in the `-shm` file, of the WAL locks SQLite's unix VFS takes there:
+/// `WAL_WRITE_LOCK` and `WAL_RECOVER_LOCK` (`UNIX_SHM_BASE` + 0 and + 2, sqlite3.c).
+const SHM_WRITE_LOCK: i64 = 120;
+const SHM_RECOVER_LOCK: i64 = 122;
+/// `iChange` of the second copy of the wal-index header (two 48-byte copies at offset 0).
+const SHM_SECOND_HEADER_BYTE: u64 = 48 + 8;
+
+/// The wal-index of a SQLite file left as a writer that died in the middle of a commit
+/// leaves it (the two header copies differ), with its WAL write and recover locks held, as
+/// by the process recovering it: until [`WalRecovery::finish`], a reader that cannot wait
+/// gets `SQLITE_BUSY_RECOVERY`, and a reader with a busy timeout waits.
+///
+/// Why this and not a plain lock: in WAL mode readers wait for no writer, and SQLite's
+/// connections in one process share their lock on the database file, so nothing else in
+/// this process makes a reader busy. The locks are open file description locks, which
+/// conflict with SQLite's own (classic POSIX) locks even within one process.
+#[cfg(target_os = "linux")]
+struct WalRecovery {
+    shm: std::fs::File,
+    original: u8,
+}
+
+#[cfg(target_os = "linux")]
+impl WalRecovery {
+    fn begin(db: &std::path::Path) -> WalRecovery {
+        use std::os::unix::fs::FileExt;
+        let shm = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(db.with_extension("db-shm"))
+            .expect("the WAL index of an open database");
+        for offset in [SHM_WRITE_LOCK, SHM_RECOVER_LOCK] {
+            ofd_lock(&shm, offset, libc::F_WRLCK as libc::c_short)
+                .expect("nobody holds the WAL lock of an idle store");
+        }
+        let mut byte = [0u8; 1];
+        shm.read_exact_at(&mut byte, SHM_SECOND_HEADER_BYTE)
+            .expect("read wal-index");
+        shm.write_all_at(&[byte[0] ^ 0xff], SHM_SECOND_HEADER_BYTE)
+            .expect("write wal-index");
+        WalRecovery {
+            shm,
+            original: byte[0],
+        }
+    }
+
+    /// Puts the header back as it was, then releases the locks (closing the file).
+    fn finish(self) {
+        use std::os::unix::fs::FileExt;
+        self.shm
+            .write_all_at(&[self.original], SHM_SECOND_HEADER_BYTE)
+            .expect("restore wal-index");
+    }
+}
+
+/// An open file description lock (`F_OFD_SETLK`) of one byte, without waiting.
+#[cfg(target_os = "linux")]
+fn ofd_lock(file: &std::fs::File, offset: i64, kind: libc::c_short) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is plain data, fully initialized below; `fcntl` reads it during the call.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = kind;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    lock.l_start = offset;
+    lock.l_len = 1;
+    // SAFETY: a valid descriptor, and a pointer to a live `flock` for F_OFD_SETLK.
+    let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLK, &mut lock) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(target_os = "linux")]
+/// Waits (up to 10 s) until `store` counted `n` inline reads sent to sqlx.
+async fn wait_for_fallbacks(store: &Store, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.inline_read_fallbacks() < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no inline read fell back: {} of {n}",
+            store.inline_read_fallbacks()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// The certificate path's inline reads (rusqlite, no busy timeout: they run on an async
+/// worker) must not fail when the SQLite file is busy: they answer through sqlx, which waits
+/// on its own thread, with the same rows as the inline path once the file is free again.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inline_reads_answer_through_sqlx_while_the_database_is_busy() {
+    let dir = temp_dir("busy-reads");
+    let writer = Principal::new("ops", [Role::Writer]);
+    let store = Store::open(None, &dir).await.expect("open store");
+    let mut c = config(&dir);
+    c.cert_types = vec![iiot_vault::CertType::EccNistP256];
+    let vault = Vault::open(
+        store.clone(),
+        Kek::generate().expect("kek"),
+        c,
+        "http://vault.test".into(),
+    )
+    .await
+    .expect("open vault");
+    let app = vault
+        .register_application(
+            &writer,
+            &ApplicationRequest {
+                application_uri: Some("urn:test:busy".into()),
+                application_type: Some(ApplicationType::Client),
+                application_name: Some("busy".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("register")
+        .application_id;
+    let group = "DefaultApplicationGroup";
+    let id = vault
+        .submit_signing_request(
+            &writer,
+            &StartSigningRequest {
+                entity_id: app.clone(),
+                group_id: group.into(),
+                certificate_type_id: Some("EccNistP256ApplicationCertificateType".into()),
+                certificate_request: csr("urn:test:busy", "busy"),
+            },
+        )
+        .await
+        .expect("submit");
+    // What the inline path answers on a free database.
+    let request = format!("{:?}", store.request(&id).await.expect("read"));
+    let context = format!(
+        "{:?}",
+        store.issue_context(&app, group, true).await.expect("read")
+    );
+    assert!(request.contains(&id), "{request}");
+    assert!(
+        context.contains(&app) && context.contains("EccNistP256ApplicationCertificateType"),
+        "{context}"
+    );
+    assert_eq!(store.inline_read_fallbacks(), 0);
+
+    let recovery = WalRecovery::begin(&dir.join("vault.db"));
+    // The database is busy for a reader that does not wait, as the inline reads do.
+    let probe = rusqlite::Connection::open(dir.join("vault.db")).expect("open");
+    probe
+        .busy_timeout(std::time::Duration::ZERO)
+        .expect("no busy timeout");
+    let err = probe
+        .query_row("SELECT count(*) FROM requests", [], |r| r.get::<_, i64>(0))
+        .expect_err("the database must be busy");
+    assert_eq!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy),
+        "{err}"
+    );
+    let request_read = {
+        let (store, id) = (store.clone(), id.clone());
+        tokio::spawn(async move { store.request(&id).await })
+    };
+    let context_read = {
+        let (store, app) = (store.clone(), app.clone());
+        tokio::spawn(async move { store.issue_context(&app, group, true).await })
+    };
+    // Both reads went to sqlx, which waits while the database stays busy.
+    wait_for_fallbacks(&store, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        !request_read.is_finished() && !context_read.is_finished(),
+        "a read answered from a busy database"
+    );
+    recovery.finish();
+    let got = request_read.await.expect("task").expect("read");
+    assert_eq!(format!("{got:?}"), request);
+    let got = context_read.await.expect("task").expect("read");
+    assert_eq!(format!("{got:?}"), context);
+    assert_eq!(store.inline_read_fallbacks(), 2);
+
+    // Free again: the inline path answers, without sqlx.
+    assert_eq!(
+        format!("{:?}", store.request(&id).await.expect("read")),
+        request
+    );
+    assert_eq!(store.inline_read_fallbacks(), 2);
+    drop(probe);
+    store.close().await;
 }

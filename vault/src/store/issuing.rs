@@ -41,7 +41,7 @@ impl Store {
     ) -> Result<IssueContext> {
         if let Some(reads) = &self.reads {
             match reads.issue_context(app_id, group_id, approving) {
-                Err(e) if super::sqlite_reads::is_busy(&e) => {}
+                Err(e) if reads.falls_back(&e) => {}
                 done => return done,
             }
         }

@@ -159,6 +159,12 @@ impl Store {
         self.writer.stats()
     }
 
+    /// How many certificate-path reads met a locked SQLite file and were answered through
+    /// sqlx instead of inline (always 0 on PostgreSQL); see `sqlite_reads.rs`.
+    pub fn inline_read_fallbacks(&self) -> u64 {
+        self.reads.as_ref().map_or(0, |r| r.fallbacks())
+    }
+
     /// Lets the writer commit what is queued and release its own connection, then closes the
     /// pool (which waits for connections still in use).
     pub async fn close(&self) {

@@ -214,7 +214,7 @@ impl Store {
     pub async fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         if let Some(reads) = &self.reads {
             match reads.request(id) {
-                Err(e) if super::sqlite_reads::is_busy(&e) => {}
+                Err(e) if reads.falls_back(&e) => {}
                 done => return done,
             }
         }

@@ -19,6 +19,7 @@
 //! an async worker is never put to sleep by SQLite.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -30,9 +31,8 @@ use super::issuing::IssueContext;
 use super::requests::{RequestRow, REQUEST_BY_ID};
 use crate::error::Result;
 
-/// Whether an inline read failed only because the database was locked (the caller then reads
-/// through sqlx instead).
-pub(crate) fn is_busy(e: &crate::error::VaultError) -> bool {
+/// Whether an inline read failed only because the database was locked.
+fn is_busy(e: &crate::error::VaultError) -> bool {
     matches!(
         e,
         crate::error::VaultError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
@@ -48,6 +48,8 @@ const MAX_IDLE: usize = 8;
 pub(crate) struct SqliteReads {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Reads that met a locked database and went to sqlx (see [`SqliteReads::falls_back`]).
+    fallbacks: AtomicU64,
 }
 
 impl SqliteReads {
@@ -55,7 +57,25 @@ impl SqliteReads {
         SqliteReads {
             path,
             idle: Mutex::new(Vec::new()),
+            fallbacks: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the caller reads through sqlx instead, because `e` says only that the
+    /// database was locked; counted, so that a test (or an operator) can tell the rare path
+    /// was taken.
+    pub fn falls_back(&self, e: &crate::error::VaultError) -> bool {
+        let busy = is_busy(e);
+        if busy {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "SQLite busy for an inline read; reading through sqlx");
+        }
+        busy
+    }
+
+    /// How many reads [`SqliteReads::falls_back`] sent to sqlx.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// Runs `read` on an idle connection (or a new one) and keeps the connection for reuse.
