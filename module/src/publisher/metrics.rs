@@ -59,9 +59,11 @@ pub struct PipelineMetrics {
     pub outbox_dropped_messages: Counter,
     pub outbox_dropped_bytes: Counter,
     /// Messages the outbox refused, never stored nor delivered: full under `reject-new`,
-    /// and batches larger than it can ever hold.
+    /// batches larger than it can ever hold, and messages a disk failure (full disk, failed
+    /// fsync) kept from being durable.
     pub outbox_rejected_full: Counter,
     pub outbox_rejected_too_large: Counter,
+    pub outbox_rejected_disk_error: Counter,
     /// Publishes handed to the broker connection (a resend after reconnect counts again).
     pub messages_sent: Counter,
     /// Publishes the broker acknowledged (QoS 1 PUBACK, or written to the socket for QoS 0).

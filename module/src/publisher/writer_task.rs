@@ -628,13 +628,19 @@ impl Writer {
     async fn append(&mut self, messages: Vec<Message>) {
         match self.ctx.outbox.enqueue(messages) {
             Ok(commit) => self.commits.push_back(commit),
-            // Counted, and logged rate-limited, by the outbox itself.
-            Err(e @ (OutboxError::Full { .. } | OutboxError::TooLarge { .. })) => {
-                debug!(writer = %self.plan.id, error = %e, "outbox refused messages")
-            }
-            Err(e) => warn!(writer = %self.plan.id, error = %e, "outbox refused messages"),
+            Err(e) => self.refused(&e),
         }
         self.settle(MAX_PENDING_COMMITS).await;
+    }
+
+    fn refused(&self, e: &OutboxError) {
+        match e {
+            // Counted, and logged rate-limited, by the outbox itself.
+            OutboxError::Full { .. } | OutboxError::TooLarge { .. } | OutboxError::Disk { .. } => {
+                debug!(writer = %self.plan.id, error = %e, "outbox refused messages")
+            }
+            e => warn!(writer = %self.plan.id, error = %e, "outbox refused messages"),
+        }
     }
 
     /// Waits for the oldest commits until at most `keep` are pending, and takes the ones
@@ -645,7 +651,7 @@ impl Writer {
                 break;
             };
             if let Err(e) = commit.durable().await {
-                warn!(writer = %self.plan.id, error = %e, "outbox refused messages");
+                self.refused(&e);
             }
         }
     }

@@ -144,6 +144,7 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
         outbox_dropped_bytes,
         outbox_rejected_full,
         outbox_rejected_too_large,
+        outbox_rejected_disk_error,
         messages_sent,
         messages_acked,
         bytes_acked,
@@ -199,13 +200,18 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
     t.family(
         rejected,
         "counter",
-        "Messages the outbox refused, never delivered, by reason: full (reject-new) or too_large.",
+        "Messages the outbox refused, never delivered, by reason: full (reject-new), too_large or disk_error (a write or fsync failed).",
     );
     t.sample(rejected, "reason=\"full\"", outbox_rejected_full.get());
     t.sample(
         rejected,
         "reason=\"too_large\"",
         outbox_rejected_too_large.get(),
+    );
+    t.sample(
+        rejected,
+        "reason=\"disk_error\"",
+        outbox_rejected_disk_error.get(),
     );
     t.counter(
         "messages_sent",
@@ -350,6 +356,7 @@ mod tests {
         diag.pipeline.notifications_in.add(7);
         diag.pipeline.outbox_messages.set(3);
         diag.pipeline.outbox_rejected_too_large.add(2);
+        diag.pipeline.outbox_rejected_disk_error.add(4);
         let w = diag.writer("g\"1", "w1", "opc.tcp://a:1", 1000);
         w.values_in.add(5);
         w.connected.set(1);
@@ -361,6 +368,9 @@ mod tests {
         assert!(text.contains("\niiot_publisher_outbox_messages 3\n"));
         assert!(text
             .contains("\niiot_publisher_outbox_rejected_messages_total{reason=\"too_large\"} 2\n"));
+        assert!(text.contains(
+            "\niiot_publisher_outbox_rejected_messages_total{reason=\"disk_error\"} 4\n"
+        ));
         assert!(text.contains(
             "iiot_publisher_writer_values_in_total{group=\"g\\\"1\",writer=\"w1\",endpoint=\"opc.tcp://a:1\",publishing_interval_ms=\"1000\"} 5\n"
         ));

@@ -13,8 +13,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use tokio::sync::watch;
 
+use super::commit::CommitState;
+use super::index::DONE;
 use super::record::{self, Header, HEADER_LEN};
-use super::{segment_path, CommitState, Message, Outbox, OutboxError, DONE};
+use super::{segment_path, Message, Outbox, OutboxError};
 
 const READ_CHUNK: usize = 64 << 10;
 
@@ -94,8 +96,9 @@ impl Consumer {
         while s.cursor < s.committed && s.entry(s.cursor).is_none_or(|e| e & DONE != 0) {
             s.cursor += 1;
         }
-        (s.cursor < s.committed).then(|| {
-            let end = s.committed.min(s.cursor + max_messages as u64);
+        let readable = s.readable_end(s.cursor);
+        (s.cursor < readable).then(|| {
+            let end = readable.min(s.cursor + max_messages as u64);
             (s.cursor, end, s.segments.iter().copied().collect())
         })
     }
@@ -227,7 +230,10 @@ impl Reader {
         while self.next_id < end && bytes < max_bytes {
             let next_segment = segments.iter().copied().find(|&f| f > self.segment);
             if let Some(n) = next_segment {
-                if self.next_id >= n {
+                // Ids between the reader and `from` are done; when the next segment starts at
+                // or before `from`, they may be a disk failure's hole, whose bytes are not
+                // parsed: jump over them.
+                if self.next_id >= n || from >= n {
                     self.move_to(n);
                     continue;
                 }

@@ -1,5 +1,6 @@
 //! Refused messages: counted per reason for `/metrics`, and logged at most once per
-//! [`LOG_INTERVAL`] per reason.
+//! [`LOG_INTERVAL`] per reason. A disk failure is one of the reasons: a full disk fails every
+//! batch until it frees up, exactly the flood this guards against.
 //!
 //! A full outbox under `reject-new` refuses every batch of every writer until the broker is
 //! back; a warning per batch would bury the log (and cost the writers time) while the count
@@ -11,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use tracing::warn;
 
-use super::OutboxError;
 use crate::publisher::metrics::PipelineMetrics;
 
 /// Least time between two warnings of one reason.
@@ -24,6 +24,8 @@ pub enum Reason {
     Full,
     /// A batch larger than the outbox (or a record) can ever hold.
     TooLarge,
+    /// Accepted, but a disk operation failed before the messages were durable.
+    Disk,
 }
 
 impl Reason {
@@ -31,6 +33,7 @@ impl Reason {
         match self {
             Reason::Full => "full",
             Reason::TooLarge => "too_large",
+            Reason::Disk => "disk_error",
         }
     }
 }
@@ -70,7 +73,7 @@ impl Window {
 /// The outbox's record of refusals.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    windows: Mutex<[Window; 2]>,
+    windows: Mutex<[Window; 3]>,
 }
 
 impl Refusals {
@@ -81,11 +84,12 @@ impl Refusals {
         metrics: &PipelineMetrics,
         reason: Reason,
         messages: u64,
-        error: &OutboxError,
+        error: &dyn std::fmt::Display,
     ) {
         match reason {
             Reason::Full => metrics.outbox_rejected_full.add(messages),
             Reason::TooLarge => metrics.outbox_rejected_too_large.add(messages),
+            Reason::Disk => metrics.outbox_rejected_disk_error.add(messages),
         }
         let logged = {
             let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
@@ -106,6 +110,7 @@ impl Refusals {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{DiskOp, OutboxError};
     use super::*;
 
     #[test]
@@ -144,11 +149,28 @@ mod tests {
         refusals.record(&metrics, Reason::Full, 4, &full);
         refusals.record(&metrics, Reason::Full, 2, &full);
         refusals.record(&metrics, Reason::TooLarge, 1, &large);
+        let disk = OutboxError::Disk {
+            op: DiskOp::Write,
+            kind: std::io::ErrorKind::StorageFull,
+            path: "seg".into(),
+        };
+        for _ in 0..3 {
+            refusals.record(&metrics, Reason::Disk, 5, &disk);
+        }
         assert_eq!(metrics.outbox_rejected_full.get(), 6);
         assert_eq!(metrics.outbox_rejected_too_large.get(), 1);
+        assert_eq!(metrics.outbox_rejected_disk_error.get(), 15);
         let w = refusals.windows.lock().unwrap();
         assert_eq!(w[Reason::Full as usize].suppressed.refusals, 1);
         assert_eq!(w[Reason::TooLarge as usize].suppressed.refusals, 0);
         assert!(w[Reason::TooLarge as usize].last_logged.is_some());
+        assert_eq!(
+            w[Reason::Disk as usize].suppressed,
+            Suppressed {
+                refusals: 2,
+                messages: 10
+            },
+            "a full disk failing every batch is logged once per window"
+        );
     }
 }

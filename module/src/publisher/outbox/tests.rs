@@ -1,8 +1,11 @@
+use std::fs::{self, OpenOptions};
+use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
 use super::*;
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(super) fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicU32 = AtomicU32::new(0);
     let d = std::env::temp_dir().join(format!(
         "iiot-outbox-{name}-{}-{}",
@@ -13,7 +16,7 @@ fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
-fn config(dir: &Path) -> OutboxConfig {
+pub(super) fn config(dir: &Path) -> OutboxConfig {
     OutboxConfig {
         dir: dir.to_path_buf(),
         commit_interval: Duration::from_millis(1),
@@ -21,7 +24,7 @@ fn config(dir: &Path) -> OutboxConfig {
     }
 }
 
-fn msg(i: usize) -> Message {
+pub(super) fn msg(i: usize) -> Message {
     Message {
         topic: format!("root/messages/g{}", i % 3),
         payload: Bytes::from(format!("payload-{i}-{}", "x".repeat(i % 50))),
@@ -29,17 +32,17 @@ fn msg(i: usize) -> Message {
     }
 }
 
-async fn open(c: OutboxConfig) -> (Arc<Outbox>, Arc<PublisherDiagnostics>) {
+pub(super) async fn open(c: OutboxConfig) -> (Arc<Outbox>, Arc<PublisherDiagnostics>) {
     let diag = PublisherDiagnostics::new();
     (Outbox::open(c, diag.clone()).await.unwrap(), diag)
 }
 
-async fn append_range(o: &Outbox, r: std::ops::Range<usize>) {
+pub(super) async fn append_range(o: &Outbox, r: std::ops::Range<usize>) {
     o.append(r.map(msg).collect()).await.unwrap();
 }
 
 /// Reads everything committed now, without waiting.
-async fn drain(c: &mut Consumer) -> Vec<Delivery> {
+pub(super) async fn drain(c: &mut Consumer) -> Vec<Delivery> {
     let mut out = Vec::new();
     while tokio::time::timeout(Duration::from_millis(50), c.ready())
         .await
@@ -50,7 +53,7 @@ async fn drain(c: &mut Consumer) -> Vec<Delivery> {
     out
 }
 
-fn segment_files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
