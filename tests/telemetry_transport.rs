@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use iiot_module::publisher::metrics::PublisherDiagnostics;
+use iiot_module::publisher::mqtt_sink::{self as transport, MqttVersion, Qos, TelemetryConfig};
 use iiot_module::publisher::outbox::{Message, Outbox, OutboxConfig};
-use iiot_module::publisher::transport::{self, MqttVersion, Qos, TelemetryConfig};
 use rumqttc::v5::mqttbytes::v5::Packet;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};

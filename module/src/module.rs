@@ -22,8 +22,8 @@ use crate::pki::Pki;
 use crate::publisher::config_store::{self, ConfigError, ConfigStore};
 use crate::publisher::engine::{self, PublisherSettings};
 use crate::publisher::metrics::PublisherDiagnostics;
+use crate::publisher::mqtt_sink::{self as telemetry, MqttVersion, Qos, TelemetryConfig};
 use crate::publisher::outbox::{Outbox, OutboxConfig};
-use crate::publisher::transport::{self as telemetry, MqttVersion, Qos, TelemetryConfig};
 use crate::transport::{http, mqtt_rpc};
 
 /// Everything the module needs to run; defaults live in `Default`.

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use iiot_module::publisher::mqtt_sink::{MqttVersion, Qos};
 use iiot_module::publisher::outbox::OverflowPolicy;
-use iiot_module::publisher::transport::{MqttVersion, Qos};
 
 use crate::args::MqttTlsArgs;
 

@@ -1,5 +1,5 @@
 //! The outbox's single reader: hands out committed messages oldest first, each with the id the
-//! transport acknowledges, and starts over from the oldest unacknowledged one on `rewind`.
+//! MQTT sink acknowledges, and starts over from the oldest unacknowledged one on `rewind`.
 //!
 //! Records are read from the segment files (in practice from the page cache, since they were
 //! just written) in large chunks on the blocking pool; payloads are slices of the read buffer,
@@ -20,7 +20,7 @@ use super::{segment_path, Message, Outbox, OutboxError};
 
 const READ_CHUNK: usize = 64 << 10;
 
-/// A message handed to the transport, with the id to acknowledge it by.
+/// A message handed to the MQTT sink, with the id to acknowledge it by.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub id: u64,

@@ -6,7 +6,7 @@
 //! thread (`committer.rs`) writes what appenders queue as it comes and fsyncs everything
 //! written since its last sync (group commit: one fsync per group, at most one per
 //! `commit_interval`). An `append` resolves only once its records are durable. The single
-//! [`Consumer`] reads committed records in order, the transport [`Outbox::ack`]s them in any
+//! [`Consumer`] reads committed records in order, the MQTT sink [`Outbox::ack`]s them in any
 //! order, and the head advances over contiguous acknowledged ids (`index.rs`); segments wholly
 //! behind the head are deleted. The head is persisted to a small file (`head.rs`) at most every
 //! [`HEAD_PERSIST_INTERVAL`] without fsync: after a crash at most that much is sent again, which
@@ -81,7 +81,7 @@ pub const HEAD_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 
 const SEGMENT_SUFFIX: &str = ".seg";
 
-/// One telemetry message as the transport will publish it.
+/// One telemetry message as the MQTT sink will publish it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub topic: String,
@@ -121,7 +121,7 @@ fn segment_path(dir: &Path, first_id: u64) -> PathBuf {
     dir.join(format!("{first_id:020}{SEGMENT_SUFFIX}"))
 }
 
-/// The disk store-and-forward queue between encoder and transport.
+/// The disk store-and-forward queue between encoder and MQTT sink.
 pub struct Outbox {
     shared: Arc<Shared>,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,

@@ -1,6 +1,7 @@
-//! The telemetry transport drains the outbox to the MQTT broker: it publishes messages oldest
-//! first, keeps up to the broker's Receive Maximum (or the configured window) in flight, and
-//! acknowledges each one out of the outbox only on its PUBACK (QoS 1) or once written (QoS 0).
+//! The MQTT sink, the telemetry pipeline's last stage, drains the outbox to the broker: it
+//! publishes messages oldest first, keeps up to the broker's Receive Maximum (or the configured
+//! window) in flight, and acknowledges each one out of the outbox only on its PUBACK (QoS 1) or
+//! once written (QoS 0).
 //!
 //! After a connection loss nothing rumqttc still holds is trusted: the connection is dropped,
 //! a fresh one is built (after a 100 ms → 5 s backoff), and the outbox is rewound so that every

@@ -11,8 +11,15 @@
 //! CreateMonitoredItems service, so the OPC UA client keeps no copy of them (which cost
 //! ≈ 300 bytes per item), and after a reconnect this set transfers its subscriptions to the
 //! new session itself, or creates them and their items again when the server cannot.
+//!
+//! It also owns what each subscription's publish responses say about it (`liveness`): the
+//! writer asks it which notifications a response shows missing and which subscriptions fell
+//! silent, and acts on the answers.
+
+mod liveness;
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +39,8 @@ use super::plan::{DataChangeTrigger, Deadband, NodePlan};
 use crate::opcua::node_id::Namespaces;
 use crate::opcua::notification_backlog::{Held, NotificationBacklog, Subscribed};
 use crate::twin::session_ops::resolve_node;
+use liveness::Liveness;
+pub use liveness::Silence;
 
 /// Chunk size when the server states no MaxMonitoredItemsPerCall.
 const DEFAULT_ITEMS_PER_CALL: usize = 1000;
@@ -110,16 +119,30 @@ struct Retry {
 }
 
 #[derive(Debug)]
-pub struct Slot {
+struct Slot {
     /// The server's id; changes when the client re-creates the subscription.
-    pub server_id: u32,
+    server_id: u32,
     full: bool,
     items: usize,
-    /// Sequence number of the last data notification, to notice gaps.
-    pub last_sequence: Option<u32>,
-    /// Last data or keep-alive, for the watchdog.
-    pub last_heard: Instant,
-    pub revived_at: Option<Instant>,
+    /// Sequence gaps and silence, from its publish responses.
+    liveness: Liveness,
+}
+
+/// A publish response as the writer must handle it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    /// The subscription's id on the server, to republish from.
+    pub server_id: u32,
+    /// Sequence numbers missed before this response, to republish.
+    pub missing: Option<RangeInclusive<u32>>,
+}
+
+/// A subscription the watchdog found silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Silent {
+    pub slot: usize,
+    pub server_id: u32,
+    pub silence: Silence,
 }
 
 /// Settings of the writer's subscriptions.
@@ -151,7 +174,7 @@ impl SubscriptionSettings {
 /// All subscriptions and items of one writer on one session.
 pub struct SubscriptionSet {
     settings: SubscriptionSettings,
-    pub slots: Vec<Option<Slot>>,
+    slots: Vec<Option<Slot>>,
     items: HashMap<u32, Item>,
     /// Items the server refused, by handle (few, so kept apart from `items`).
     retries: HashMap<u32, Retry>,
@@ -199,6 +222,43 @@ impl SubscriptionSet {
         if n > 0 {
             self.items_per_call = n;
         }
+    }
+
+    /// Records a publish response (data or keep-alive) of the subscription in `slot`, and
+    /// answers the notifications missing before it. `None` when the slot is gone (a late
+    /// response of a deleted subscription).
+    pub fn record_notification(
+        &mut self,
+        slot: usize,
+        sequence_number: u32,
+        has_data: bool,
+        now: Instant,
+    ) -> Option<Heard> {
+        let s = self.slots.get_mut(slot)?.as_mut()?;
+        let missing = s.liveness.record(sequence_number, has_data, now);
+        Some(Heard {
+            server_id: s.server_id,
+            missing,
+        })
+    }
+
+    /// The subscriptions silent for the settings' silence limit at `now`, slot order. A
+    /// revival is answered once per silence (it counts as done), a re-creation at every call
+    /// until the subscription is heard or re-created.
+    pub fn silent_slots(&mut self, now: Instant) -> Vec<Silent> {
+        let limit = self.settings.silence_limit();
+        let mut silent = Vec::new();
+        for (slot, s) in self.slots.iter_mut().enumerate() {
+            let Some(s) = s else { continue };
+            if let Some(silence) = s.liveness.check(now, limit) {
+                silent.push(Silent {
+                    slot,
+                    server_id: s.server_id,
+                    silence,
+                });
+            }
+        }
+        silent
     }
 
     /// Registers items to monitor; they are created by the next `sync`.
@@ -418,7 +478,7 @@ impl SubscriptionSet {
                     *slot = None;
                     lost_slots.push(index as u16);
                 } else {
-                    s.last_heard = Instant::now();
+                    s.liveness.transferred(Instant::now());
                 }
             }
             self.lose_slots(|slot| lost_slots.contains(&slot));
@@ -673,9 +733,7 @@ impl SubscriptionSet {
             server_id: id,
             full: false,
             items: 0,
-            last_sequence: None,
-            last_heard: Instant::now(),
-            revived_at: None,
+            liveness: Liveness::new(Instant::now()),
         };
         if index == self.slots.len() {
             self.slots.push(Some(slot));
@@ -740,5 +798,103 @@ fn create_request(handle: u32, node: &NodePlan, node_id: NodeId) -> MonitoredIte
             queue_size: settings.queue_size,
             discard_oldest: !settings.discard_new,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set whose subscriptions exist (as after `sync`) with the given server ids; `None`
+    /// is a slot freed by a re-creation.
+    fn set_with(ids: &[Option<u32>], created: Instant) -> SubscriptionSet {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let mut set = SubscriptionSet::new(
+            SubscriptionSettings::for_interval(Duration::from_secs(1)),
+            tx,
+            PublisherDiagnostics::new(),
+            Arc::new(WriterDiagnostics::default()),
+        );
+        set.slots = ids
+            .iter()
+            .map(|id| {
+                id.map(|server_id| Slot {
+                    server_id,
+                    full: false,
+                    items: 0,
+                    liveness: Liveness::new(created),
+                })
+            })
+            .collect();
+        set
+    }
+
+    #[test]
+    fn notifications_are_tracked_per_slot() {
+        let t0 = Instant::now();
+        let mut set = set_with(&[Some(7), Some(9)], t0);
+        assert_eq!(
+            set.record_notification(0, 1, true, t0),
+            Some(Heard {
+                server_id: 7,
+                missing: None
+            })
+        );
+        set.record_notification(1, 40, true, t0);
+        // Slot 1's numbers do not disturb slot 0's.
+        assert_eq!(
+            set.record_notification(0, 4, true, t0),
+            Some(Heard {
+                server_id: 7,
+                missing: Some(2..=3)
+            })
+        );
+        assert_eq!(
+            set.record_notification(1, 41, true, t0)
+                .and_then(|h| h.missing),
+            None
+        );
+    }
+
+    #[test]
+    fn a_response_for_a_gone_slot_is_ignored() {
+        let t0 = Instant::now();
+        let mut set = set_with(&[None, Some(3)], t0);
+        assert_eq!(set.record_notification(0, 1, true, t0), None);
+        assert_eq!(set.record_notification(5, 1, true, t0), None);
+    }
+
+    #[test]
+    fn silent_slots_names_only_the_silent_ones() {
+        let t0 = Instant::now();
+        let mut set = set_with(&[Some(7), None, Some(9)], t0);
+        let limit = set.settings().silence_limit();
+        // Slot 2 was heard half a limit later than slot 0.
+        set.record_notification(2, 1, false, t0 + limit / 2);
+        assert!(set.silent_slots(t0 + limit / 2).is_empty());
+        assert_eq!(
+            set.silent_slots(t0 + limit),
+            vec![Silent {
+                slot: 0,
+                server_id: 7,
+                silence: Silence::Revive
+            }]
+        );
+        let later = t0 + limit * 2;
+        assert_eq!(
+            set.silent_slots(later),
+            vec![
+                Silent {
+                    slot: 0,
+                    server_id: 7,
+                    silence: Silence::Recreate
+                },
+                Silent {
+                    slot: 2,
+                    server_id: 9,
+                    silence: Silence::Revive
+                },
+            ]
+        );
     }
 }
