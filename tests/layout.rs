@@ -8,17 +8,27 @@ use std::process::Command;
 
 /// The normal (non-dev, non-build) dependencies of `package`, one crate name a line.
 fn dependencies(package: &str) -> Vec<String> {
+    dependencies_with(package, &[])
+}
+
+/// As [`dependencies`], with `features` of `package` turned on.
+fn dependencies_with(package: &str, features: &[&str]) -> Vec<String> {
+    let features = features.join(",");
+    let mut args = vec![
+        "tree",
+        "--offline",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "-p",
+        package,
+    ];
+    if !features.is_empty() {
+        args.extend(["--features", features.as_str()]);
+    }
     let out = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "--offline",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "-p",
-            package,
-        ])
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("cargo tree");
@@ -33,21 +43,42 @@ fn dependencies(package: &str) -> Vec<String> {
         .collect()
 }
 
+const IO_CRATES: [&str; 7] = [
+    "tokio",
+    "async-opcua",
+    "rumqttc",
+    "axum",
+    "sqlx",
+    "reqwest",
+    "mio",
+];
+
 #[test]
 fn the_contract_crate_does_no_io() {
     let deps = dependencies("iiot-api");
-    for io in [
-        "tokio",
-        "async-opcua",
-        "rumqttc",
-        "axum",
-        "sqlx",
-        "reqwest",
-        "mio",
-    ] {
+    for io in IO_CRATES {
         assert!(
             !deps.iter().any(|d| d == io),
             "iiot-api depends on {io}: {deps:?}"
+        );
+    }
+    // The schema derive is for the front ends that publish OpenAPI, not for every user.
+    assert!(
+        !deps.iter().any(|d| d.starts_with("utoipa")),
+        "utoipa is on by default: {deps:?}"
+    );
+}
+
+/// The `openapi` feature adds utoipa's data types and derive macro, and still no I/O (the
+/// workspace's utoipa entry would bring axum extras).
+#[test]
+fn the_contract_crate_with_schemas_does_no_io() {
+    let deps = dependencies_with("iiot-api", &["openapi"]);
+    assert!(deps.iter().any(|d| d == "utoipa"), "{deps:?}");
+    for io in IO_CRATES {
+        assert!(
+            !deps.iter().any(|d| d == io),
+            "iiot-api --features openapi depends on {io}: {deps:?}"
         );
     }
 }

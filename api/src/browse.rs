@@ -18,6 +18,7 @@ string_enum! {
 
 /// Browse inside a view rather than the whole address space.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseViewModel {
     pub view_id: String,
@@ -30,6 +31,7 @@ pub struct BrowseViewModel {
 
 /// Start browsing a node's references.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseFirstRequestModel {
     /// Node to browse; the Root folder (`i=84`) when absent.
@@ -66,6 +68,7 @@ pub struct BrowseFirstRequestModel {
 
 /// A reference from the browsed node to `target`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeReferenceModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -79,6 +82,7 @@ pub struct NodeReferenceModel {
 
 /// First page of a browse: the node itself plus its references.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseFirstResponseModel {
     pub node: NodeModel,
@@ -92,6 +96,7 @@ pub struct BrowseFirstResponseModel {
 
 /// Continue (or, with `abort`, release) a paged browse.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseNextRequestModel {
     pub continuation_token: String,
@@ -109,6 +114,7 @@ pub struct BrowseNextRequestModel {
 
 /// A further page of references.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseNextResponseModel {
     pub references: Vec<NodeReferenceModel>,
@@ -123,6 +129,7 @@ pub struct BrowseNextResponseModel {
 /// `Objects`, `/Server`, `.ServerStatus`, `<HasComponent>Name`, `!/Parent`
 /// or `nsu=http://uri;Name` (see API-FACTS.md).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowsePathRequestModel {
     /// Start node; the root folder when absent.
@@ -139,6 +146,7 @@ pub struct BrowsePathRequestModel {
 
 /// A node a browse path resolved to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodePathTargetModel {
     /// The requested path this target belongs to.
@@ -151,6 +159,7 @@ pub struct NodePathTargetModel {
 
 /// All targets of all requested paths.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowsePathResponseModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -162,6 +171,7 @@ pub struct BrowsePathResponseModel {
 /// Recursive browse streamed over HTTP (`POST /v2/browse`); not offered over
 /// direct methods or MQTT RPC.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseStreamRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -188,6 +198,7 @@ pub struct BrowseStreamRequestModel {
 
 /// One element of the browse stream: a node's attributes or one reference.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BrowseStreamChunkModel {
     /// The node the chunk was produced for.

@@ -9,6 +9,7 @@ use super::status::ServiceResultModel;
 
 /// Ask for a method's signature so a caller can build typed arguments.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodMetadataRequestModel {
     /// The method node, or the start of `methodBrowsePath`.
@@ -22,6 +23,7 @@ pub struct MethodMetadataRequestModel {
 
 /// One declared input or output argument.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodMetadataArgumentModel {
     pub name: String,
@@ -42,6 +44,7 @@ pub struct MethodMetadataArgumentModel {
 
 /// A method's signature and the object it belongs to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodMetadataResponseModel {
     /// The object the method is a component of (use as the call's objectId).
@@ -58,6 +61,7 @@ pub struct MethodMetadataResponseModel {
 /// An argument value; `dataType` tells how to encode a JSON value the
 /// server cannot infer. Both fields are written even when null.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodCallArgumentModel {
     #[serde(default)]
@@ -69,6 +73,7 @@ pub struct MethodCallArgumentModel {
 /// Call a method. Either ids or browse paths (relative to the ids, or to the
 /// root) locate the method and object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodCallRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -88,6 +93,7 @@ pub struct MethodCallRequestModel {
 
 /// Output arguments of a call, in declaration order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct MethodCallResponseModel {
     pub results: Vec<MethodCallArgumentModel>,

@@ -10,6 +10,7 @@ use super::status::ServiceResultModel;
 
 /// The server's OperationLimits object; absent members were not reported.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OperationLimitsModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -56,6 +57,7 @@ pub struct OperationLimitsModel {
 /// in OPC Publisher 2.9 (unlike every other member), and the profile list is
 /// named `serverProfileArray`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerCapabilitiesModel {
     pub operation_limits: OperationLimitsModel,
@@ -135,6 +137,7 @@ pub struct ServerCapabilitiesModel {
 
 /// Connect (and disconnect) only, to prove endpoint and credentials work.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestConnectionRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -143,6 +146,7 @@ pub struct TestConnectionRequestModel {
 
 /// Absence of `errorInfo` means the connection succeeded.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct TestConnectionResponseModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -64,6 +64,7 @@ flags_enum! {
 
 /// The server endpoint to connect to.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointModel {
     /// `opc.tcp://host:port/path`; required.
@@ -85,6 +86,7 @@ pub struct EndpointModel {
 /// credential type: `user`/`password` for user names; for X509 `user` is the
 /// certificate subject or `thumbprint` selects it, `password` unlocks the key.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentityModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -108,6 +110,7 @@ impl std::fmt::Debug for UserIdentityModel {
 
 /// A user credential for session activation or per-request elevation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialModel {
     #[serde(rename = "type", skip_serializing_if = "Option::is_none", default)]
@@ -118,6 +121,7 @@ pub struct CredentialModel {
 
 /// Diagnostics the caller asks the server to collect for audit / debugging.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiagnosticsModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -132,6 +136,7 @@ pub struct DiagnosticsModel {
 
 /// Everything needed to pick (or open) a session.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionModel {
     /// Required.
@@ -152,6 +157,7 @@ pub struct ConnectionModel {
 
 /// Per-request settings shared by the twin API requests.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RequestHeaderModel {
     /// Credential to use for this request instead of the session's.

@@ -65,6 +65,7 @@ string_enum! {
 /// Who asked for an operation and when. Unlike every other model, its
 /// members are PascalCase on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OperationContextModel {
     #[serde(
         rename = "AuthorityId",
@@ -85,6 +86,7 @@ pub struct OperationContextModel {
 
 /// Scan tuning. Durations are .NET TimeSpan text (`[d.]hh:mm:ss[.fffffff]`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryConfigModel {
     /// Address ranges; the subnets of all wired NICs when absent.
@@ -116,6 +118,7 @@ pub struct DiscoveryConfigModel {
 
 /// Start a discovery run; results are published as events, not returned.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryRequestModel {
     /// Caller chosen id, echoed in progress events; used to cancel.
@@ -131,6 +134,7 @@ pub struct DiscoveryRequestModel {
 
 /// Cancel the discovery run started with the same id.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryCancelRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -141,6 +145,7 @@ pub struct DiscoveryCancelRequestModel {
 
 /// Register (discover once, publish as events) the server at `discoveryUrl`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerRegistrationRequestModel {
     pub discovery_url: String,
@@ -153,6 +158,7 @@ pub struct ServerRegistrationRequestModel {
 /// Find a server synchronously (`FindServer`). Either a discovery url or an
 /// endpoint url plus optional security filters.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServerEndpointQueryModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -170,6 +176,7 @@ pub struct ServerEndpointQueryModel {
 
 /// A user token policy an endpoint accepts.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationMethodModel {
     /// The server's policy id.
@@ -185,6 +192,7 @@ pub struct AuthenticationMethodModel {
 
 /// A discovered endpoint of an application.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointRegistrationModel {
     /// Hash of discoverer, site and url.
@@ -207,6 +215,7 @@ pub struct EndpointRegistrationModel {
 
 /// A discovered OPC UA application.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationInfoModel {
     /// Unique application id.
@@ -250,6 +259,7 @@ pub struct ApplicationInfoModel {
 
 /// An application with its endpoints (the `FindServer` result).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationRegistrationModel {
     pub application: ApplicationInfoModel,
@@ -260,6 +270,7 @@ pub struct ApplicationRegistrationModel {
 /// Published on the events topic while discovery runs, so callers can follow
 /// a run they started (matched by `requestId`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryProgressModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -294,6 +305,7 @@ pub struct DiscoveryProgressModel {
 
 /// Summary closing a batch of discovery events.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DiscoveryResultModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -317,6 +329,7 @@ pub struct DiscoveryResultModel {
 /// contract in OPC Publisher, so its own members go out PascalCase (the
 /// default .NET serializer); camelCase is accepted too.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscoveryEventModel {
     /// ISO-8601 date-time of the run.
     #[serde(rename = "TimeStamp", alias = "timeStamp", default)]

@@ -9,6 +9,7 @@ use super::wire::null_as_default;
 /// targets, so the body pairs the connection with the operation arguments.
 /// For operations with no arguments `T` is `Option<RequestHeaderModel>`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(
     rename_all = "camelCase",
     bound(deserialize = "T: Deserialize<'de> + Default")

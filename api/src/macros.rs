@@ -51,6 +51,34 @@ macro_rules! string_enum {
             }
         }
 
+        /// A string enum of the member names: what is written. What is read is wider (any
+        /// letter case, the integer), so the description lists the integers too.
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                let values: Vec<String> = Self::ALL
+                    .iter()
+                    .map(|v| format!("`{}` = {}", v.as_str(), v.value()))
+                    .collect();
+                ::utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some(Self::ALL.iter().map(|v| v.as_str())))
+                    .description(Some(format!(
+                        "Written as the member name; read in any letter case or as the .NET \
+                         integer value ({}).",
+                        values.join(", ")
+                    )))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl ::std::str::FromStr for $name {
             type Err = $crate::UnknownEnumValue;
 
@@ -168,6 +196,50 @@ macro_rules! flags_enum {
                     }
                 }
                 (rest == 0).then(|| names.join(", "))
+            }
+        }
+
+        /// What is written: the member names joined by `", "`, or the number when bits
+        /// without a name are set.
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                use ::utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+                let names: Vec<&str> = Self::NAMES.iter().map(|(name, _)| *name).collect();
+                let example = Self::NAMES
+                    .iter()
+                    .filter(|(_, bits)| *bits != 0)
+                    .take(2)
+                    .map(|(name, _)| *name)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                ::utoipa::openapi::OneOfBuilder::new()
+                    .item(
+                        ::utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .description(Some(format!(
+                                "Flag names joined by \", \" (read in any letter case): {}",
+                                names.join(", ")
+                            )))
+                            .examples([example]),
+                    )
+                    .item(
+                        ::utoipa::openapi::ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                            .minimum(Some(0))
+                            .maximum(Some(u32::MAX))
+                            .description(Some("The raw bits, written when a bit has no name")),
+                    )
+                    .description(Some(concat!(stringify!($name), " flags")))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl ::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 

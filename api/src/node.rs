@@ -95,6 +95,7 @@ flags_enum! {
 
 /// One role's permissions on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RolePermissionModel {
     pub role_id: String,
@@ -105,6 +106,7 @@ pub struct RolePermissionModel {
 /// A node and whichever of its attributes were read. Attributes that do not
 /// apply to the node class, or were not read, are absent.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct NodeModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -61,6 +61,7 @@ flags_enum! {
 
 /// One certificate as listed from a store or an endpoint chain.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct X509CertificateModel {
     /// Distinguished name, .NET formatting (`CN=..., O=...`).
@@ -90,6 +91,7 @@ pub struct X509CertificateModel {
 
 /// A certificate chain, leaf first, plus any validation problems found.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct X509CertificateChainModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -101,6 +103,7 @@ pub struct X509CertificateChainModel {
 /// RPC argument object of `AddCertificate` (HTTP passes these as route,
 /// query and body instead). Property names are the C# parameter names.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AddCertificateArgs {
     pub store: String,
@@ -112,6 +115,7 @@ pub struct AddCertificateArgs {
 
 /// RPC argument object of `RemoveCertificate`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RemoveCertificateArgs {
     pub store: String,
@@ -121,6 +125,7 @@ pub struct RemoveCertificateArgs {
 /// RPC argument object of `AddCertificateRevocationList` and
 /// `RemoveCertificateRevocationList`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateRevocationListArgs {
     pub store: String,

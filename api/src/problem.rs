@@ -124,6 +124,7 @@ impl std::fmt::Display for StatusSymbol {
 /// every member but `instance`; read from elsewhere (OPC Publisher answers RFC 7807 bodies
 /// without an OPC UA status) absent members stay empty and extension members are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Problem {
     /// `urn:iiot:problem:{symbolicId}`.

@@ -15,6 +15,7 @@ use super::status::ServiceResultModel;
 
 /// A monitored and published item.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishedItemModel {
     pub node_id: String,
@@ -30,6 +31,7 @@ pub struct PublishedItemModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishStartRequestModel {
     /// Absent in a malformed request: answered 400, not a panic.
@@ -40,6 +42,7 @@ pub struct PublishStartRequestModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishStopRequestModel {
     #[serde(default)]
@@ -50,6 +53,7 @@ pub struct PublishStopRequestModel {
 
 /// Answer of PublishStart and PublishStop: `errorInfo` only when something failed.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishResultModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -57,6 +61,7 @@ pub struct PublishResultModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishBulkRequestModel {
     #[serde(default)]
@@ -69,6 +74,7 @@ pub struct PublishBulkRequestModel {
 
 /// One result per requested node, in request order (a default result is success).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishBulkResponseModel {
     pub nodes_to_add: Vec<ServiceResultModel>,
@@ -76,6 +82,7 @@ pub struct PublishBulkResponseModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishedItemListRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -85,6 +92,7 @@ pub struct PublishedItemListRequestModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishedItemListResponseModel {
     pub items: Vec<PublishedItemModel>,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 /// One endpoint + writer entry of the configuration.
 #[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct PublishedNodesEntryModel {
     pub endpoint_url: String,
@@ -99,6 +100,7 @@ impl std::fmt::Debug for PublishedNodesEntryModel {
 
 /// The 2.5 `NodeId` object.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct NodeIdModel {
     pub identifier: String,
@@ -106,6 +108,7 @@ pub struct NodeIdModel {
 
 /// One node to publish.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "PascalCase")]
 pub struct OpcNodeModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]

@@ -15,6 +15,7 @@ use super::published_nodes::{OpcNodeModel, PublishedNodesEntryModel};
 /// Answer of PublishNodes, UnpublishNodes, UnpublishAllNodes and AddOrUpdateEndpoints: an
 /// empty object in 2.9.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishedNodesResponseModel {
     /// Whatever a newer publisher adds is kept.
     #[serde(flatten, default, skip_serializing_if = "Map::is_empty")]
@@ -23,6 +24,7 @@ pub struct PublishedNodesResponseModel {
 
 /// RPC argument of GetConfiguredEndpoints (`?IncludeNodes=` over HTTP).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GetConfiguredEndpointsRequestModel {
     #[serde(
@@ -34,6 +36,7 @@ pub struct GetConfiguredEndpointsRequestModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GetConfiguredEndpointsResponseModel {
     #[serde(default)]
@@ -43,6 +46,7 @@ pub struct GetConfiguredEndpointsResponseModel {
 /// Body of SetConfiguredEndpoints. The entries are kept as JSON here and read with
 /// `parse_entries`, so they may be spelled in either case.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SetConfiguredEndpointsRequestModel {
     #[serde(default, alias = "Endpoints")]
@@ -50,6 +54,7 @@ pub struct SetConfiguredEndpointsRequestModel {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct GetConfiguredNodesOnEndpointResponseModel {
     #[serde(default)]
@@ -63,6 +68,7 @@ fn is_false(v: &bool) -> bool {
 /// Figures of one data set writer, as OPC Publisher reports them. Only the members our
 /// pipeline counts are present; OPC Publisher clients treat every member as optional.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PublishDiagnosticInfoModel {
     /// The configuration entries this writer was made from (passwords left out).

@@ -51,6 +51,7 @@ string_enum! {
 
 /// Read one variable's value.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValueReadRequestModel {
     /// The node to read, or the start of `browsePath`.
@@ -73,6 +74,7 @@ pub struct ValueReadRequestModel {
 
 /// The value read, with its type and timestamps.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValueReadResponseModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -96,6 +98,7 @@ pub struct ValueReadResponseModel {
 
 /// One attribute of one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeReadRequestModel {
     pub node_id: String,
@@ -104,6 +107,7 @@ pub struct AttributeReadRequestModel {
 
 /// Batch attribute read; results come back in request order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReadRequestModel {
     pub attributes: Vec<AttributeReadRequestModel>,
@@ -113,6 +117,7 @@ pub struct ReadRequestModel {
 
 /// One attribute read result; `value` is written even when null.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeReadResponseModel {
     #[serde(default)]
@@ -123,6 +128,7 @@ pub struct AttributeReadResponseModel {
 
 /// Results of a batch attribute read.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ReadResponseModel {
     pub results: Vec<AttributeReadResponseModel>,

@@ -20,6 +20,7 @@ string_enum! {
 
 /// A module's retained state message.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ModuleStateModel {
     /// `Online` on connect and in heartbeats, `Offline` in the last will and on clean stop.

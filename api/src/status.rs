@@ -10,6 +10,7 @@ fn is_zero(v: &u32) -> bool {
 /// An OPC UA service result. OPC Publisher reports OPC UA failures (bad node
 /// id, access denied, ...) here with a 200 transport status, not as an error.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceResultModel {
     /// OPC UA status code; 0 (Good) is left off the wire like .NET does.
@@ -28,6 +29,8 @@ pub struct ServiceResultModel {
     pub namespace_uri: Option<String>,
     /// Nested cause, if the server supplied one.
     #[serde(skip_serializing_if = "Option::is_none", default)]
+    // A `$ref` to this model; collecting the models it refers to must not recurse into it.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub inner: Option<Box<ServiceResultModel>>,
 }
 

@@ -52,6 +52,29 @@ impl Serialize for ByteString {
     }
 }
 
+/// What is written: a base64 string. Arrays of byte numbers are read too, but not offered.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for ByteString {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Byte)))
+            .content_encoding("base64")
+            .description(Some(
+                "Base64 (an array of byte values is also read, as some clients send one)",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for ByteString {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ByteString")
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]

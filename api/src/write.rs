@@ -11,6 +11,7 @@ use super::status::ServiceResultModel;
 /// number meant as `Float` rather than `Double`); without it the variable's
 /// data type is looked up first.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValueWriteRequestModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -31,6 +32,7 @@ pub struct ValueWriteRequestModel {
 
 /// Outcome of a value write; absence of `errorInfo` means success.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ValueWriteResponseModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -39,6 +41,7 @@ pub struct ValueWriteResponseModel {
 
 /// One attribute value to write on one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeWriteRequestModel {
     pub node_id: String,
@@ -49,6 +52,7 @@ pub struct AttributeWriteRequestModel {
 
 /// Batch attribute write; results come back in request order.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WriteRequestModel {
     pub attributes: Vec<AttributeWriteRequestModel>,
@@ -58,6 +62,7 @@ pub struct WriteRequestModel {
 
 /// Outcome of one attribute write.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AttributeWriteResponseModel {
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -66,6 +71,7 @@ pub struct AttributeWriteResponseModel {
 
 /// Results of a batch attribute write.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct WriteResponseModel {
     pub results: Vec<AttributeWriteResponseModel>,

@@ -17,7 +17,7 @@ use opcua::types::StatusCode;
 use tokio::net::TcpListener;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::{HttpVerb, Operation, OPERATIONS};
+use crate::api::{ApiOperation, HttpVerb, Operation, OPERATIONS};
 use crate::dispatcher::Dispatcher;
 use crate::error::{ErrorKind, ServiceError};
 
@@ -40,6 +40,13 @@ const OWN_ROUTES: &[Operation] = &[
     Operation::RemoveCertificate,
     Operation::ApproveRejectedCertificate,
 ];
+
+/// The operations that have a route here, which the OpenAPI document lists.
+pub(super) fn served() -> impl Iterator<Item = &'static ApiOperation> {
+    OPERATIONS
+        .iter()
+        .filter(|o| Dispatcher::implements(o.op) || OWN_ROUTES.contains(&o.op))
+}
 
 pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
     let state = AppState {
@@ -84,11 +91,7 @@ pub fn router(dispatcher: Arc<Dispatcher>, api_key: &str) -> Router {
             state.clone(),
             require_api_key,
         ));
-    let document = super::openapi::document(
-        OPERATIONS
-            .iter()
-            .filter(|o| Dispatcher::implements(o.op) || OWN_ROUTES.contains(&o.op)),
-    );
+    let document = super::openapi::document(served());
     Router::new()
         .merge(api)
         .route("/healthz", get(|| async { "ok" }))
