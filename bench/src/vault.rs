@@ -468,7 +468,7 @@ fn cpu_seconds() -> f64 {
 fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<String>> {
     let ecparam = dir.join("p256.param");
     if kind.newkey == "ec" && !ecparam.exists() {
-        run(
+        run_openssl(
             openssl,
             &["ecparam", "-name", "prime256v1", "-out"],
             Some(&ecparam),
@@ -513,7 +513,7 @@ fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<St
     Ok(out)
 }
 
-fn run(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
+fn run_openssl(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
     let mut cmd = Command::new(openssl);
     cmd.args(args);
     if let Some(p) = last {
