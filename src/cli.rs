@@ -34,7 +34,7 @@ pub enum Command {
     /// Benchmarks that print the figures of README's performance table.
     Bench {
         #[command(subcommand)]
-        command: crate::bench::BenchCommand,
+        command: commands::bench::BenchCommand,
     },
 }
 
@@ -72,6 +72,55 @@ mod tests {
                 .publisher
                 .auto_queue_size
         );
+    }
+
+    fn bench(args: &[&str]) -> commands::bench::BenchCommand {
+        let argv: Vec<&str> = ["bench"].iter().chain(args).copied().collect();
+        match parse(&argv) {
+            Command::Bench { command } => command,
+            _ => panic!("not the bench command"),
+        }
+    }
+
+    #[test]
+    fn bench_relay_runs_this_binary_and_quick_shrinks_the_ladder() {
+        use commands::bench::BenchCommand;
+        let config = |args: &[&str]| match bench(args) {
+            BenchCommand::Relay(a) => a.into_config().unwrap(),
+            _ => panic!("not bench relay"),
+        };
+        let full = config(&["relay"]);
+        assert_eq!(full.iiot_exe, std::env::current_exe().unwrap());
+        assert_eq!(full.steps, "10000x1,10000x10,100000x1,ramp");
+        assert_eq!(full.relay_script.to_str(), Some("bench/asyncua_relay.py"));
+        let quick = config(&["relay", "--quick", "--duration", "3"]);
+        assert_eq!((quick.steps.as_str(), quick.duration), ("200x5", 3));
+    }
+
+    #[test]
+    fn bench_configs_carry_the_flags() {
+        use commands::bench::BenchCommand;
+        match bench(&["browse", "--tree", "3x4", "--runs", "1"]) {
+            BenchCommand::Browse(a) => {
+                let c = a.into_config().unwrap();
+                assert_eq!((c.tree, c.runs), ((3, 4), 1));
+            }
+            _ => panic!("not bench browse"),
+        }
+        match bench(&["browse", "--tree", "0x4"]) {
+            BenchCommand::Browse(a) => {
+                let e = a.into_config().err().unwrap().to_string();
+                assert!(e.contains("--tree '0x4'"), "{e}");
+            }
+            _ => panic!("not bench browse"),
+        }
+        match bench(&["vault", "--clients", "2,3", "--keys", "P-256"]) {
+            BenchCommand::Vault(a) => {
+                let c = a.into_config();
+                assert_eq!((c.clients, c.keys), (vec![2, 3], vec!["P-256".to_string()]));
+            }
+            _ => panic!("not bench vault"),
+        }
     }
 
     #[test]

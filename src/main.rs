@@ -2,7 +2,6 @@
 
 mod allocator;
 mod args;
-mod bench;
 mod broker;
 mod cli;
 mod commands;
@@ -23,7 +22,7 @@ async fn main() -> Result<()> {
         cli::Command::Module(args) => commands::module::run(args).await,
         cli::Command::TwinApi(args) => commands::twin_api::run(*args).await,
         cli::Command::Vault(args) => commands::vault::run(*args).await,
-        cli::Command::Bench { command } => bench::run(command).await,
+        cli::Command::Bench { command } => commands::bench::run(command).await,
         cli::Command::PlcSim(args) => commands::plc_sim::run(args).await,
     }
 }

@@ -1,5 +1,6 @@
 //! The crate boundaries ARCHITECTURE.md promises, checked on the dependency graph cargo
-//! resolves: the contract crate does no I/O and the cloud service never links the edge.
+//! resolves: the contract crate does no I/O, the cloud service never links the edge, and the
+//! benchmarks never link the binary.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -91,6 +92,20 @@ fn the_twin_api_does_not_link_the_edge_module() {
         assert!(
             !deps.iter().any(|d| d == edge),
             "iiot-twin-api depends on {edge}"
+        );
+    }
+}
+
+#[test]
+fn the_bench_crate_does_not_link_the_binary() {
+    let deps = dependencies("iiot-bench");
+    assert!(deps.iter().any(|d| d == "iiot-module"), "{deps:?}");
+    // The `iiot` package is the binary; clap and anyhow are its command line and error
+    // reporting, which the bench crate gets as plain configs and answers with `BenchError`.
+    for binary_side in ["iiot", "clap", "anyhow"] {
+        assert!(
+            !deps.iter().any(|d| d == binary_side),
+            "iiot-bench depends on {binary_side}"
         );
     }
 }

@@ -1,6 +1,7 @@
 //! One file per `iiot` command, each owning its arguments and its `run`. Commands import only
 //! the shared modules (`args`, `shutdown`, `broker`, `allocator`), never each other or `cli`.
 
+pub mod bench;
 pub mod module;
 pub mod plc_sim;
 pub mod twin_api;

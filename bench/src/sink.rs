@@ -21,9 +21,10 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+
+use crate::error::{BenchError, Context};
 
 /// Topic prefix of the asyncua relay's one-value messages.
 pub const RELAY_PREFIX: &str = "relay";
@@ -276,7 +277,12 @@ pub struct Sink {
 impl Sink {
     /// Connects to `host:port`, subscribes (QoS 1) to `topics` and returns once the broker
     /// acknowledged the subscriptions.
-    pub async fn start(host: &str, port: u16, topics: &[String], items: usize) -> Result<Sink> {
+    pub async fn start(
+        host: &str,
+        port: u16,
+        topics: &[String],
+        items: usize,
+    ) -> Result<Sink, BenchError> {
         use rumqttc::v5::mqttbytes::v5::Packet;
         use rumqttc::v5::mqttbytes::QoS;
         use rumqttc::v5::{AsyncClient, Event, MqttOptions};

@@ -20,64 +20,57 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use super::sink::{Sink, RELAY_PREFIX};
-use super::{free_port, TempDir};
+use crate::error::{bail, BenchError, Context, Result};
+use crate::harness::{free_port, TempDir};
+use crate::sink::{now_ns, Sink, RELAY_PREFIX};
 
-#[derive(Args, Debug)]
-pub struct RelayArgs {
-    /// Ladder steps, comma separated: ITEMSxHZ (e.g. 10000x10), and `ramp` for "raise the
-    /// rate until the first loss" (--ramp-items at --ramp-hz).
-    #[arg(long, default_value = "10000x1,10000x10,100000x1,ramp")]
+/// One run of the relay ladder; `iiot bench relay`'s flags, whose help says more.
+pub struct RelayConfig {
+    /// The `iiot` binary, started as `iiot plc-sim` and `iiot module` for each step.
+    pub iiot_exe: PathBuf,
+    /// Ladder steps, comma separated: ITEMSxHZ, and `ramp` for the ramp steps.
     pub steps: String,
     /// Item counts of the ramp, tried in order until the first loss.
-    #[arg(long, default_value = "20000,30000,40000,60000,80000,100000")]
     pub ramp_items: String,
-    /// Rate of every ramp step (the OPC UA server samples at 100 ms at best).
-    #[arg(long, default_value_t = 10)]
+    /// Rate of every ramp step.
     pub ramp_hz: u32,
     /// Seconds of each measurement window.
-    #[arg(long, default_value_t = 20)]
     pub duration: u64,
     /// Seconds discarded after all items are Good, before the window.
-    #[arg(long, default_value_t = 5)]
     pub warmup: u64,
     /// Only the module, no asyncua relay.
-    #[arg(long)]
     pub skip_peer: bool,
-    /// Steps above this many items skip the asyncua relay (it saturates near 7k values/s).
-    #[arg(long, default_value_t = 10_000)]
+    /// Steps above this many items skip the asyncua relay.
     pub peer_max_items: u32,
-    /// Short smoke run for CI: 200 items × 5 Hz for 5 s; exits non-zero on any loss.
-    #[arg(long)]
-    pub quick: bool,
-    /// Monitored items per data set writer (one subscription each); more writers spread the
-    /// work over the module's cores.
-    #[arg(long, default_value_t = 5000)]
+    /// Monitored items per data set writer (one subscription each).
     pub items_per_writer: u32,
-    /// BatchSize of every writer (values per network message).
-    #[arg(long, default_value_t = 500)]
+    /// BatchSize of every writer.
     pub batch_size: u32,
     /// BatchTriggerInterval of every writer, ms.
-    #[arg(long, default_value_t = 100)]
     pub batch_trigger_ms: u64,
-    /// Python with asyncua and paho-mqtt (scripts/install-peers.sh makes it).
-    #[arg(long, default_value = "tests/peers/.venv/bin/python")]
+    /// Python with asyncua and paho-mqtt.
     pub python: PathBuf,
-    #[arg(long, default_value = "bench/asyncua_relay.py")]
+    /// The asyncua + paho relay (`bench/asyncua_relay.py`).
     pub relay_script: PathBuf,
     /// Keep the step directories (logs, publishednodes.json) after the run.
-    #[arg(long)]
     pub keep: bool,
-    /// Runs the module under this profiler command (e.g. `heaptrack`, or `perf record -g
-    /// --`), split at spaces; its figures then include the profiler's own cost.
-    #[arg(long)]
+    /// Profiler command the module runs under, split at spaces.
     pub module_wrapper: Option<String>,
+}
+
+impl RelayConfig {
+    /// The CI smoke run: one step of 200 items × 5 Hz, at most 5 s measured after 1 s of
+    /// warm-up; it fails on any loss like every step outside the ramp.
+    pub fn quick(mut self) -> Self {
+        self.steps = "200x5".into();
+        self.duration = self.duration.min(5);
+        self.warmup = 1;
+        self
+    }
 }
 
 /// Items the module relays while its RSS baseline is taken.
@@ -109,7 +102,7 @@ impl Step {
     }
 }
 
-fn parse_steps(args: &RelayArgs) -> Result<Vec<Step>> {
+fn parse_steps(args: &RelayConfig) -> Result<Vec<Step>> {
     let mut out = Vec::new();
     for s in args
         .steps
@@ -201,14 +194,9 @@ impl Outcome {
     }
 }
 
-pub async fn relay(mut args: RelayArgs) -> Result<()> {
-    if args.quick {
-        args.steps = "200x5".into();
-        args.duration = args.duration.min(5);
-        args.warmup = 1;
-    }
+pub async fn run(args: RelayConfig) -> Result<()> {
     let steps = parse_steps(&args)?;
-    let exe = std::env::current_exe().context("locating the iiot binary")?;
+    let exe = args.iiot_exe.clone();
     let dir = std::env::temp_dir().join(format!("iiot-bench-relay-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -237,7 +225,7 @@ pub async fn relay(mut args: RelayArgs) -> Result<()> {
 
     let mut rows: Vec<(Step, Outcome, Option<Outcome>)> = Vec::new();
     let mut ramp_stop: Option<String> = None;
-    let mut aborted: Option<anyhow::Error> = None;
+    let mut aborted: Option<BenchError> = None;
     for (k, step) in steps.iter().enumerate() {
         if step.ramp && ramp_stop.is_some() {
             continue;
@@ -393,7 +381,7 @@ fn row(step: &Step, who: &str, o: &Outcome) -> String {
     )
 }
 
-fn print_tables(rows: &[(Step, Outcome, Option<Outcome>)], ramp: Option<&str>, args: &RelayArgs) {
+fn print_tables(rows: &[(Step, Outcome, Option<Outcome>)], ramp: Option<&str>, args: &RelayConfig) {
     println!();
     println!(
         "OPC UA → MQTT relay: plc-sim counters → publisher → Mosquitto → sink (QoS 1), {} s windows after {} s warm-up",
@@ -659,7 +647,7 @@ fn proc_sample(pid: &str, tck: f64) -> ProcSample {
 }
 
 /// The module's publishednodes.json: `items` nodes over writers of `items_per_writer`.
-fn published_nodes(step: &Step, url: &str, args: &RelayArgs) -> serde_json::Value {
+fn published_nodes(step: &Step, url: &str, args: &RelayConfig) -> serde_json::Value {
     let per = args.items_per_writer.max(1);
     let mut entries = Vec::new();
     let mut first = 0;
@@ -736,7 +724,7 @@ struct Subject<'a> {
 async fn measure(
     s: &Subject<'_>,
     sink: &Sink,
-    args: &RelayArgs,
+    args: &RelayConfig,
     tck: f64,
     o: &mut Outcome,
 ) -> Result<()> {
@@ -765,7 +753,7 @@ async fn measure(
     let period_ns = s.step.period_ms() as i64 * 1_000_000;
     let (lo, received0, source0) = {
         let mut st = sink.lock();
-        let next = st.source_estimate(super::sink::now_ns(), period_ns) + 1;
+        let next = st.source_estimate(now_ns(), period_ns) + 1;
         (
             st.start_window(next),
             st.received,
@@ -789,9 +777,7 @@ async fn measure(
     let (lo_hi, received1, source1) = {
         let mut st = sink.lock();
         // One value less than the estimate: it may not exist yet.
-        let made = st
-            .source_estimate(super::sink::now_ns(), period_ns)
-            .saturating_sub(1);
+        let made = st.source_estimate(now_ns(), period_ns).saturating_sub(1);
         (
             st.end_window(made),
             st.received,
@@ -839,7 +825,7 @@ async fn measure(
     } else {
         f64::NAN // nothing new arrived in the window: the source's rate is unknown
     };
-    let lag_s = (super::sink::now_ns() - source1.1) as f64 / 1e9;
+    let lag_s = (now_ns() - source1.1) as f64 / 1e9;
     if source1.1 > 0 && lag_s > 2.0 {
         o.notes.push(format!(
             "at the window's end the newest value delivered was {lag_s:.1} s old: the publisher lags"
@@ -903,7 +889,7 @@ async fn run_module(
     step: &Step,
     plc: &PlcSim,
     broker: &Mosquitto,
-    args: &RelayArgs,
+    args: &RelayConfig,
     tck: f64,
 ) -> Result<Outcome> {
     let mut o = Outcome {
@@ -1090,7 +1076,7 @@ async fn run_peer(
     step: &Step,
     plc: &PlcSim,
     broker: &Mosquitto,
-    args: &RelayArgs,
+    args: &RelayConfig,
     tck: f64,
 ) -> Result<Outcome> {
     let mut o = Outcome {
@@ -1140,7 +1126,7 @@ async fn run_peer(
             drain: Duration::from_millis(step.publishing_ms()) + Duration::from_secs(10),
         };
         measure(&subject, &sink, args, tck, &mut o).await?;
-        Ok::<_, anyhow::Error>(())
+        Ok::<_, BenchError>(())
     }
     .await;
     drop(stdin);
@@ -1175,6 +1161,59 @@ async fn wait_line(lines: &mut Lines, prefix: &str, secs: u64, log: &Path) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(steps: &str) -> RelayConfig {
+        RelayConfig {
+            iiot_exe: PathBuf::from("iiot"),
+            steps: steps.into(),
+            ramp_items: "20000,30000".into(),
+            ramp_hz: 10,
+            duration: 20,
+            warmup: 5,
+            skip_peer: false,
+            peer_max_items: 10_000,
+            items_per_writer: 5000,
+            batch_size: 500,
+            batch_trigger_ms: 100,
+            python: PathBuf::from("python"),
+            relay_script: PathBuf::from("bench/asyncua_relay.py"),
+            keep: false,
+            module_wrapper: None,
+        }
+    }
+
+    #[test]
+    fn steps_expand_the_ramp_and_refuse_bad_ones_by_name() {
+        let steps = parse_steps(&config("10000x1, ramp")).unwrap();
+        let got: Vec<_> = steps.iter().map(|s| (s.items, s.hz, s.ramp)).collect();
+        assert_eq!(
+            got,
+            [(10_000, 1, false), (20_000, 10, true), (30_000, 10, true)]
+        );
+        let e = parse_steps(&config("10x200")).unwrap_err().to_string();
+        assert!(e.contains("'10x200'") && e.contains("hz ≤ 100"), "{e}");
+        let e = parse_steps(&config("tenx1")).unwrap_err();
+        assert_eq!(e.to_string(), "step 'tenx1'");
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn quick_is_one_short_small_step() {
+        let quick = config("10000x1,ramp").quick();
+        let steps = parse_steps(&quick).unwrap();
+        assert_eq!(
+            steps,
+            [Step {
+                items: 200,
+                hz: 5,
+                ramp: false
+            }]
+        );
+        assert_eq!((quick.duration, quick.warmup), (5, 1));
+        let mut short = config("1x1");
+        short.duration = 2;
+        assert_eq!(short.quick().duration, 2);
+    }
 
     #[test]
     fn metrics_gauges_are_summed_over_labels() {

@@ -11,22 +11,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde_json::{json, Value};
 
-use super::{free_port, private_mosquitto, report, TempDir};
+use crate::error::{bail, BenchError, Context, Result};
+use crate::harness::{free_port, private_mosquitto, TempDir};
+use crate::report::report;
 
-#[derive(Args, Debug)]
-pub struct TwinArgs {
+pub struct TwinConfig {
     /// Seconds per measurement.
-    #[arg(long, default_value_t = 5)]
     pub seconds: u64,
     /// Reads per second of the open-loop rows.
-    #[arg(long, default_value_t = 1000)]
     pub rate: u32,
-    /// Broker to use; by default a private Mosquitto is started.
-    #[arg(long)]
+    /// Broker to use; `None` starts a private Mosquitto.
     pub mqtt_url: Option<String>,
 }
 
@@ -34,7 +30,7 @@ const KEY: &str = "bench-twin-key-0123456789";
 /// Fast counters published in the relay phase: 1,000 nodes × 10 Hz = 10k values/s.
 const RELAY_NODES: u32 = 1000;
 
-pub async fn twin(args: TwinArgs) -> Result<()> {
+pub async fn run(args: TwinConfig) -> Result<()> {
     let (mqtt_url, _mosquitto) = private_mosquitto(args.mqtt_url.clone()).await?;
     let dir = std::env::temp_dir().join(format!("iiot-bench-twin-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -258,7 +254,7 @@ async fn wait_for_relay(http: &reqwest::Client, module: &str) -> Result<f64> {
             .await?
             .text()
             .await?;
-        Ok::<f64, anyhow::Error>(
+        Ok::<f64, BenchError>(
             text.lines()
                 .find_map(|l| l.strip_prefix("iiot_publisher_values_encoded_total "))
                 .and_then(|v| v.trim().parse().ok())

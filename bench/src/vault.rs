@@ -25,31 +25,27 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
-use clap::Args;
 use serde_json::{json, Value};
+
+use crate::error::{bail, BenchError, Context, Result};
+use crate::harness::TempDir;
 
 const GROUP: &str = "DefaultApplicationGroup";
 const APP_URI: &str = "urn:iiot:bench:vault-client";
 const KEY: &str = "bench-vault-key-0123456789";
 
-#[derive(Args, Debug)]
-pub struct VaultArgs {
+/// One run; `iiot bench vault`'s flags.
+pub struct VaultConfig {
     /// Seconds per measured window; `openssl speed` runs half as long right before and right
     /// after each window.
-    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
-    /// Concurrent HTTP clients, comma separated.
-    #[arg(long, default_value = "1,16", value_delimiter = ',')]
+    /// Concurrent HTTP client counts, one row each.
     pub clients: Vec<usize>,
     /// CSRs generated per key type (reused round-robin).
-    #[arg(long, default_value_t = 32)]
     pub csrs: usize,
-    /// CA key types to measure, comma separated: RSA-2048, P-256.
-    #[arg(long, default_value = "RSA-2048,P-256", value_delimiter = ',')]
+    /// CA key types to measure: RSA-2048, P-256.
     pub keys: Vec<String>,
     /// The openssl command line used for CSRs and `openssl speed`.
-    #[arg(long, default_value = "openssl")]
     pub openssl: PathBuf,
 }
 
@@ -81,15 +77,6 @@ const KINDS: [Kind; 2] = [
         speed_line: "(nistp256)",
     },
 ];
-
-/// Removes the benchmark's temporary directory on every exit path.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 struct Window {
     certs: u64,
@@ -123,7 +110,7 @@ struct Speed {
     verify: f64,
 }
 
-pub async fn vault(args: VaultArgs) -> Result<()> {
+pub async fn run(args: VaultConfig) -> Result<()> {
     if args.seconds == 0 || args.clients.contains(&0) || args.csrs == 0 {
         bail!("--seconds, --clients and --csrs must be positive");
     }
@@ -139,9 +126,11 @@ pub async fn vault(args: VaultArgs) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir.0);
     std::fs::create_dir_all(&dir.0)?;
 
-    let keys = iiot_vault::ApiKeys::parse(
-        &json!([{ "name": "bench", "key": KEY, "roles": ["writer", "reader"] }]).to_string(),
-    )?;
+    let keys = iiot_vault::ApiKeys::single(
+        "bench",
+        KEY,
+        [iiot_vault::Role::Writer, iiot_vault::Role::Reader],
+    );
     let mut config = iiot_vault::VaultConfig::new(keys);
     config.bind = ([127, 0, 0, 1], 0).into();
     config.data_dir = dir.0.join("vault");
@@ -428,7 +417,7 @@ where
                 lat.push(t.elapsed());
                 i += clients;
             }
-            anyhow::Ok(lat)
+            Ok::<_, BenchError>(lat)
         }));
     }
     let mut all = Vec::new();
@@ -479,7 +468,7 @@ fn cpu_seconds() -> f64 {
 fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<String>> {
     let ecparam = dir.join("p256.param");
     if kind.newkey == "ec" && !ecparam.exists() {
-        run(
+        run_openssl(
             openssl,
             &["ecparam", "-name", "prime256v1", "-out"],
             Some(&ecparam),
@@ -524,7 +513,7 @@ fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<St
     Ok(out)
 }
 
-fn run(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
+fn run_openssl(openssl: &Path, args: &[&str], last: Option<&Path>) -> Result<()> {
     let mut cmd = Command::new(openssl);
     cmd.args(args);
     if let Some(p) = last {
