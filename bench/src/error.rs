@@ -27,8 +27,9 @@ pub enum BenchError {
     Http(#[from] reqwest::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    /// Boxed: the client's error carries the request it could not send.
     #[error(transparent)]
-    Mqtt(#[from] rumqttc::v5::ClientError),
+    Mqtt(Box<rumqttc::v5::ClientError>),
     #[error(transparent)]
     Timeout(#[from] tokio::time::error::Elapsed),
     #[error(transparent)]
@@ -45,6 +46,12 @@ pub enum BenchError {
     TwinApi(#[from] iiot_twin_api::TwinApiError),
     #[error(transparent)]
     Vault(#[from] iiot_vault::VaultError),
+}
+
+impl From<rumqttc::v5::ClientError> for BenchError {
+    fn from(e: rumqttc::v5::ClientError) -> Self {
+        BenchError::Mqtt(Box::new(e))
+    }
 }
 
 impl BenchError {
