@@ -81,9 +81,8 @@ impl Writer {
     /// Waits for the oldest commits until at most `keep` are pending, and takes the ones
     /// already durable: a failure is reported when it is known, not at the next append.
     pub(super) async fn settle(&mut self, keep: usize) {
-        let pending = &mut self.commits.0;
-        while pending.len() > keep || pending.front().is_some_and(Commit::is_done) {
-            let Some(commit) = pending.pop_front() else {
+        while self.commits.0.len() > keep || self.commits.0.front().is_some_and(Commit::is_done) {
+            let Some(commit) = self.commits.0.pop_front() else {
                 break;
             };
             if let Err(e) = commit.durable().await {
