@@ -580,6 +580,15 @@ async fn a_network_drop_loses_nothing_and_keeps_the_subscriptions() {
         .await
         .unwrap_or(0.0);
     assert!(reconnects >= 1.0, "the module saw the reconnect");
+    assert_eq!(
+        metric(
+            module.http_port,
+            "iiot_publisher_publish_gate_saturations_total"
+        )
+        .await,
+        Some(0.0),
+        "a writer that keeps up never stops the Publish requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

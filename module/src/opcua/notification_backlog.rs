@@ -36,6 +36,15 @@ const MAX_HOLD: Duration = Duration::from_millis(250);
 /// it again. 8 × 8 responses of ≤ 500 values is ≈ 3 MB per subscription at most.
 const HARD_LIMIT_FACTOR: usize = 8;
 
+/// Saturations of every backlog in the process, for `/metrics`: backlogs live and die with
+/// sessions, and the count must outlive them.
+static SATURATIONS_TOTAL: AtomicU64 = AtomicU64::new(0);
+
+/// Times any session's Publish requests waited at the hard cap since the process started.
+pub fn saturations_total() -> u64 {
+    SATURATIONS_TOTAL.load(Ordering::Relaxed)
+}
+
 /// One per session; shared by the forwarders of every subscription on it.
 #[derive(Debug)]
 pub struct NotificationBacklog {
@@ -116,6 +125,7 @@ impl NotificationBacklog {
                 if !saturated {
                     saturated = true;
                     self.saturations.fetch_add(1, Ordering::Relaxed);
+                    SATURATIONS_TOTAL.fetch_add(1, Ordering::Relaxed);
                     warn!(
                         waiting,
                         "writers stay behind their OPC UA notifications; no Publish request until they catch up"
@@ -227,6 +237,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiter.is_finished(), "at the cap no request goes out");
         assert_eq!(backlog.saturations(), 1);
+        assert!(saturations_total() >= 1);
         held.pop();
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await

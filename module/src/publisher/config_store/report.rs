@@ -258,6 +258,11 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
         "Subscriptions revived by the watchdog after they fell silent.",
         watchdog_revivals.get(),
     );
+    t.counter(
+        "publish_gate_saturations",
+        "Times OPC UA Publish requests stopped because writers stayed behind their notifications past the bounded hold.",
+        crate::opcua::notification_backlog::saturations_total(),
+    );
     t.gauge(
         "configured_entries",
         "Entries in the publisher configuration.",
@@ -375,9 +380,11 @@ mod tests {
             "iiot_publisher_writer_values_in_total{group=\"g\\\"1\",writer=\"w1\",endpoint=\"opc.tcp://a:1\",publishing_interval_ms=\"1000\"} 5\n"
         ));
         assert!(text.contains("publishing_interval_ms=\"100\"} 0\n"));
-        // 18 pipeline + 2 configuration + 6 writer families, each with HELP and TYPE once.
-        assert_eq!(text.matches("# TYPE ").count(), 26);
-        assert_eq!(text.matches("# HELP ").count(), 26);
+        assert!(text.contains("# TYPE iiot_publisher_publish_gate_saturations_total counter\n"));
+        // 18 pipeline + 1 Publish gate + 2 configuration + 6 writer families, each with HELP
+        // and TYPE once.
+        assert_eq!(text.matches("# TYPE ").count(), 27);
+        assert_eq!(text.matches("# HELP ").count(), 27);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(name.starts_with("iiot_publisher_"), "{line}");
