@@ -70,21 +70,7 @@ async fn state_survives_a_restart_and_ca_keys_are_sealed() {
         .ok(Method::GET, &format!("/v2/requests/{id}"), READER, None)
         .await;
     assert_eq!(rec["state"], "New");
-    v.ok(
-        Method::POST,
-        &format!("/v2/requests/{id}/approve"),
-        APPROVER,
-        None,
-    )
-    .await;
-    let got = v
-        .ok(
-            Method::GET,
-            &format!("/v2/requests/sign/{id}"),
-            WRITER,
-            None,
-        )
-        .await;
+    let got = v.approve_and_fetch(&id).await;
     assert!(got["certificate"]["certificate"].is_string());
     v.shutdown().await;
 
@@ -155,21 +141,7 @@ async fn postgres_backend_end_to_end() {
             "PostgreSQL mode must not create a SQLite file"
         );
         let v = Vault::start(&dir, |c| c.database_url = Some(url.clone())).await;
-        v.ok(
-            Method::POST,
-            &format!("/v2/requests/{id}/approve"),
-            APPROVER,
-            None,
-        )
-        .await;
-        let got = v
-            .ok(
-                Method::GET,
-                &format!("/v2/requests/sign/{id}"),
-                WRITER,
-                None,
-            )
-            .await;
+        let got = v.approve_and_fetch(&id).await;
         std::fs::write(
             dir.join("cert.pem"),
             pem(

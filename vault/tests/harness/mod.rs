@@ -112,6 +112,25 @@ impl Vault {
         )
     }
 
+    /// Approves a request as the approver and fetches what it issued as the writer: the
+    /// two steps every issuing test takes after submitting.
+    pub async fn approve_and_fetch(&self, id: &str) -> Value {
+        self.ok(
+            Method::POST,
+            &format!("/v2/requests/{id}/approve"),
+            APPROVER,
+            None,
+        )
+        .await;
+        self.ok(
+            Method::GET,
+            &format!("/v2/requests/sign/{id}"),
+            WRITER,
+            None,
+        )
+        .await
+    }
+
     pub async fn ok(&self, method: Method, path: &str, key: &str, body: Option<&Value>) -> Value {
         let (status, _, v) = self.call(method.clone(), path, Some(key), body).await;
         assert!(
@@ -189,21 +208,7 @@ pub async fn issue_rsa(
     let (s, b) = v.sign(WRITER, app, &csr, RSA).await;
     assert_eq!(s, 200, "{b}");
     let id = b["requestId"].as_str().expect("id").to_string();
-    v.ok(
-        Method::POST,
-        &format!("/v2/requests/{id}/approve"),
-        APPROVER,
-        None,
-    )
-    .await;
-    let got = v
-        .ok(
-            Method::GET,
-            &format!("/v2/requests/sign/{id}"),
-            WRITER,
-            None,
-        )
-        .await;
+    let got = v.approve_and_fetch(&id).await;
     let file = format!("{name}.pem");
     let der = tools::unb64(got["certificate"]["certificate"].as_str().expect("cert"));
     std::fs::write(dir.join(&file), tools::pem("CERTIFICATE", &der)).expect("cert");
