@@ -514,6 +514,17 @@ async fn twin_operations_through_the_module() {
         )
         .await;
     assert_problem(s, &h, &body, 412);
+    // A bare (unquoted) tag, even the current one, is no entity tag: it matches nothing.
+    let (s, h, body) = api
+        .send(
+            Method::PATCH,
+            &pub_path,
+            Some(ADMIN),
+            &[("If-Match", p["etag"].as_str().unwrap())],
+            patch(json!({ "status": "disabled", "statusReason": "maintenance" })),
+        )
+        .await;
+    assert_problem(s, &h, &body, 412);
     let etag = format!("\"{}\"", p["etag"].as_str().unwrap());
     let (s, _, body) = api
         .send(

@@ -239,7 +239,7 @@ pub const OPERATIONS: &[ApiOperation] = &[
     op(O::Register, Post, "/v2/discovery/register", "ServerRegistrationRequestModel", "bool"),
     // Certificates (PKI)
     op(O::ListCertificates, Get, "/v2/pki/{store}/certs", "store", "X509CertificateModel[]"),
-    op(O::AddCertificate, Patch, "/v2/pki/{store}/certs", "AddCertificateArgs", "-"),
+    op(O::AddCertificate, Patch, "/v2/pki/{store}/certs", "AddCertificateArgs", "X509CertificateModel"),
     op(O::RemoveCertificate, Delete, "/v2/pki/{store}/certs/{thumbprint}", "RemoveCertificateArgs", "-"),
     op(O::ListCertificateRevocationLists, Get, "/v2/pki/{store}/crls", "store", "bytes[]"),
     op(O::AddCertificateRevocationList, Patch, "/v2/pki/{store}/crls", "CertificateRevocationListArgs", "-"),
@@ -247,7 +247,7 @@ pub const OPERATIONS: &[ApiOperation] = &[
     op(O::RemoveAll, Delete, "/v2/pki/{store}", "store", "-"),
     op(O::AddCertificateChain, Post, "/v2/pki/trusted/certs", "bytes", "-"),
     op(O::AddTrustedHttpsCertificate, Post, "/v2/pki/https/certs", "bytes", "-"),
-    op(O::ApproveRejectedCertificate, Post, "/v2/pki/rejected/certs/{thumbprint}/approve", "thumbprint", "-"),
+    op(O::ApproveRejectedCertificate, Post, "/v2/pki/rejected/certs/{thumbprint}/approve", "thumbprint", "X509CertificateModel"),
     // Diagnostics
     op(O::GetActiveConnections, Get, "/v2/connections", "-", "ConnectionModel[]"),
     op(O::ResetAllConnections, Get, "/v2/reset", "-", "-"),
@@ -256,15 +256,15 @@ pub const OPERATIONS: &[ApiOperation] = &[
     http_only(O::WatchChannelDiagnostics, Get, "/v2/diagnostics/channels/watch", "-", "ChannelDiagnosticModel stream"),
     // Configuration
     op(O::GetConfiguredEndpoints, Get, "/v2/configuration", "GetConfiguredEndpointsRequestModel", "GetConfiguredEndpointsResponseModel"),
-    op(O::SetConfiguredEndpoints, Put, "/v2/configuration", "SetConfiguredEndpointsRequestModel", "-"),
+    op(O::SetConfiguredEndpoints, Put, "/v2/configuration", "SetConfiguredEndpointsRequestModel", "PublishedNodesResponseModel"),
     op(O::AddOrUpdateEndpoints, Patch, "/v2/configuration", "PublishedNodesEntryModel[]", "PublishedNodesResponseModel"),
     op(O::PublishNodes, Post, "/v2/configuration/nodes", "PublishedNodesEntryModel", "PublishedNodesResponseModel"),
     op(O::UnpublishNodes, Post, "/v2/configuration/nodes/unpublish", "PublishedNodesEntryModel", "PublishedNodesResponseModel"),
     op(O::UnpublishAllNodes, Post, "/v2/configuration/nodes/unpublish/all", "PublishedNodesEntryModel?", "PublishedNodesResponseModel"),
     op(O::GetConfiguredNodesOnEndpoint, Post, "/v2/configuration/endpoints/list/nodes", "PublishedNodesEntryModel", "GetConfiguredNodesOnEndpointResponseModel"),
     op(O::GetDiagnosticInfo, Post, "/v2/configuration/diagnostics", "-", "PublishDiagnosticInfoModel[]"),
-    op(O::PublishStart, Post, "/v2/configuration/start", "RequestEnvelope<PublishStartRequestModel>", "PublishStartResponseModel"),
-    op(O::PublishStop, Post, "/v2/configuration/stop", "RequestEnvelope<PublishStopRequestModel>", "PublishStopResponseModel"),
+    op(O::PublishStart, Post, "/v2/configuration/start", "RequestEnvelope<PublishStartRequestModel>", "PublishResultModel"),
+    op(O::PublishStop, Post, "/v2/configuration/stop", "RequestEnvelope<PublishStopRequestModel>", "PublishResultModel"),
     op(O::PublishBulk, Post, "/v2/configuration/bulk", "RequestEnvelope<PublishBulkRequestModel>", "PublishBulkResponseModel"),
     op(O::PublishList, Post, "/v2/configuration/list", "RequestEnvelope<PublishedItemListRequestModel>", "PublishedItemListResponseModel"),
     // Publisher (RPC only)

@@ -592,3 +592,6 @@ fn certificate_bytes(body: &[u8]) -> Result<Vec<u8>> {
         .decode(text.trim())
         .map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests;

@@ -113,10 +113,16 @@ pub fn application(
         )));
     }
     if application_type.is_server() && discovery_urls.is_empty() {
-        return Err(invalid(format!(
+        let why = format!(
             "a {} needs at least one discovery URL",
             application_type.as_str()
-        )));
+        );
+        // An update that empties the URLs without naming the type is a well-formed body that
+        // conflicts with the record it is applied to (409), not a malformed one.
+        return Err(match (req.application_type, existing) {
+            (None, Some(_)) => VaultError::InvalidState(why),
+            _ => invalid(why),
+        });
     }
     let server_capabilities = match (&req.server_capabilities, existing) {
         (Some(c), _) => c.clone(),

@@ -275,6 +275,43 @@ async fn bad_requests_are_refused_and_change_nothing() {
     let san = format!("subjectAltName=URI:{uri},DNS:localhost");
     let good = make_csr(&dir, "good", "rsa:2048", &[&san]);
 
+    // Emptying a server's discovery URLs conflicts with the record (it is a server): 409, and
+    // the URLs stay. A client's URLs may be cleared.
+    let path = format!("/v2/applications/{app}");
+    let empty = json!({"discoveryUrls": []});
+    v.refused(
+        Method::PATCH,
+        &path,
+        Some(WRITER),
+        Some(&empty),
+        409,
+        "BadInvalidState",
+    )
+    .await;
+    let kept = v.ok(Method::GET, &path, WRITER, None).await;
+    assert_eq!(kept["discoveryUrls"], json!(["opc.tcp://localhost:4840"]));
+    let client = v
+        .ok(
+            Method::POST,
+            "/v2/applications",
+            WRITER,
+            Some(&json!({
+                "applicationUri": "urn:iiot:test:client",
+                "applicationType": "Client",
+                "applicationName": "Test client",
+                "discoveryUrls": ["opc.tcp://localhost:4841"]
+            })),
+        )
+        .await;
+    let client_path = format!(
+        "/v2/applications/{}",
+        client["applicationId"].as_str().unwrap()
+    );
+    let cleared = v
+        .ok(Method::PATCH, &client_path, WRITER, Some(&empty))
+        .await;
+    assert_eq!(cleared["discoveryUrls"], json!([]));
+
     // Credentials and roles.
     let body = json!({"entityId": app, "groupId": GROUP, "certificateRequest": good});
     v.refused(
@@ -479,8 +516,9 @@ async fn bad_requests_are_refused_and_change_nothing() {
         assert!(s == 400 || s == 409, "{bad}: {s} {b}");
         assert_eq!(ct, "application/problem+json");
     }
+    // Only the server and the client registered above.
     let list = v.ok(Method::GET, "/v2/applications", READER, None).await;
-    assert_eq!(list["applications"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["applications"].as_array().map(Vec::len), Some(2));
 
     // Workflow refusals on a real request; the good CSR as base64 DER is accepted.
     let (st, b) = v.sign(WRITER, &app, &b64(&der), RSA).await;

@@ -119,10 +119,6 @@ impl Schemas {
             ($($model:ident),* $(,)?) => {
                 match name {
                     $(stringify!($model) => Some(self.add::<$model>()),)*
-                    // OPC Publisher names the two answers apart; they are one model here.
-                    "PublishStartResponseModel" | "PublishStopResponseModel" => {
-                        Some(self.add::<PublishResultModel>())
-                    }
                     _ => None,
                 }
             };
@@ -144,6 +140,7 @@ impl Schemas {
             MethodMetadataResponseModel,
             PublishBulkResponseModel,
             PublishDiagnosticInfoModel,
+            PublishResultModel,
             PublishedItemListResponseModel,
             PublishedNodesEntryModel,
             PublishedNodesResponseModel,
@@ -290,19 +287,9 @@ fn http_form(op: &ApiOperation) -> HttpForm {
             )],
             ..form
         },
-        // The configuration routes answer `{}` (the JSON of the empty response model).
-        Operation::SetConfiguredEndpoints => HttpForm {
-            response: "PublishedNodesResponseModel",
-            ..form
-        },
-        // The store is in the path; the body is the certificate; the answer is what was added.
+        // The store is in the path; the body is the certificate.
         Operation::AddCertificate => HttpForm {
             request: "certificate",
-            response: "X509CertificateModel",
-            ..form
-        },
-        Operation::ApproveRejectedCertificate => HttpForm {
-            response: "X509CertificateModel",
             ..form
         },
         Operation::RemoveCertificate => HttpForm {

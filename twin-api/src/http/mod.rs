@@ -142,15 +142,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
 }
 
 /// The caller's `If-Match`, unquoted; `None` when absent or `*`. A value that is not one
-/// entity tag is a 400: guessing what a malformed precondition meant could overwrite a change.
+/// entity tag matches no record (RFC 9110 13.1.1: the condition is false), so it is a 412, never
+/// a guess at what was meant: guessing could overwrite a change.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(raw) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     match raw.to_str().ok().map(str::trim).filter(|v| is_if_match(v)) {
         Some(v) => Ok(if_match_value(Some(v))),
-        None => Err(ApiError::BadRequest(
-            "If-Match must be one entity tag (\"...\" or W/\"...\") or *".into(),
+        None => Err(ApiError::PreconditionFailed(
+            "If-Match must be one entity tag (\"...\" or W/\"...\") or *: this one matches no record"
+                .into(),
         )),
     }
 }

@@ -163,7 +163,12 @@ fn body_schema(method: &str, path: &str) -> Option<Value> {
         ),
         ("patch", "/registry/v2/publishers/{publisherId}") => object(
             json!({
-                "siteId": text(), "apiKey": text(),
+                // Empty clears the site; anything else is an id (`registry::update_publisher`).
+                "siteId": nullable(json!({
+                    "type": "string", "maxLength": MAX_ID_LEN,
+                    "pattern": ID_PATTERN.replace("]+$", "]*$")
+                })),
+                "apiKey": text(),
                 "status": nullable(json!({
                     "type": "string", "enum": ["enabled", "disabled", "Enabled", "Disabled"]
                 })),
@@ -184,8 +189,13 @@ fn typed<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Option<T> {
         .ok()
 }
 
-fn id_schema() -> Value {
-    json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": ID_PATTERN })
+/// An id in a path: as `ID_PATTERN` without `%`. An id with `%` is served when the client
+/// percent-encodes it (`%25`), as RFC 3986 asks; clients that send a value's `%` as is (so
+/// `a%0Ab` arrives as a line break) are common enough that the document leaves it out.
+const PATH_ID_PATTERN: &str = r"^[A-Za-z0-9\-:.+_#*?!(),=@;$']+$";
+
+fn path_id_schema() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": MAX_ID_LEN, "pattern": PATH_ID_PATTERN })
 }
 
 /// `discovererId` names the module that runs a registration or discovery (an id); in the
@@ -198,7 +208,7 @@ fn parameter_schema(method: &str, path: &str, p: &Parameter) -> Option<Value> {
             "/registry/v2/applications" | "/registry/v2/applications/discover"
         );
     match p.parameter_in {
-        ParameterIn::Path if name.ends_with("Id") => Some(id_schema()),
+        ParameterIn::Path if name.ends_with("Id") => Some(path_id_schema()),
         // Empty means "the only module online".
         ParameterIn::Query if name == "discovererId" && runs_on_module => Some(json!({
             "type": "string", "maxLength": MAX_ID_LEN,
@@ -289,6 +299,15 @@ mod tests {
         }
         for s in ["a b", "a/b", "ä", "a\"b", "a{b", ""] {
             assert!(!matches(ID_PATTERN, s) && validate_id(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn path_ids_are_ids_without_percent() {
+        assert!(matches(PATH_ID_PATTERN, "Abc-1:2.3+4_6#7*8?9!(),=@;$'"));
+        assert!(!matches(PATH_ID_PATTERN, "a%0Ab"));
+        for s in ["a b", "a/b", "ä", "a\"b", "a{b", ""] {
+            assert!(!matches(PATH_ID_PATTERN, s), "{s}");
         }
     }
 

@@ -89,13 +89,9 @@ fn application_schema(new: bool) -> Value {
               "properties": { "applicationNames": { "type": "array", "items": { "type": "object" } } } },
             { "type": "object", "properties": { "applicationName": name } },
         ] });
-        // An update cannot know the record's type from the body: emptying the URLs of a
-        // server would be refused, so an update that sends URLs sends at least one.
-        let some_urls = json!({ "type": "object", "properties": { "discoveryUrls": { "oneOf": [
-            { "type": "null" },
-            { "type": "array", "items": { "type": "string" }, "minItems": 1 },
-        ] } } });
-        return json!({ "allOf": [body, names, server_urls, some_urls] });
+        // An update that names no type may empty the URLs: a client's are cleared, a server's
+        // refused with 409 (the body is well-formed; the record it meets is a server).
+        return json!({ "allOf": [body, names, server_urls] });
     }
     body["required"] = json!(["applicationUri", "applicationType"]);
     json!({ "allOf": [

@@ -151,10 +151,7 @@ fn component_for(spec: &str) -> String {
     {
         return format!("RequestEnvelope_{}", inner.trim_end_matches('?'));
     }
-    match spec {
-        "PublishStartResponseModel" | "PublishStopResponseModel" => "PublishResultModel".into(),
-        other => other.trim_end_matches('?').into(),
-    }
+    spec.trim_end_matches('?').into()
 }
 
 /// Checks one body against the table's spelling of it.
