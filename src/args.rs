@@ -10,13 +10,13 @@ use std::path::PathBuf;
 pub struct MqttTlsArgs {
     /// CA certificate (PEM) that signed the broker's certificate (mqtts://); the system CA
     /// bundle when absent.
-    #[arg(long, env = "IIOT_MQTT_CA")]
+    #[arg(long)]
     pub mqtt_ca: Option<PathBuf>,
     /// Client certificate (PEM) for brokers that require mutual TLS.
-    #[arg(long, requires = "mqtt_key", env = "IIOT_MQTT_CERT")]
+    #[arg(long, requires = "mqtt_key")]
     pub mqtt_cert: Option<PathBuf>,
     /// Private key (PEM) of --mqtt-cert.
-    #[arg(long, requires = "mqtt_cert", env = "IIOT_MQTT_KEY")]
+    #[arg(long, requires = "mqtt_cert")]
     pub mqtt_key: Option<PathBuf>,
 }
 
@@ -54,16 +54,16 @@ pub fn parse_tree(text: &str) -> Result<(u32, u32)> {
 pub struct JwtArgs {
     /// The identity provider's JSON Web Key Set (a file; read again when a token names an
     /// unknown key id, so it can be replaced for key rotation).
-    #[arg(long, value_name = "FILE", env = "IIOT_JWKS")]
+    #[arg(long, value_name = "FILE")]
     pub jwks: Option<PathBuf>,
     /// Required `iss` of tokens.
-    #[arg(long, requires = "jwks", env = "IIOT_JWT_ISSUER")]
+    #[arg(long, requires = "jwks")]
     pub jwt_issuer: Option<String>,
     /// Required `aud` of tokens.
-    #[arg(long, requires = "jwks", env = "IIOT_JWT_AUDIENCE")]
+    #[arg(long, requires = "jwks")]
     pub jwt_audience: Option<String>,
     /// Claim holding the roles (dots walk into objects, e.g. realm_access.roles).
-    #[arg(long, default_value = "roles", env = "IIOT_JWT_ROLES_CLAIM")]
+    #[arg(long, default_value = "roles")]
     pub jwt_roles_claim: String,
 }
 

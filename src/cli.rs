@@ -31,11 +31,52 @@ pub enum Command {
     Vault(Box<commands::vault::VaultArgs>),
     /// The simulated PLC (OPC UA server).
     PlcSim(commands::plc_sim::PlcSimArgs),
+    /// Asks the service in this container whether it is healthy (the image's HEALTHCHECK).
+    Health(commands::health::HealthArgs),
     /// Benchmarks that print the figures of README's performance table.
     Bench {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,
     },
+}
+
+/// The environment variable that sets an argument: `IIOT_` and its name in capitals, the same
+/// in every command (`--http-port` is `IIOT_HTTP_PORT` for the module, the twin API, the vault
+/// and `health`), because containers are configured by environment, one service per container.
+pub fn env_name(arg_id: &str) -> String {
+    format!("IIOT_{}", arg_id.to_uppercase().replace('-', "_"))
+}
+
+/// Commands whose flags are not deployment settings, so no environment variable sets them.
+const WITHOUT_ENV: &[&str] = &["bench"];
+
+/// The command line with every flag of every service command settable from the environment.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    with_env(Cli::command())
+}
+
+fn with_env(cmd: clap::Command) -> clap::Command {
+    if WITHOUT_ENV.contains(&cmd.get_name()) {
+        return cmd;
+    }
+    cmd.mut_args(|arg| {
+        if arg.get_env().is_some() || arg.is_positional() {
+            return arg;
+        }
+        // `--help` names the variable but never shows its value: URLs carry passwords, and a
+        // rule for every flag cannot know which ones do.
+        let name = env_name(arg.get_id().as_str());
+        arg.env(name).hide_env_values(true)
+    })
+    .mut_subcommands(with_env)
+}
+
+/// Parses the process's arguments (and `IIOT_*` variables); exits with clap's message on error.
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    let matches = command().get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 #[cfg(test)]
@@ -59,6 +100,54 @@ mod tests {
         match parse(&argv) {
             Command::Module(m) => m.into_config().expect("module config"),
             _ => panic!("not the module command"),
+        }
+    }
+
+    /// Containers are configured by environment: every flag of every service command has its
+    /// `IIOT_*` variable, named by one rule, and README's table lists exactly those.
+    #[test]
+    fn every_service_flag_has_its_variable_and_readme_lists_them() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("## Configuration by environment")
+            .nth(1)
+            .expect("README has a 'Configuration by environment' section")
+            .split("\n## ")
+            .next()
+            .unwrap_or_default();
+        let mut cmd = command();
+        cmd.build();
+        let mut names = std::collections::BTreeSet::new();
+        for sub in cmd.get_subcommands() {
+            if WITHOUT_ENV.contains(&sub.get_name()) || sub.get_name() == "help" {
+                continue;
+            }
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let env = arg
+                    .get_env()
+                    .and_then(|e| e.to_str())
+                    .unwrap_or_else(|| panic!("{} --{id} has no variable", sub.get_name()));
+                assert_eq!(env, env_name(id), "{} --{id}", sub.get_name());
+                names.insert(env.to_string());
+            }
+        }
+        assert!(names.contains("IIOT_HTTP_PORT") && names.contains("IIOT_LOG"));
+        for name in &names {
+            assert!(
+                table.contains(&format!("| `{name}` |")),
+                "README's table lacks {name}"
+            );
+        }
+        for row in table.lines().filter(|l| l.starts_with("| `IIOT_")) {
+            let name = row.split('`').nth(1).unwrap_or_default();
+            assert!(
+                names.contains(name),
+                "README lists {name}, which sets nothing"
+            );
         }
     }
 

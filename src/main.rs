@@ -5,14 +5,14 @@ mod args;
 mod broker;
 mod cli;
 mod commands;
+mod secrets;
 mod shutdown;
 
 use anyhow::Result;
-use clap::Parser;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     init_tracing(&cli.log);
     match cli.command {
         cli::Command::Up(args) => {
@@ -24,6 +24,7 @@ async fn main() -> Result<()> {
         cli::Command::Vault(args) => commands::vault::run(*args).await,
         cli::Command::Bench { command } => commands::bench::run(command).await,
         cli::Command::PlcSim(args) => commands::plc_sim::run(args).await,
+        cli::Command::Health(args) => commands::health::run(args).await,
     }
 }
 
@@ -31,7 +32,12 @@ fn init_tracing(filter: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{filter},{}", QUIET_TARGETS)));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    // Colours only on a terminal: container runtimes and journald keep the escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .init();
 }
 
 /// Libraries that log routine events at info or error level.

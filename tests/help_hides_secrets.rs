@@ -14,14 +14,11 @@ fn secret_env() -> Vec<(&'static str, String)> {
         ("IIOT_MQTT_URL", format!("mqtt://user:{MARKER}@broker:1883")),
         (
             "IIOT_DATABASE_URL",
-            format!("postgres://user:{MARKER}@db/twin"),
+            format!("postgres://user:{MARKER}@db/iiot"),
         ),
-        (
-            "IIOT_VAULT_DATABASE_URL",
-            format!("postgres://user:{MARKER}@db/vault"),
-        ),
+        ("IIOT_USERS", format!("operator:{MARKER}")),
         ("IIOT_API_KEY", MARKER.to_string()),
-        ("IIOT_VAULT_KEK", MARKER.to_string()),
+        ("IIOT_KEK", MARKER.to_string()),
     ]
 }
 
@@ -44,7 +41,8 @@ fn help_shows_env_names_but_not_secret_values() {
     for (command, names) in [
         ("twin-api", &["IIOT_MQTT_URL", "IIOT_DATABASE_URL"][..]),
         ("module", &["IIOT_MQTT_URL", "IIOT_API_KEY"][..]),
-        ("vault", &["IIOT_VAULT_DATABASE_URL", "IIOT_VAULT_KEK"][..]),
+        ("vault", &["IIOT_DATABASE_URL", "IIOT_KEK"][..]),
+        ("plc-sim", &["IIOT_USERS"][..]),
     ] {
         let text = help(command);
         assert!(

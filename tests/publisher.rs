@@ -14,17 +14,13 @@ mod common;
 #[allow(dead_code)]
 mod proxy;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::sink::{analyse, assert_no_loss, assert_only_downtime_lost, Sink};
 use common::{free_port, temp_dir, Mosquitto, Peer, Proc, API_KEY};
 use iiot_testkit::{signal, wait_for_port as wait_port};
-use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Value};
 
 const PLC_NS: &str = "urn:iiot:plc-sim";
@@ -112,168 +108,6 @@ impl Publisher {
     }
 }
 
-#[derive(Default)]
-struct Received {
-    /// Counter values per field, in arrival order.
-    values: HashMap<String, Vec<(u64, String)>>,
-    metadata: Vec<Value>,
-    messages: u64,
-}
-
-/// Subscribes with a persistent session (QoS 1) and records every counter value.
-struct Sink {
-    received: Arc<Mutex<Received>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Sink {
-    async fn start(port: u16, topic: &str) -> Sink {
-        let received = Arc::new(Mutex::new(Received::default()));
-        let mut opts = MqttOptions::new(format!("sink-{}", free_port()), "127.0.0.1", port);
-        opts.set_clean_start(false);
-        opts.set_session_expiry_interval(Some(3600));
-        opts.set_keep_alive(Duration::from_secs(5));
-        opts.set_max_packet_size(Some(16 * 1024 * 1024));
-        let (client, mut event_loop) = AsyncClient::new(opts, 1000);
-        client
-            .subscribe(topic, QoS::AtLeastOnce)
-            .await
-            .expect("subscribe");
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-        let mut ready = Some(ready_tx);
-        let r = received.clone();
-        let topic = topic.to_string();
-        let task = tokio::spawn(async move {
-            let _client = client;
-            loop {
-                match event_loop.poll().await {
-                    Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(tx) = ready.take() {
-                            let _ = tx.send(());
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::ConnAck(ack))) if !ack.session_present => {
-                        let _ = _client.subscribe(topic.clone(), QoS::AtLeastOnce).await;
-                    }
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        let body: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
-                        record(&mut r.lock().unwrap(), &body);
-                    }
-                    Ok(_) => {}
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        });
-        tokio::time::timeout(Duration::from_secs(10), ready_rx)
-            .await
-            .expect("sink subscribed")
-            .ok();
-        Sink { received, task }
-    }
-
-    fn counts(&self) -> HashMap<String, usize> {
-        let r = self.received.lock().unwrap();
-        r.values.iter().map(|(k, v)| (k.clone(), v.len())).collect()
-    }
-
-    /// Waits until every field in `fields` has at least `n` values.
-    async fn wait_for(&self, fields: &[&str], n: usize, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let counts = self.counts();
-            if fields
-                .iter()
-                .all(|f| counts.get(*f).copied().unwrap_or(0) >= n)
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {n} values per field within {within:?}: {counts:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn values(&self, field: &str) -> Vec<(u64, String)> {
-        self.received
-            .lock()
-            .unwrap()
-            .values
-            .get(field)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-fn record(r: &mut Received, body: &Value) {
-    r.messages += 1;
-    match body["MessageType"].as_str() {
-        Some("ua-metadata") => r.metadata.push(body.clone()),
-        Some("ua-data") => {
-            for m in body["Messages"].as_array().into_iter().flatten() {
-                for (name, field) in m["Payload"].as_object().into_iter().flatten() {
-                    if let Some(v) = field["Value"].as_u64() {
-                        let ts = field["SourceTimestamp"].as_str().unwrap_or("").to_string();
-                        r.values.entry(name.clone()).or_default().push((v, ts));
-                    }
-                }
-            }
-        }
-        _ => {
-            // Samples: one object or an array of them.
-            let samples = match body {
-                Value::Array(a) => a.clone(),
-                v => vec![v.clone()],
-            };
-            for s in samples {
-                if let (Some(name), Some(v)) =
-                    (s["DisplayName"].as_str(), s["Value"]["Value"].as_u64())
-                {
-                    let ts = s["Value"]["SourceTimestamp"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string();
-                    r.values.entry(name.to_string()).or_default().push((v, ts));
-                }
-            }
-        }
-    }
-}
-
-/// Checks a field's values: repeats of values already seen are duplicates (allowed: at least
-/// once), everything else must continue the counter by exactly one. Returns (distinct values,
-/// duplicates, gaps as (last before, first after)).
-fn analyse(values: &[(u64, String)]) -> (usize, usize, Vec<(u64, u64)>) {
-    let mut max: Option<u64> = None;
-    let mut distinct = 0;
-    let mut duplicates = 0;
-    let mut gaps = Vec::new();
-    for (v, _) in values {
-        match max {
-            Some(m) if *v <= m => duplicates += 1,
-            Some(m) => {
-                if *v != m + 1 {
-                    gaps.push((m, *v));
-                }
-                distinct += 1;
-                max = Some(*v);
-            }
-            None => {
-                distinct += 1;
-                max = Some(*v);
-            }
-        }
-    }
-    (distinct, duplicates, gaps)
-}
-
 fn entry(url: &str, nodes: &[(&str, &str)], batch_size: u32) -> Value {
     json!([{
         "EndpointUrl": url,
@@ -317,15 +151,6 @@ fn fast_nodes(n: usize) -> Vec<(String, String)> {
 
 fn refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
-}
-
-fn assert_no_loss(sink: &Sink, fields: &[&str]) {
-    for f in fields {
-        let values = sink.values(f);
-        let (distinct, _dups, gaps) = analyse(&values);
-        assert!(gaps.is_empty(), "{f}: values lost between {gaps:?}");
-        assert!(distinct > 0, "{f}: no values");
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,26 +323,7 @@ async fn kill_9_during_a_broker_outage_loses_nothing_that_was_accepted() {
     sink.wait_for(&fields, 70, Duration::from_secs(60)).await;
     // Values sampled up to a second before the kill were batched, committed and must all be
     // there; the only gap allowed is the time the module was dead.
-    let margin = killed_at - time::Duration::seconds(1);
-    for f in fields {
-        let values = sink.values(f);
-        let (_, _, gaps) = analyse(&values);
-        assert!(gaps.len() <= 1, "{f}: more than one gap: {gaps:?}");
-        for (last, _) in gaps {
-            let ts = values
-                .iter()
-                .find(|(v, _)| *v == last)
-                .map(|(_, t)| t.clone())
-                .unwrap_or_default();
-            let t =
-                time::OffsetDateTime::parse(&ts, &time::format_description::well_known::Rfc3339)
-                    .expect("SourceTimestamp");
-            assert!(
-                t >= margin,
-                "{f}: values after {last} (sampled {ts}) were lost although they were accepted before the kill at {killed_at}"
-            );
-        }
-    }
+    assert_only_downtime_lost(&sink, &fields, killed_at - time::Duration::seconds(1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

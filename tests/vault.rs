@@ -50,7 +50,7 @@ fn vault_command(dir: &Path, port: u16, extra: &[&str]) -> Command {
         .args(["--cert-types", "RsaSha256,EccNistP256"])
         .args(extra)
         .env_remove("RUST_LOG")
-        .env_remove("IIOT_VAULT_KEK")
+        .env_remove("IIOT_KEK")
         .stderr(Stdio::inherit());
     cmd
 }

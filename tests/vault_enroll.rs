@@ -59,7 +59,7 @@ impl Vault {
             .arg(dir.join("kek"))
             .args(["--cert-types", "RsaSha256"])
             .env_remove("RUST_LOG")
-            .env_remove("IIOT_VAULT_KEK")
+            .env_remove("IIOT_KEK")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

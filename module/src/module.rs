@@ -10,6 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
+/// How long a stopping module waits for its tasks (writers flushing to the outbox, transports
+/// closing) before it closes the sessions: well inside a container runtime's grace period.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
 use iiot_mqtt_tls::{TlsError, TlsFiles};
 
 use crate::api::topics::ModuleTopics;
@@ -147,8 +151,11 @@ impl ModuleHandle {
     /// Stops the transports and closes every OPC UA session.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
+        // One deadline for all tasks, not one each: the writers flush to the outbox and stop
+        // in milliseconds, and a container runtime kills what outlives its grace period.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+            let _ = tokio::time::timeout_at(deadline, t).await;
         }
         self.pool.close_all().await;
     }

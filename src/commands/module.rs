@@ -48,28 +48,28 @@ pub enum OverflowArg {
 
 #[derive(Args)]
 pub struct ModuleArgs {
-    #[arg(long, default_value_t = 8082, env = "IIOT_HTTP_PORT")]
+    #[arg(long, default_value_t = 8082)]
     pub http_port: u16,
     /// Address the HTTP API listens on.
-    #[arg(long, default_value = "0.0.0.0", env = "IIOT_HTTP_HOST")]
+    #[arg(long, default_value = "0.0.0.0")]
     pub http_host: IpAddr,
     /// Key every API call must present as `Authorization: ApiKey <key>`.
-    #[arg(long, env = "IIOT_API_KEY", hide_env_values = true)]
+    #[arg(long)]
     pub api_key: Option<String>,
     /// Read the API key from this file instead.
-    #[arg(long, env = "IIOT_API_KEY_FILE", conflicts_with = "api_key")]
+    #[arg(long, conflicts_with = "api_key")]
     pub api_key_file: Option<PathBuf>,
-    #[arg(long, default_value = "data/module", env = "IIOT_DATA_DIR")]
+    #[arg(long, default_value = "data/module")]
     pub data_dir: PathBuf,
     /// MQTT broker, e.g. mqtt://127.0.0.1:1883; without it the module serves HTTP only.
-    #[arg(long, env = "IIOT_MQTT_URL", hide_env_values = true)]
+    #[arg(long)]
     pub mqtt_url: Option<String>,
     /// Root of every MQTT topic (OPC Publisher's PublisherId).
-    #[arg(long, default_value = "iiot-module", env = "IIOT_PUBLISHER_ID")]
+    #[arg(long, default_value = "iiot-module")]
     pub publisher_id: String,
     /// Seconds between the module's retained `{root}/state` heartbeats (liveness for the twin
     /// API; the broker's last will announces it offline).
-    #[arg(long, default_value_t = 30, env = "IIOT_HEARTBEAT_INTERVAL")]
+    #[arg(long, default_value_t = 30)]
     pub heartbeat_interval: u64,
     /// Trust every server certificate without review (not for production).
     #[arg(long)]
@@ -85,8 +85,7 @@ pub struct ModuleArgs {
     #[arg(
         short = 'f',
         long = "pf",
-        visible_aliases = ["publishfile", "PublishedNodesFile"],
-        env = "IIOT_PUBLISHED_NODES_FILE"
+        visible_aliases = ["publishfile", "PublishedNodesFile"]
     )]
     pub published_nodes_file: Option<PathBuf>,
     /// Messaging mode of entries that do not set one: PubSub (OPC UA Part 14 JSON) or Samples.
@@ -105,7 +104,6 @@ pub struct ModuleArgs {
     #[arg(
         long = "aq",
         visible_alias = "autosetqueuesize",
-        env = "IIOT_AUTO_SET_QUEUE_SIZE",
         value_name = "BOOL",
         num_args = 0..=1,
         default_value = "true",
@@ -170,8 +168,15 @@ impl ModuleArgs {
                 .with_context(|| format!("reading --api-key-file {}", path.display()))?
                 .trim()
                 .to_string(),
+            // As OPC Publisher does, a module given no key makes one (kept in the data
+            // directory, mode 0600) and says where; callers read it from there.
             (None, None) => {
-                bail!("an API key is required: --api-key, --api-key-file or IIOT_API_KEY")
+                let path = self.data_dir.join("api-key");
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating {}", self.data_dir.display()))?;
+                let key = crate::secrets::load_or_create_key(&path)?;
+                tracing::info!(file = %path.display(), "API key (none was given) is kept in this file");
+                key
             }
         };
         let mut config = iiot_module::ModuleConfig {

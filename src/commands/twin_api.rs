@@ -11,18 +11,13 @@ use iiot_twin_api::TwinApiConfig;
 #[derive(Args)]
 pub struct TwinApiArgs {
     /// HTTP port of the REST API.
-    #[arg(long, default_value_t = 8080, env = "IIOT_TWIN_API_PORT")]
+    #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
     /// Address the REST API listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub http_host: IpAddr,
     /// Broker the modules use: mqtt://[user[:pass]@]host[:port], or mqtts:// for TLS.
-    #[arg(
-        long,
-        default_value = "mqtt://127.0.0.1:1883",
-        env = "IIOT_MQTT_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
     pub mqtt_url: String,
     #[command(flatten)]
     pub mqtt_tls: crate::args::MqttTlsArgs,
@@ -30,15 +25,10 @@ pub struct TwinApiArgs {
     #[arg(long, default_value = "data/twin-api")]
     pub data_dir: PathBuf,
     /// JSON array of {"name", "key" | "keySha256", "roles": ["reader"|"writer"|"admin"]}.
-    #[arg(long, value_name = "FILE", env = "IIOT_API_KEYS")]
+    #[arg(long, value_name = "FILE")]
     pub api_keys: PathBuf,
     /// postgres://user@host/db to share one registry between replicas (default: SQLite).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "IIOT_DATABASE_URL",
-        hide_env_values = true
-    )]
+    #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
     /// Seconds a module may take to answer (a request's x-iiot-timeout-ms header overrides).
     #[arg(long, default_value_t = 10)]
@@ -60,7 +50,8 @@ impl TwinApiArgs {
         c.mqtt_url = self.mqtt_url;
         c.mqtt_tls = self.mqtt_tls.files();
         c.data_dir = self.data_dir;
-        c.database_url = self.database_url;
+        // Empty is no database (compose passes `IIOT_DATABASE_URL: ${IIOT_DATABASE_URL:-}`).
+        c.database_url = self.database_url.filter(|u| !u.trim().is_empty());
         c.request_timeout = Duration::from_secs(self.request_timeout);
         c.jwt = self.jwt.validator()?;
         Ok(c)

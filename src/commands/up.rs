@@ -17,13 +17,14 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 
 use crate::broker::Credentials;
+use crate::secrets::{load_or_create_key, write_private};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
     /// Where state (PKI, keys) is kept between runs.
-    #[arg(long, default_value = "iiot-data", env = "IIOT_DATA_DIR")]
+    #[arg(long, default_value = "iiot-data")]
     pub data_dir: PathBuf,
     /// Simulated PLC OPC UA port [default: 50000, or a free port when 50000 is taken]. A port
     /// given here that is taken stops `up` with an error.
@@ -428,21 +429,6 @@ async fn register_plc(
     println!();
 }
 
-/// A random 32-byte key, hex encoded, created on first start with mode 0600.
-fn load_or_create_key(path: &Path) -> Result<String> {
-    if let Ok(k) = std::fs::read_to_string(path) {
-        let k = k.trim().to_string();
-        if !k.is_empty() {
-            return Ok(k);
-        }
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    write_private(path, key.as_bytes())?;
-    Ok(key)
-}
-
 /// The REST services' key file: `admin` holds the module's API key, `approver` a key of its
 /// own, since the vault never lets the principal that submitted a request approve it.
 fn load_or_create_api_keys(path: &Path, admin_key: &str) -> Result<iiot_vault::ApiKeys> {
@@ -455,22 +441,6 @@ fn load_or_create_api_keys(path: &Path, admin_key: &str) -> Result<iiot_vault::A
         write_private(path, &serde_json::to_vec_pretty(&keys)?)?;
     }
     iiot_vault::ApiKeys::load(path).map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn write_private(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(data)?;
-    Ok(())
 }
 
 /// A first configuration so a newcomer sees telemetry at once: a few changing PLC values over

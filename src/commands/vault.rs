@@ -11,29 +11,29 @@ use iiot_vault::{ApiKeys, CertType, KekSource, VaultConfig};
 #[derive(Args)]
 pub struct VaultArgs {
     /// HTTP port of the REST API.
-    #[arg(long, default_value_t = iiot_vault::DEFAULT_PORT, env = "IIOT_VAULT_PORT")]
+    #[arg(long, default_value_t = iiot_vault::DEFAULT_PORT)]
     pub http_port: u16,
     /// Address the REST API listens on.
-    #[arg(long, default_value = "0.0.0.0", env = "IIOT_VAULT_HOST")]
+    #[arg(long, default_value = "0.0.0.0")]
     pub http_host: IpAddr,
     /// Base URL applications reach the vault at; written into the CRL distribution point of
     /// every issued certificate (default http://127.0.0.1:<port>).
-    #[arg(long, env = "IIOT_VAULT_PUBLIC_URL")]
+    #[arg(long)]
     pub public_url: Option<String>,
     /// Where the SQLite database (and, without --kek-file, the KEK) is kept.
-    #[arg(long, default_value = "data/vault", env = "IIOT_DATA_DIR")]
+    #[arg(long, default_value = "data/vault")]
     pub data_dir: PathBuf,
     /// PostgreSQL instead of SQLite, e.g. postgres://user@host/db.
-    #[arg(long, env = "IIOT_VAULT_DATABASE_URL", hide_env_values = true)]
+    #[arg(long)]
     pub database_url: Option<String>,
     /// File holding the key-encryption key (64 hex digits); created with mode 0600 if missing.
-    #[arg(long, env = "IIOT_VAULT_KEK_FILE", conflicts_with = "kek")]
+    #[arg(long, conflicts_with = "kek")]
     pub kek_file: Option<PathBuf>,
     /// The key-encryption key itself (64 hex digits or base64); prefer the environment.
-    #[arg(long, env = "IIOT_VAULT_KEK", hide_env_values = true)]
+    #[arg(long)]
     pub kek: Option<String>,
     /// API key file: JSON array of {"name", "key", "roles"} (reader, writer, approver, admin).
-    #[arg(long, env = "IIOT_VAULT_API_KEYS")]
+    #[arg(long)]
     pub api_keys: PathBuf,
     /// Switch on approval at submission for this group (repeatable; off by default; switch it
     /// off with POST /v2/groups/{id} {"autoApprove": false}).
@@ -72,7 +72,8 @@ impl VaultArgs {
         c.bind = SocketAddr::new(self.http_host, self.http_port);
         c.public_url = self.public_url;
         c.data_dir = self.data_dir;
-        c.database_url = self.database_url;
+        // Empty is no database (compose passes `IIOT_DATABASE_URL: ${IIOT_DATABASE_URL:-}`).
+        c.database_url = self.database_url.filter(|u| !u.trim().is_empty());
         c.kek = match (self.kek_file, self.kek) {
             (Some(f), _) => Some(KekSource::File(f)),
             (None, Some(v)) => Some(KekSource::Value(v)),

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod sink;
+
 pub const API_KEY: &str = "test-key-0123456789";
 
 /// Shared with the crates' own tests through `iiot-testkit`; not every test binary uses each.

@@ -24,7 +24,7 @@ pub const DEFAULT_PORT: u16 = 8081;
 pub enum KekSource {
     /// A file holding 64 hex digits, created (mode 0600) when missing.
     File(PathBuf),
-    /// The key itself (hex or base64), e.g. from `IIOT_VAULT_KEK`.
+    /// The key itself (hex or base64), e.g. from `IIOT_KEK`.
     Value(String),
 }
 

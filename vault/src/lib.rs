@@ -89,7 +89,7 @@ pub fn load_kek(config: &VaultConfig, may_create: bool) -> Result<Kek, VaultErro
         Some(KekSource::File(p)) => p.clone(),
         None => {
             let path = config.data_dir.join("vault.kek");
-            tracing::warn!(path = %path.display(), "no --kek-file or IIOT_VAULT_KEK: keeping the key-encryption key beside the database");
+            tracing::warn!(path = %path.display(), "no --kek-file or IIOT_KEK: keeping the key-encryption key beside the database");
             path
         }
     };

@@ -73,6 +73,9 @@ pub struct ConnectionKey {
     pub user: UserIdentity,
 }
 
+/// How long closing a session waits for the server's answer (a stopping module closes all).
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+
 /// Limits and timings of the pool, defaults in one place.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
@@ -170,7 +173,8 @@ impl LiveSession {
             return;
         }
         self.session.disable_reconnects();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.session.disconnect()).await;
+        // Bounded like a writer's cleanup: a server that is gone must not hold a stop.
+        let _ = tokio::time::timeout(CLOSE_GRACE, self.session.disconnect()).await;
         if let Ok(mut task) = self.event_task.lock() {
             if let Some(task) = task.take() {
                 task.abort();
@@ -336,11 +340,11 @@ impl SessionPool {
         }
     }
 
+    /// Closes every session at once, so a stop takes one close's grace however many servers
+    /// are unreachable.
     pub async fn close_all(&self) {
         let keys: Vec<_> = self.slots.iter().map(|e| e.key().clone()).collect();
-        for key in keys {
-            self.evict(&key).await;
-        }
+        futures::future::join_all(keys.iter().map(|key| self.evict(key))).await;
     }
 
     async fn reap_idle(&self) {

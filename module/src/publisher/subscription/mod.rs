@@ -42,6 +42,10 @@ use crate::twin::session_ops::resolve_node;
 use liveness::Liveness;
 pub use liveness::Silence;
 
+/// How long a stopping writer waits for the server to delete its subscriptions. A module must
+/// stop within seconds (SIGTERM in a container), also when the server is unreachable.
+pub const CLEANUP_GRACE: Duration = Duration::from_millis(500);
+
 /// Chunk size when the server states no MaxMonitoredItemsPerCall.
 const DEFAULT_ITEMS_PER_CALL: usize = 1000;
 /// Values the server may put in one publish response; more go in the next ones. Bounds what
@@ -398,8 +402,12 @@ impl SubscriptionSet {
     pub async fn delete_all(&mut self, session: &Session) {
         let ids: Vec<u32> = self.slots.iter().flatten().map(|s| s.server_id).collect();
         if !ids.is_empty() {
-            if let Err(e) = session.delete_subscriptions(&ids).await {
-                debug!(error = %e, "DeleteSubscriptions failed");
+            // Courtesy to the server, bounded: one that is gone would hold a stop for the
+            // whole request timeout, and closing the session deletes them anyway.
+            match tokio::time::timeout(CLEANUP_GRACE, session.delete_subscriptions(&ids)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => debug!(error = %e, "DeleteSubscriptions failed"),
+                Err(_) => debug!("DeleteSubscriptions unanswered; the session close drops them"),
             }
         }
         self.slots.clear();
