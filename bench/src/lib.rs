@@ -5,9 +5,11 @@
 //! what they measure in this process (plc-sim, the module, the twin API, the vault) on free
 //! ports, warm up, then measure through the public API exactly as a user's client would.
 //! `relay` runs plc-sim and the module as child processes of the `iiot` binary (the caller
-//! passes its path), so that their CPU and memory can be read from /proc.
+//! passes its path), so that their CPU and memory can be read from /proc. `container` builds
+//! the image from a given binary and runs it with podman.
 
 pub mod browse;
+pub mod container;
 mod error;
 mod harness;
 mod mqtt_rpc;

@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// 16 and 64 callers, then a fixed 1,000 reads/s, alone and while the module relays 10k
     /// values/s.
     Twin(TwinArgs),
+    /// The container image: size, `podman run` to healthy (new and same volume), idle RSS
+    /// inside, `podman stop` time (run from a release build for users' figures).
+    Container(ContainerArgs),
     /// Certificates signed per second through the vault's REST API (RSA-2048 and P-256 CAs, 1
     /// and 16 clients) beside `openssl speed` for the same key type.
     Vault(VaultArgs),
@@ -33,6 +36,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Relay(a) => iiot_bench::relay::run(a.into_config()?).await?,
         BenchCommand::Twin(a) => iiot_bench::twin::run(a.into_config()).await?,
         BenchCommand::Vault(a) => iiot_bench::vault::run(a.into_config()).await?,
+        BenchCommand::Container(a) => iiot_bench::container::run(a.into_config()?).await?,
     }
     Ok(())
 }
@@ -206,5 +210,32 @@ impl VaultArgs {
             keys: self.keys,
             openssl: self.openssl,
         }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ContainerArgs {
+    /// Start/stop cycles (each a first start on a new volume and a restart on it).
+    #[arg(long, default_value_t = 5)]
+    pub runs: u32,
+    /// The binary to package; this one by default.
+    #[arg(long)]
+    pub iiot_exe: Option<PathBuf>,
+    /// The repository holding the Dockerfile and scripts/container-rootfs.sh.
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+}
+
+impl ContainerArgs {
+    pub fn into_config(self) -> Result<iiot_bench::container::ContainerConfig> {
+        let iiot_exe = match self.iiot_exe {
+            Some(p) => p,
+            None => std::env::current_exe().context("the path of this binary")?,
+        };
+        Ok(iiot_bench::container::ContainerConfig {
+            iiot_exe,
+            repo: self.repo,
+            runs: self.runs,
+        })
     }
 }
