@@ -8,7 +8,10 @@
 //! - the IoT Edge manifest validates against the deployment schema and IoT Edge's createOptions
 //!   limits, and the image runs with the manifest's `Cmd`;
 //! - the compose stack comes up (podman-compose) and the twin API reads a PLC value through the
-//!   module.
+//!   module and streams its telemetry;
+//! - the Kubernetes manifests hold what each service needs, and the module's runs with
+//!   `podman kube play` (its StatefulSet played as the Deployment and claim it makes);
+//! - the Dockerfile passes hadolint.
 //!
 //! scripts/install-test-deps.sh installs podman, runc, podman-compose and mmdebstrap.
 
@@ -665,8 +668,8 @@ async fn compose_stack_reads_and_streams_plc_values_through_the_twin_api() {
     assert!(seen.contains("fast0"), "{seen}");
 }
 
-/// The Kubernetes manifests hold what a cluster needs of each service. (The compose test above
-/// runs the stack; nothing here runs a cluster, so this checks the documents' contents.)
+/// The Kubernetes manifests hold what a cluster needs of each service (no cluster runs here:
+/// the module's manifest is played by podman below, the other services run in compose).
 #[test]
 fn kubernetes_manifests_declare_state_replicas_secrets_and_probes() {
     let dir = root().join("manifests/kubernetes");
@@ -780,4 +783,127 @@ fn dockerfile_passes_hadolint() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The module's Kubernetes manifest, run with `podman kube play`: podman 4.3 plays Pods,
+/// Deployments and claims, so the StatefulSet is played as the Deployment and claim a
+/// StatefulSet controller would make of it (same pod template, the claim named
+/// `data-iiot-module-0`). The pod joins the host network to reach this test's broker and
+/// plc-sim; its ConfigMap's endpoint is this test's plc-sim, and its port a free one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_module_manifest_runs_with_podman_kube_play() {
+    image();
+    let dir = root().join("manifests/kubernetes/module.yaml");
+    let docs: Vec<Value> = serde_json::from_str(&manifests_py(&[
+        "kubernetes",
+        dir.parent().unwrap().to_str().unwrap(),
+    ]))
+    .unwrap();
+    let plc = plc_sim().await;
+    let broker = Mosquitto::start().await;
+    let http_port = free_port();
+    let suffix = http_port.to_string();
+    let mut played = Vec::new();
+    for mut d in docs.into_iter().filter(|d| d["__file"] == "module.yaml") {
+        d.as_object_mut().unwrap().remove("__file");
+        match d["kind"].as_str().unwrap() {
+            "ConfigMap" => {
+                let nodes = d["data"]["publishednodes.json"].as_str().unwrap();
+                let nodes = nodes.replace("opc.tcp://iiot-plc-sim:50000", &plc.endpoint_url());
+                d["data"]["publishednodes.json"] = Value::String(nodes);
+                played.push(d);
+            }
+            "StatefulSet" => {
+                let claim_template = d["spec"]["volumeClaimTemplates"][0].clone();
+                let claim_name = format!("data-iiot-module-{suffix}");
+                let mut pod = d["spec"]["template"].clone();
+                pod["spec"]["hostNetwork"] = json!(true);
+                pod["spec"]["volumes"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({ "name": claim_template["metadata"]["name"], "persistentVolumeClaim": { "claimName": claim_name } }));
+                let c = &mut pod["spec"]["containers"][0];
+                for e in c["env"].as_array_mut().unwrap() {
+                    if e["name"] == "IIOT_MQTT_URL" {
+                        e["value"] = json!(broker.url());
+                    }
+                }
+                c["env"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({ "name": "IIOT_HTTP_PORT", "value": http_port.to_string() }));
+                // On the host network a port is not mapped (podman refuses mappings there):
+                // the probes name the port by number instead.
+                c.as_object_mut().unwrap().remove("ports");
+                for probe in ["readinessProbe", "livenessProbe"] {
+                    c[probe]["httpGet"]["port"] = json!(http_port);
+                }
+                played.push(json!({
+                    "apiVersion": "v1",
+                    "kind": "PersistentVolumeClaim",
+                    "metadata": { "name": claim_name },
+                    "spec": claim_template["spec"],
+                }));
+                played.push(json!({
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": { "name": format!("iiot-module-{suffix}") },
+                    "spec": { "replicas": 1, "selector": d["spec"]["selector"], "template": pod },
+                }));
+            }
+            _ => {} // Services: podman has none.
+        }
+    }
+    let file = temp_dir("kube-play").join("module.yaml");
+    let text: Vec<String> = played.iter().map(|d| d.to_string()).collect();
+    std::fs::write(&file, text.join("\n---\n")).unwrap();
+
+    /// `podman kube down` of the file (pod, then the claim's volume) when dropped.
+    struct Played(PathBuf, String);
+    impl Drop for Played {
+        fn drop(&mut self) {
+            let _ = podman(&["kube", "down", self.0.to_str().unwrap()]).output();
+            let _ = podman(&["volume", "rm", "-f", &self.1]).output();
+        }
+    }
+    let _played = Played(file.clone(), format!("data-iiot-module-{suffix}"));
+    run(podman(&["kube", "play", file.to_str().unwrap()]));
+
+    // The pod's container: podman names it <pod>-<container>.
+    let container = Container(format!("iiot-module-{suffix}-pod-0-module"));
+    let name = stdout(podman(&[
+        "ps",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        &format!("pod=iiot-module-{suffix}-pod-0"),
+    ]));
+    assert!(
+        name.lines().any(|n| n == container.0),
+        "containers of the pod: {name}"
+    );
+    eventually(Duration::from_secs(20), "healthy", || async {
+        reqwest::get(format!("http://127.0.0.1:{http_port}/healthz"))
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
+    })
+    .await;
+    let user = stdout(podman(&[
+        "inspect",
+        "--format",
+        "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}}",
+        &container.0,
+    ]));
+    assert_eq!(
+        user, "65532:65532 true",
+        "user and read-only root of the pod"
+    );
+    // The ConfigMap's nodes are published.
+    let sink = Sink::start(broker.port, "iiot-module/messages/#").await;
+    sink.wait_for(&["fast0", "fast1"], 5, Duration::from_secs(30))
+        .await;
+    std::mem::forget(container); // `kube down` removes it
 }
