@@ -20,13 +20,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::sink::{assert_only_downtime_lost, Sink};
-use common::{free_port, temp_dir, Mosquitto};
+use common::{counter_plc, free_port, temp_dir, Mosquitto};
 use serde_json::{json, Value};
 
 const IMAGE: &str = "localhost/iiot:latest";
@@ -37,19 +37,8 @@ fn root() -> PathBuf {
 }
 
 /// podman with the settings our machines need (runc, cgroupfs, ulimits podman may set).
-fn podman_conf() -> &'static Path {
-    static CONF: OnceLock<PathBuf> = OnceLock::new();
-    CONF.get_or_init(|| {
-        let dir = temp_dir("podman-conf");
-        let conf = dir.join("containers.conf");
-        std::fs::write(
-            &conf,
-            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
-             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
-        )
-        .unwrap();
-        conf
-    })
+fn podman_conf() -> PathBuf {
+    root().join("scripts/containers.conf")
 }
 
 fn podman(args: &[&str]) -> Command {
@@ -196,16 +185,7 @@ async fn wait_healthy(c: &Container, within: Duration) -> Duration {
 }
 
 async fn plc_sim() -> iiot_plc_sim::PlcSim {
-    iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
-        port: 0,
-        pki_dir: temp_dir("ct-plc-pki"),
-        fast_nodes: 4,
-        fast_rate_ms: 100,
-        slow_nodes: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("plc-sim start")
+    counter_plc(0, &temp_dir("ct-plc-pki"), 4).await
 }
 
 /// The module's HTTP API with the key it made for itself in its data directory.
@@ -233,6 +213,14 @@ impl Api {
             key,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Publishes plc-sim's four fast counters (PublishNodes, persisted in the data directory).
+    async fn publish_counters(&self, plc_url: &str) {
+        let (s, body) = self
+            .post("/v2/configuration/nodes", &published_entry(plc_url))
+            .await;
+        assert_eq!(s, 200, "{body}");
     }
 
     async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -364,13 +352,7 @@ async fn image_runs_the_module_unprivileged_and_keeps_its_state_across_a_restart
     assert!(body["value"].is_u64(), "{body}");
 
     // Telemetry relayed to the broker.
-    let (s, body) = api
-        .post(
-            "/v2/configuration/nodes",
-            &published_entry(&plc.endpoint_url()),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    api.publish_counters(&plc.endpoint_url()).await;
     let fields = ["fast0", "fast1", "fast2", "fast3"];
     let sink = Sink::start(broker.port, &format!("{publisher_id}/messages/#")).await;
     sink.wait_for(&fields, 10, Duration::from_secs(30)).await;
@@ -508,13 +490,7 @@ async fn iotedge_manifest_validates_and_its_command_runs_the_image() {
     let module = start_module(&name, &volume, &env, &refs);
     wait_healthy(&module, Duration::from_secs(20)).await;
     let api = Api::new(http_port, &volume).await;
-    let (s, body) = api
-        .post(
-            "/v2/configuration/nodes",
-            &published_entry(&plc.endpoint_url()),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    api.publish_counters(&plc.endpoint_url()).await;
     // The manifest's --publisher-id names the topics.
     let sink = Sink::start(broker.port, "iiot/messages/#").await;
     sink.wait_for(&["fast0"], 5, Duration::from_secs(30)).await;

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::sink::{analyse, assert_no_loss, assert_only_downtime_lost, Sink};
-use common::{free_port, temp_dir, Mosquitto, Peer, Proc, API_KEY};
+use common::{counter_plc, free_port, temp_dir, Mosquitto, Peer, Proc, API_KEY};
 use iiot_testkit::{signal, wait_for_port as wait_port};
 use serde_json::{json, Value};
 
@@ -131,16 +131,7 @@ async fn plc_sim() -> iiot_plc_sim::PlcSim {
 }
 
 async fn plc_sim_on(port: u16, pki: &Path) -> iiot_plc_sim::PlcSim {
-    iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
-        port,
-        pki_dir: pki.to_path_buf(),
-        fast_nodes: 8,
-        fast_rate_ms: 100,
-        slow_nodes: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("plc-sim start")
+    counter_plc(port, pki, 8).await
 }
 
 fn fast_nodes(n: usize) -> Vec<(String, String)> {

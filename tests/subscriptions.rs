@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{free_port, temp_dir};
-use iiot_plc_sim::{PlcSim, PlcSimConfig};
+use iiot_plc_sim::PlcSim;
 use opcua::client::{ClientBuilder, DataChangeCallback, IdentityToken, Session};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
@@ -39,16 +39,7 @@ const RECOVERY_BOUND: Duration = Duration::from_secs(10);
 const FLOWING: u64 = 6;
 
 async fn start_sim(port: u16, pki_dir: &Path) -> PlcSim {
-    PlcSim::start(PlcSimConfig {
-        port,
-        pki_dir: pki_dir.to_owned(),
-        fast_nodes: 4,
-        fast_rate_ms: 100,
-        slow_nodes: 1,
-        ..Default::default()
-    })
-    .await
-    .expect("plc-sim start")
+    common::counter_plc(port, pki_dir, 4).await
 }
 
 /// A session with one subscription (100 ms) on `Fast/0..NODES`, counting the data values.

@@ -67,13 +67,9 @@ struct Cycle {
 pub async fn run(config: ContainerConfig) -> Result<()> {
     let dir = TempDir(std::env::temp_dir().join(format!("iiot-bench-container-{}", free_port()?)));
     std::fs::create_dir_all(&dir.0)?;
-    let conf = dir.0.join("containers.conf");
-    std::fs::write(
-        &conf,
-        "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
-         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\n",
-    )?;
-    let podman = Podman { conf };
+    let podman = Podman {
+        conf: config.repo.join("scripts/containers.conf"),
+    };
 
     let ctx = dir.0.join("context");
     let status = Command::new("bash")

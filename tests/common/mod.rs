@@ -286,6 +286,21 @@ impl RpcClient {
     }
 }
 
+/// A plc-sim in this process whose `fast` counters change every 100 ms (and one slow node):
+/// what the telemetry tests count values of.
+pub async fn counter_plc(port: u16, pki_dir: &Path, fast: u32) -> iiot_plc_sim::PlcSim {
+    iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
+        port,
+        pki_dir: pki_dir.to_path_buf(),
+        fast_nodes: fast,
+        fast_rate_ms: 100,
+        slow_nodes: 1,
+        ..Default::default()
+    })
+    .await
+    .expect("plc-sim start")
+}
+
 /// Starts a plc-sim in this process on a free port.
 pub async fn plc_sim(auto_accept: bool, tree: Option<(u32, u32)>) -> iiot_plc_sim::PlcSim {
     iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
