@@ -232,9 +232,12 @@ impl ContainerArgs {
             Some(p) => p,
             None => std::env::current_exe().context("the path of this binary")?,
         };
+        // Absolute: podman runs helpers in other working directories.
+        let repo = std::fs::canonicalize(&self.repo)
+            .with_context(|| format!("--repo {}", self.repo.display()))?;
         Ok(iiot_bench::container::ContainerConfig {
             iiot_exe,
-            repo: self.repo,
+            repo,
             runs: self.runs,
         })
     }
