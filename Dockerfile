@@ -3,7 +3,8 @@
 # IIOT_* variable (README, "Configuration by environment").
 #
 #   podman build --format docker -t iiot .                       # compiles from source
-#   scripts/container-rootfs.sh target/release/iiot ctx && \
+#   cargo build --profile container --bin iiot && \
+#   scripts/container-rootfs.sh target/container/iiot ctx && \
 #   podman build --format docker --target host-binary -f Dockerfile -t iiot ctx   # host binary
 #
 # The runtime stage is `scratch` plus the binary and the few shared libraries it loads: no shell,
@@ -14,8 +15,8 @@ ARG BUILDER_IMAGE=docker.io/library/rust:1-bookworm
 FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin iiot \
- && bash scripts/container-rootfs.sh target/release/iiot /out
+RUN cargo build --profile container --locked --bin iiot \
+ && bash scripts/container-rootfs.sh target/container/iiot /out
 
 # What every final stage shares: configuration, user, health check, ports, signal.
 FROM scratch AS runtime
