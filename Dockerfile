@@ -3,7 +3,8 @@
 # IIOT_* variable (README, "Configuration by environment").
 #
 #   podman build --format docker -t iiot .                       # compiles from source
-#   cargo build --profile container --bin iiot && \
+#   OPENSSL_STATIC=1 OPENSSL_LIB_DIR=/usr/lib/x86_64-linux-gnu OPENSSL_INCLUDE_DIR=/usr/include \
+#     cargo build --profile container --features compressed-docs --bin iiot && \
 #   scripts/container-rootfs.sh target/container/iiot ctx && \
 #   podman build --format docker --target host-binary -f Dockerfile -t iiot ctx   # host binary
 #
@@ -15,7 +16,10 @@ ARG BUILDER_IMAGE=docker.io/library/rust:1-bookworm
 FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
 COPY . .
-RUN cargo build --profile container --locked --bin iiot \
+# OpenSSL linked statically (only what the vault uses; openssl-sys links it so when pointed at
+# the directory of libssl.a), Swagger UI's assets compressed.
+RUN OPENSSL_STATIC=1 OPENSSL_LIB_DIR="/usr/lib/$(gcc -dumpmachine)" OPENSSL_INCLUDE_DIR=/usr/include \
+    cargo build --profile container --features compressed-docs --locked --bin iiot \
  && bash scripts/container-rootfs.sh target/container/iiot /out
 
 # What every final stage shares: configuration, user, health check, ports, signal.
