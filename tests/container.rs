@@ -834,14 +834,17 @@ async fn kubernetes_module_manifest_runs_with_podman_kube_play() {
     let text: Vec<String> = played.iter().map(|d| d.to_string()).collect();
     std::fs::write(&file, text.join("\n---\n")).unwrap();
 
-    /// `podman kube down` of the file (pod, then the claim's volume) when dropped.
+    /// `podman kube down` of the file when dropped, then the volumes podman made for the claim
+    /// and for the ConfigMap (podman 4.3 keeps both after `kube down`).
     struct Played(PathBuf, String);
     impl Drop for Played {
         fn drop(&mut self) {
             let _ = podman(&["kube", "down", self.0.to_str().unwrap()]).output();
-            let _ = podman(&["volume", "rm", "-f", &self.1]).output();
+            let _ = podman(&["volume", "rm", "-f", &self.1, "iiot-published-nodes"]).output();
         }
     }
+    // A ConfigMap volume left by an interrupted run would hold another run's plc-sim address.
+    let _ = podman(&["volume", "rm", "-f", "iiot-published-nodes"]).output();
     let _played = Played(file.clone(), format!("data-iiot-module-{suffix}"));
     run(podman(&["kube", "play", file.to_str().unwrap()]));
 
