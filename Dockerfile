@@ -5,8 +5,7 @@
 #   podman build --format docker -t iiot .                       # compiles from source
 #   OPENSSL_STATIC=1 OPENSSL_LIB_DIR=/usr/lib/x86_64-linux-gnu OPENSSL_INCLUDE_DIR=/usr/include \
 #     cargo build --profile container --features compressed-docs --bin iiot && \
-#   scripts/container-rootfs.sh target/container/iiot ctx && \
-#   podman build --format docker --target host-binary -f Dockerfile -t iiot ctx   # host binary
+#   scripts/container-image.sh target/container/iiot iiot:latest     # host binary
 #
 # The runtime stage is `scratch` plus the binary and the few shared libraries it loads: no shell,
 # no package manager, nothing else to patch.

@@ -64,32 +64,18 @@ fn stdout(c: Command) -> String {
     String::from_utf8_lossy(&run(c).stdout).trim().to_string()
 }
 
-/// Builds the image once per test binary: the `host-binary` target of the repository's
-/// Dockerfile, its context filled by scripts/container-rootfs.sh from this test's binary.
+/// Builds the image once per test binary from this test's binary (scripts/container-image.sh:
+/// the Dockerfile's `host-binary` target).
 fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let ctx = temp_dir("image-context");
-        let mut rootfs = Command::new("bash");
-        rootfs
-            .arg(root().join("scripts/container-rootfs.sh"))
+        let mut build = Command::new("bash");
+        build
+            .arg(root().join("scripts/container-image.sh"))
             .arg(env!("CARGO_BIN_EXE_iiot"))
-            .arg(&ctx);
-        run(rootfs);
-        let dockerfile = root().join("Dockerfile");
-        run(podman(&[
-            "build",
-            "--format",
-            "docker",
-            "--pull=never",
-            "--target",
-            "host-binary",
-            "-f",
-            dockerfile.to_str().unwrap(),
-            "-t",
-            IMAGE,
-            ctx.to_str().unwrap(),
-        ]));
+            .arg(IMAGE)
+            .env("CONTAINERS_CONF", podman_conf());
+        run(build);
     });
     IMAGE
 }

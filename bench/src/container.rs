@@ -72,30 +72,18 @@ pub async fn run(config: ContainerConfig) -> Result<()> {
     };
 
     let ctx = dir.0.join("context");
-    let status = Command::new("bash")
-        .arg(config.repo.join("scripts/container-rootfs.sh"))
-        .arg(&config.iiot_exe)
-        .arg(&ctx)
-        .status()
-        .context("scripts/container-rootfs.sh")?;
-    if !status.success() {
-        bail!("scripts/container-rootfs.sh failed");
-    }
-    let dockerfile = config.repo.join("Dockerfile");
     let build_started = Instant::now();
-    podman.run(&[
-        "build",
-        "--format",
-        "docker",
-        "--pull=never",
-        "--target",
-        "host-binary",
-        "-f",
-        path(&dockerfile)?,
-        "-t",
-        TAG,
-        path(&ctx)?,
-    ])?;
+    let status = Command::new("bash")
+        .arg(config.repo.join("scripts/container-image.sh"))
+        .arg(&config.iiot_exe)
+        .arg(TAG)
+        .arg(&ctx)
+        .env("CONTAINERS_CONF", &podman.conf)
+        .status()
+        .context("scripts/container-image.sh")?;
+    if !status.success() {
+        bail!("scripts/container-image.sh failed");
+    }
     let build = build_started.elapsed();
     let size: u64 = podman
         .run(&["image", "inspect", "--format", "{{.Size}}", TAG])?
@@ -133,26 +121,19 @@ pub async fn run(config: ContainerConfig) -> Result<()> {
         ("restart (same volume)", &again),
     ] {
         println!("  {label}");
-        println!(
-            "    run → healthy       median {:>6.0} ms   (runs: {})",
-            median(cycles.iter().map(|c| c.to_healthy.as_secs_f64() * 1000.0)),
-            list(cycles.iter().map(|c| c.to_healthy.as_secs_f64() * 1000.0))
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        row(
+            "run → healthy",
+            "ms",
+            cycles.iter().map(|c| ms(c.to_healthy)),
         );
-        println!(
-            "    idle RSS            median {:>6.1} MiB (runs: {})",
-            median(cycles.iter().map(|c| c.idle_rss_kib as f64 / 1024.0)),
-            list(cycles.iter().map(|c| c.idle_rss_kib as f64 / 1024.0))
+        row(
+            "idle RSS",
+            "MiB",
+            cycles.iter().map(|c| c.idle_rss_kib as f64 / 1024.0),
         );
-        println!(
-            "    SIGTERM → exit      median {:>6.0} ms   (runs: {})",
-            median(cycles.iter().map(|c| c.exit.as_secs_f64() * 1000.0)),
-            list(cycles.iter().map(|c| c.exit.as_secs_f64() * 1000.0))
-        );
-        println!(
-            "    podman stop         median {:>6.0} ms   (runs: {})",
-            median(cycles.iter().map(|c| c.stop.as_secs_f64() * 1000.0)),
-            list(cycles.iter().map(|c| c.stop.as_secs_f64() * 1000.0))
-        );
+        row("SIGTERM → exit", "ms", cycles.iter().map(|c| ms(c.exit)));
+        row("podman stop", "ms", cycles.iter().map(|c| ms(c.stop)));
     }
     Ok(())
 }
@@ -241,26 +222,21 @@ fn rss_kib(status: &Path) -> Result<u64> {
     Ok(line.trim().trim_end_matches("kB").trim().parse()?)
 }
 
-fn path(p: &Path) -> Result<&str> {
-    p.to_str()
-        .with_context(|| format!("{} is not UTF-8", p.display()))
-}
-
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
+/// One figure of a start/stop kind: its median and every run's value.
+fn row(label: &str, unit: &str, values: impl Iterator<Item = f64>) {
     let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-fn list(values: impl Iterator<Item = f64>) -> String {
-    values
-        .map(|v| format!("{v:.1}"))
+    let runs = v
+        .iter()
+        .map(|x| format!("{x:.1}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    v.sort_by(f64::total_cmp);
+    let median = v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
+    println!("    {label:<19} median {median:>6.1} {unit:<3} (runs: {runs})");
 }
 
 fn unix_nanos() -> Result<u128> {
