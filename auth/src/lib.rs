@@ -308,6 +308,15 @@ impl ApiKeys {
         }
     }
 
+    /// The principal named `name`, for protocols that authenticate once per session (the
+    /// vault's OPC UA face keeps only the name in the session).
+    pub fn principal_named(&self, name: &str) -> Option<Principal> {
+        self.entries
+            .iter()
+            .find(|e| e.principal.name == name)
+            .map(|e| e.principal.clone())
+    }
+
     /// The principal holding `key`. Every entry is compared, so the time taken does not tell
     /// which (or whether one) matched.
     pub fn lookup(&self, key: &str) -> Option<Principal> {

@@ -11,6 +11,7 @@
 pub mod browse;
 pub mod container;
 mod error;
+pub mod gds;
 mod harness;
 mod mqtt_rpc;
 pub mod read;

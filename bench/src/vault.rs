@@ -50,7 +50,7 @@ pub struct VaultConfig {
 }
 
 /// One CA type measured: how it is named in the API and to `openssl speed`.
-struct Kind {
+pub(crate) struct Kind {
     label: &'static str,
     cert_type: &'static str,
     /// `openssl req -newkey` argument.
@@ -61,7 +61,7 @@ struct Kind {
     speed_line: &'static str,
 }
 
-const KINDS: [Kind; 2] = [
+pub(crate) const KINDS: [Kind; 2] = [
     Kind {
         label: "RSA-2048",
         cert_type: "RsaSha256ApplicationCertificateType",
@@ -78,13 +78,13 @@ const KINDS: [Kind; 2] = [
     },
 ];
 
-struct Window {
-    certs: u64,
-    secs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+pub(crate) struct Window {
+    pub(crate) certs: u64,
+    pub(crate) secs: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
     /// CPU seconds of this process (vault + clients) per wall second.
-    cpu_cores: f64,
+    pub(crate) cpu_cores: f64,
     /// Commits of request state changes in the window.
     commits: u64,
     /// Share of the window the store's single writer spent running batches.
@@ -187,7 +187,7 @@ pub async fn run(args: VaultConfig) -> Result<()> {
     let mut rows: Vec<Row> = Vec::new();
     for &kind in &kinds {
         let t = Instant::now();
-        let csrs = Arc::new(make_csrs(&args.openssl, &dir.0, kind, args.csrs)?);
+        let csrs = Arc::new(make_csrs(&args.openssl, &dir.0, kind, args.csrs, APP_URI)?);
         eprintln!(
             "{}: {} CSRs made in {:.1} s",
             kind.label,
@@ -396,7 +396,7 @@ async fn http_floor(
 /// Runs `op` in `clients` concurrent closed loops until `length` has passed; answers how many
 /// ops finished, their latencies and the process's CPU use. `op` gets a running index: client
 /// `c` passes `c`, `c + clients`, `c + 2 × clients`, ...
-async fn closed_loop<F, Fut>(clients: usize, length: Duration, op: F) -> Result<Window>
+pub(crate) async fn closed_loop<F, Fut>(clients: usize, length: Duration, op: F) -> Result<Window>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<()>> + Send,
@@ -464,8 +464,14 @@ fn cpu_seconds() -> f64 {
     }
 }
 
-/// `n` PEM CSRs of `kind` whose SAN URI is the registered application URI.
-fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<String>> {
+/// `n` PEM CSRs of `kind` whose SAN URI is `uri`, the registered application URI.
+pub(crate) fn make_csrs(
+    openssl: &Path,
+    dir: &Path,
+    kind: &Kind,
+    n: usize,
+    uri: &str,
+) -> Result<Vec<String>> {
     let ecparam = dir.join("p256.param");
     if kind.newkey == "ec" && !ecparam.exists() {
         run_openssl(
@@ -494,7 +500,7 @@ fn make_csrs(openssl: &Path, dir: &Path, kind: &Kind, n: usize) -> Result<Vec<St
                 &newkey,
             ])
             .arg("-addext")
-            .arg(format!("subjectAltName=URI:{APP_URI},DNS:localhost"))
+            .arg(format!("subjectAltName=URI:{uri},DNS:localhost"))
             .arg("-keyout")
             .arg(&key)
             .arg("-out")

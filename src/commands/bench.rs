@@ -27,6 +27,9 @@ pub enum BenchCommand {
     /// Certificates signed per second through the vault's REST API (RSA-2048 and P-256 CAs, 1
     /// and 16 clients) beside `openssl speed` for the same key type.
     Vault(VaultArgs),
+    /// Enrollments per second through the vault's OPC UA face (GDS StartSigningRequest +
+    /// FinishRequest on SignAndEncrypt sessions) beside its REST API, RSA-2048 CA.
+    Gds(GdsArgs),
 }
 
 pub async fn run(command: BenchCommand) -> Result<()> {
@@ -36,6 +39,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Relay(a) => iiot_bench::relay::run(a.into_config()?).await?,
         BenchCommand::Twin(a) => iiot_bench::twin::run(a.into_config()).await?,
         BenchCommand::Vault(a) => iiot_bench::vault::run(a.into_config()).await?,
+        BenchCommand::Gds(a) => iiot_bench::gds::run(a.into_config()).await?,
         BenchCommand::Container(a) => iiot_bench::container::run(a.into_config()?).await?,
     }
     Ok(())
@@ -208,6 +212,33 @@ impl VaultArgs {
             clients: self.clients,
             csrs: self.csrs,
             keys: self.keys,
+            openssl: self.openssl,
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct GdsArgs {
+    /// Seconds per measured window (each path, each client count).
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent clients (REST) and sessions (OPC UA), comma separated.
+    #[arg(long, default_value = "1,8", value_delimiter = ',')]
+    pub clients: Vec<usize>,
+    /// CSRs generated per path (reused round-robin).
+    #[arg(long, default_value_t = 16)]
+    pub csrs: usize,
+    /// The openssl command line used for CSRs.
+    #[arg(long, default_value = "openssl")]
+    pub openssl: PathBuf,
+}
+
+impl GdsArgs {
+    pub fn into_config(self) -> iiot_bench::gds::GdsBenchConfig {
+        iiot_bench::gds::GdsBenchConfig {
+            seconds: self.seconds,
+            clients: self.clients,
+            csrs: self.csrs,
             openssl: self.openssl,
         }
     }

@@ -45,6 +45,9 @@ pub struct UpArgs {
     /// taken].
     #[arg(long)]
     pub vault_port: Option<u16>,
+    /// Vault OPC UA face (GDS) port [default: 4842, or a free port when 4842 is taken].
+    #[arg(long)]
+    pub gds_port: Option<u16>,
     /// Address the HTTP API and broker listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -92,6 +95,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             &VAULT_PORT,
             choose_port(args.bind, args.vault_port, &VAULT_PORT)?,
         ),
+        (&GDS_PORT, choose_port(args.bind, args.gds_port, &GDS_PORT)?),
     ];
     for (spec, reserved) in &chosen {
         if let Some(taken) = reserved.instead_of {
@@ -102,7 +106,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
     // Releases the reservations: each service binds its port right below.
-    let [plc_port, mqtt_port, http_port, twin_port, vault_port] = chosen.map(|(_, r)| r.port);
+    let [plc_port, mqtt_port, http_port, twin_port, vault_port, gds_port] =
+        chosen.map(|(_, r)| r.port);
 
     // Beyond loopback anyone on the network reaches the broker, and the module's MQTT RPC
     // writes values and calls methods for whoever publishes there: require credentials.
@@ -174,6 +179,10 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let mut vault_config = iiot_vault::VaultConfig::new(api_keys.clone());
     vault_config.bind = SocketAddr::new(args.bind, vault_port);
     vault_config.data_dir = vault_dir;
+    vault_config.opcua = Some(iiot_vault::gds::GdsConfig {
+        bind: SocketAddr::new(args.bind, gds_port),
+        hostname: reachable(args.bind).to_string(),
+    });
     let vault = iiot_vault::start(vault_config)
         .await
         .map_err(|e| anyhow::anyhow!("vault: {e} (choose another port with --vault-port)"))?;
@@ -217,6 +226,11 @@ pub async fn run(args: UpArgs) -> Result<()> {
         "  vault (CA, GDS)  http://{}/v2   (Swagger UI at /docs)",
         vault.addr()
     );
+    if let Some(gds) = vault.opcua_url() {
+        println!(
+            "  vault GDS        {gds}   (user name and password: a REST API key's name and key)"
+        );
+    }
     println!(
         "  REST API keys    {}   ('admin' may do everything but approve its own requests; 'approver' approves)",
         api_keys_file.display()
@@ -288,6 +302,11 @@ const VAULT_PORT: PortSpec = PortSpec {
     what: "vault",
     flag: "--vault-port",
     default: iiot_vault::DEFAULT_PORT,
+};
+const GDS_PORT: PortSpec = PortSpec {
+    what: "vault GDS",
+    flag: "--gds-port",
+    default: iiot_vault::gds::DEFAULT_OPCUA_PORT,
 };
 
 /// A port chosen for one service. It stays bound until every port is chosen, so that two

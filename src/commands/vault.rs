@@ -61,6 +61,17 @@ pub struct VaultArgs {
     /// Seconds between checks that re-sign CRLs before their nextUpdate.
     #[arg(long, default_value_t = 3600)]
     pub crl_refresh_secs: u64,
+    /// Serve the OPC UA face (a Global Discovery Server, OPC UA Part 12) on this port
+    /// (4842 by convention); not served when absent.
+    #[arg(long)]
+    pub opcua_port: Option<u16>,
+    /// Address the OPC UA face listens on (default: --http-host).
+    #[arg(long, requires = "opcua_port")]
+    pub opcua_host: Option<IpAddr>,
+    /// Host name applications reach the OPC UA face by, in its endpoint URL and certificate
+    /// (default: the listen address, or localhost when that is 0.0.0.0).
+    #[arg(long, requires = "opcua_port")]
+    pub opcua_hostname: Option<String>,
     #[command(flatten)]
     pub jwt: crate::args::JwtArgs,
 }
@@ -117,6 +128,18 @@ impl VaultArgs {
         c.crl_validity_secs = self.crl_validity_secs;
         c.crl_refresh_interval = Duration::from_secs(self.crl_refresh_secs);
         c.jwt = self.jwt.validator()?;
+        if let Some(port) = self.opcua_port {
+            let ip = self.opcua_host.unwrap_or(self.http_host);
+            let hostname = match self.opcua_hostname {
+                Some(h) if !h.trim().is_empty() => h,
+                _ if ip.is_unspecified() => "localhost".to_string(),
+                _ => ip.to_string(),
+            };
+            c.opcua = Some(iiot_vault::gds::GdsConfig {
+                bind: SocketAddr::new(ip, port),
+                hostname,
+            });
+        }
         Ok(c)
     }
 }
@@ -128,6 +151,9 @@ pub async fn run(args: VaultArgs) -> Result<()> {
     // place before the line below tells anyone the vault is ready.
     let shutdown = crate::shutdown::shutdown_signal();
     println!("vault listening on http://{}", handle.addr());
+    if let Some(url) = handle.opcua_url() {
+        println!("vault GDS listening on {url}");
+    }
     tokio::select! {
         r = handle.wait() => r.context("vault HTTP server stopped")?,
         _ = shutdown => {

@@ -66,6 +66,8 @@ pub struct VaultConfig {
     pub renewal_window_percent: i64,
     /// Also accept OIDC access tokens checked against this JWKS.
     pub jwt: Option<std::sync::Arc<iiot_auth::JwtValidator>>,
+    /// The OPC UA face (GDS); off when `None`.
+    pub opcua: Option<crate::gds::GdsConfig>,
 }
 
 impl VaultConfig {
@@ -86,6 +88,7 @@ impl VaultConfig {
             crl_refresh_interval: Duration::from_secs(3600),
             renewal_window_percent: 20,
             jwt: None,
+            opcua: None,
         }
     }
 }
@@ -113,6 +116,7 @@ impl fmt::Debug for VaultConfig {
             .field("crl_refresh_interval", &self.crl_refresh_interval)
             .field("renewal_window_percent", &self.renewal_window_percent)
             .field("jwt", &self.jwt)
+            .field("opcua", &self.opcua)
             .finish()
     }
 }

@@ -9,6 +9,7 @@ pub mod ca;
 pub mod config;
 pub mod csr;
 pub mod error;
+pub mod gds;
 pub mod kek;
 mod keypair;
 pub mod model;
@@ -41,6 +42,7 @@ pub struct VaultHandle {
     server: JoinHandle<std::io::Result<()>>,
     refresher: JoinHandle<()>,
     store: Store,
+    gds: Option<gds::GdsEndpoint>,
 }
 
 impl VaultHandle {
@@ -54,6 +56,11 @@ impl VaultHandle {
         &self.public_url
     }
 
+    /// `opc.tcp://…` of the OPC UA face (GDS), when it runs.
+    pub fn opcua_url(&self) -> Option<&str> {
+        self.gds.as_ref().map(|g| g.url())
+    }
+
     /// How many commits the request state changes took so far; benchmarks report it to show
     /// how well concurrent requests share commits.
     pub fn write_stats(&self) -> store::WriteStats {
@@ -64,6 +71,9 @@ impl VaultHandle {
     pub async fn shutdown(self) -> Result<(), VaultError> {
         let _ = self.stop.send(true);
         self.refresher.abort();
+        if let Some(gds) = self.gds {
+            gds.shutdown().await;
+        }
         let result = self.server.await;
         self.store.close().await;
         match result {
@@ -139,9 +149,17 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
         None => Authenticator::new(config.api_keys.clone()),
     });
     let refresh_every = config.crl_refresh_interval;
+    let opcua = config.opcua.clone();
+    let keys = config.api_keys.clone();
+    let data_dir = config.data_dir.clone();
     let vault =
         Arc::new(service::Vault::open(store.clone(), kek, config, public_url.clone()).await?);
     startup.release().await?;
+    let gds = match &opcua {
+        Some(c) => Some(gds::start(vault.clone(), keys, c, &data_dir).await?),
+        None => None,
+    };
+    let gds_pki = gds.as_ref().map(|_| data_dir.join("gds-pki"));
 
     let (stop, mut stopped) = watch::channel(false);
     let app = routes::router(routes::AppState {
@@ -163,6 +181,11 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
             if let Err(e) = vault.refresh_crls().await {
                 tracing::error!(error = %e, "CRL refresh failed; will retry");
             }
+            if let Some(pki) = &gds_pki {
+                if let Err(e) = gds::sync_trust_store(&vault, pki).await {
+                    tracing::error!(error = %e, "GDS trust store update failed; will retry");
+                }
+            }
         }
     });
     tracing::info!(%addr, %public_url, "vault listening");
@@ -173,5 +196,6 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
         server,
         refresher,
         store,
+        gds,
     })
 }

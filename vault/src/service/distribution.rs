@@ -181,6 +181,7 @@ impl Vault {
                 "CRL of CA {ca_serial} changed meanwhile"
             )));
         }
+        self.crl_signed.send_modify(|n| *n += 1);
         tracing::info!(
             ca = ca_serial,
             number,

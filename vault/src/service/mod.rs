@@ -8,6 +8,7 @@
 
 mod applications;
 mod audit;
+mod certificates;
 mod decisions;
 mod distribution;
 mod groups;
@@ -23,6 +24,7 @@ use crate::error::{Result, VaultError};
 use crate::kek::Kek;
 use crate::store::{CaRow, GroupRow, Store};
 
+pub use certificates::{Revocation, ServerCertificate};
 pub use issuing::parse_subject;
 
 /// The identity recorded for approvals made by a group's auto-approve policy.
@@ -38,6 +40,9 @@ pub struct Vault {
     cas: RwLock<HashMap<String, LoadedCa>>,
     /// Serialises CRL re-signing so CRL numbers only grow.
     crl_lock: tokio::sync::Mutex<()>,
+    /// Counts CRLs signed by this process, so the OPC UA face's trust store follows a
+    /// revocation made through either face at once.
+    crl_signed: tokio::sync::watch::Sender<u64>,
 }
 
 fn not_found(what: &str, id: &str) -> VaultError {
@@ -45,6 +50,16 @@ fn not_found(what: &str, id: &str) -> VaultError {
 }
 
 impl Vault {
+    /// Changes whenever this process signs a CRL.
+    pub fn crl_signed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.crl_signed.subscribe()
+    }
+
+    /// The certificate types the vault's groups issue.
+    pub fn certificate_types(&self) -> Vec<ca::CertType> {
+        self.config.cert_types.clone()
+    }
+
     /// The CA lifetime groups get from this configuration: a group issues for at most that.
     pub fn ca_lifetime_days(&self) -> i64 {
         self.config.ca_lifetime_days
@@ -69,6 +84,7 @@ impl Vault {
             public_url: public_url.trim_end_matches('/').to_string(),
             cas: RwLock::new(HashMap::new()),
             crl_lock: tokio::sync::Mutex::new(()),
+            crl_signed: tokio::sync::watch::Sender::new(0),
         };
         vault.ensure_groups().await?;
         for row in vault.store.all_cas().await? {

@@ -18,7 +18,7 @@ CREATE FUNCTION vault_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION vault_audit_append_only();
 "#;
 
-fn migrations(backend: Backend) -> [(i64, &'static str); 2] {
+fn migrations(backend: Backend) -> [(i64, &'static str); 3] {
     [
         (1, SCHEMA),
         (
@@ -28,8 +28,13 @@ fn migrations(backend: Backend) -> [(i64, &'static str); 2] {
                 Backend::Postgres => AUDIT_APPEND_ONLY_POSTGRES,
             },
         ),
+        (3, CERT_SERIAL_INDEX),
     ]
 }
+
+/// The GDS face finds a request by the certificate a channel presents (ApplicationSelfAdmin,
+/// RevokeCertificate, CheckRevocationStatus), on every call of an application session.
+const CERT_SERIAL_INDEX: &str = "CREATE INDEX requests_cert_serial ON requests (cert_serial)";
 
 const SCHEMA: &str = r#"
 CREATE TABLE applications (

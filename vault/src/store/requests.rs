@@ -340,6 +340,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The request whose certificate has serial `serial` (hex, as stored), if any. Serials are
+    /// 16 random bytes, so at most one request holds one.
+    pub async fn request_by_cert_serial(&self, serial: &str) -> Result<Option<RequestRow>> {
+        let row = sqlx::query("SELECT * FROM requests WHERE cert_serial = $1")
+            .bind(serial)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(RequestRow::from_row).transpose()
+    }
+
     /// Revoked certificates issued by a CA: (serial hex, revocation time).
     pub async fn revoked_by_ca(&self, ca_serial: &str) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(

@@ -74,6 +74,13 @@ impl Vault {
         })
     }
 
+    /// `opc.tcp://…` of the OPC UA face, when the test configured one.
+    pub fn opcua_url(&self) -> Option<String> {
+        self.handle
+            .as_ref()
+            .and_then(|h| h.opcua_url().map(str::to_string))
+    }
+
     /// Finishes the requests in flight and closes the database, as a stopped process would.
     pub async fn shutdown(mut self) {
         if let Some(h) = self.handle.take() {

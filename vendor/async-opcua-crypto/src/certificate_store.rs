@@ -50,6 +50,9 @@ pub struct CertificateStore {
     /// into the trusted folder if this flag is set. Certs in the trusted folder must still pass
     /// validity checks.
     trust_unknown_certs: bool,
+    /// iiot patch: admit a certificate that has no chain to a trusted CA without storing it
+    /// anywhere (see `set_admit_unknown_certs`).
+    admit_unknown_certs: bool,
 }
 
 impl CertificateStore {
@@ -64,6 +67,7 @@ impl CertificateStore {
             check_time: true,
             skip_verify_certs: false,
             trust_unknown_certs: false,
+            admit_unknown_certs: false,
         }
     }
 
@@ -127,6 +131,15 @@ impl CertificateStore {
     /// untrusted certificates.
     pub fn set_trust_unknown_certs(&mut self, trust_unknown_certs: bool) {
         self.trust_unknown_certs = trust_unknown_certs;
+    }
+
+    /// iiot patch: admit certificates that are neither in `trusted/` nor chain to a CA there,
+    /// without storing them in `trusted/` or `rejected/`. Key length and validity period are
+    /// still checked, and a certificate that chains to a trusted CA but fails (revoked, no CRL)
+    /// is still refused. For servers that authorise by user identity and let applications in
+    /// to become trusted, as a Global Discovery Server does (OPC UA Part 12).
+    pub fn set_admit_unknown_certs(&mut self, admit_unknown_certs: bool) {
+        self.admit_unknown_certs = admit_unknown_certs;
     }
 
     /// Check expiration time of incoming certificates.
@@ -363,7 +376,14 @@ impl CertificateStore {
                             "Certificate {} has no chain to a trusted CA: {}",
                             cert_file_name, why
                         );
-                        if self.trust_unknown_certs {
+                        if self.admit_unknown_certs {
+                            // iiot patch: admitted, not trusted; nothing is written.
+                            debug!(
+                                "Certificate {} is unknown and admitted without being trusted",
+                                cert_file_name
+                            );
+                            trusted_by_chain = true;
+                        } else if self.trust_unknown_certs {
                             // Put the unknown cert into the trusted folder
                             warn!("Certificate {} is unknown but policy will store it into the trusted directory", cert_file_name);
                             let _ = self.store_trusted_cert(cert);

@@ -337,6 +337,15 @@ impl ServerBuilder {
         self
     }
 
+    /// iiot patch: admit client application certificates that are not trusted, without
+    /// storing them as trusted or rejected. Sessions then carry the certificate and the
+    /// server decides by user identity what they may do, as a GDS must for applications
+    /// that come to it to become trusted.
+    pub fn admit_untrusted_client_certs(mut self, admit: bool) -> Self {
+        self.config.certificate_validation.admit_untrusted_client_certs = admit;
+        self
+    }
+
     /// Validate the valid from/to fields of a certificate.
     pub fn check_cert_time(mut self, check_cert_time: bool) -> Self {
         self.config.certificate_validation.check_time = check_cert_time;

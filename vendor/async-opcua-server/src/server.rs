@@ -141,6 +141,9 @@ impl Server {
             info!("Server has chosen to auto trust client certificates. You do not want to do this in production code.");
             certificate_store.set_trust_unknown_certs(true);
         }
+        // iiot patch: see `ServerBuilder::admit_untrusted_client_certs`.
+        certificate_store
+            .set_admit_unknown_certs(config.certificate_validation.admit_untrusted_client_certs);
         certificate_store.set_check_time(config.certificate_validation.check_time);
 
         let config = Arc::new(config);

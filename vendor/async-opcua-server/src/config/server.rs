@@ -149,6 +149,10 @@ pub struct CertificateValidation {
     /// Auto trusts client certificates. For testing/samples only unless you're sure what you're
     /// doing.
     pub trust_client_certs: bool,
+    /// iiot patch: admit client certificates that are not trusted, without trusting them
+    /// (`CertificateStore::set_admit_unknown_certs`); the server then authorises by identity.
+    #[serde(default)]
+    pub admit_untrusted_client_certs: bool,
     /// Check the valid from/to fields of a certificate
     pub check_time: bool,
 }
@@ -157,6 +161,7 @@ impl Default for CertificateValidation {
     fn default() -> Self {
         Self {
             trust_client_certs: false,
+            admit_untrusted_client_certs: false,
             check_time: true,
         }
     }
@@ -443,6 +448,7 @@ impl ServerConfig {
             product_uri,
             certificate_validation: CertificateValidation {
                 trust_client_certs: false,
+                admit_untrusted_client_certs: false,
                 check_time: true,
             },
             pki_dir,

@@ -1,0 +1,419 @@
+//! The vault's OPC UA face: a Global Discovery Server (OPC UA Part 12, pull model) on our
+//! async-opcua stack, beside the REST API and calling the same service.
+//!
+//! - `ids`: the GDS NodeSet's node ids; `nodes`: the address space built from them.
+//! - `access`: user name = API key name, password = the key; ApplicationSelfAdmin by the
+//!   channel's vault-issued certificate.
+//! - `directory`: the method implementations; `record`, `args`, `trust_file`, `status`: the
+//!   encodings they need.
+//!
+//! The endpoint admits client certificates it does not trust (an application comes here to
+//! become trusted: our async-opcua patch `admit_untrusted_client_certs`), still refusing one
+//! that chains to the vault's CA and is revoked, and authorises by identity. Its own
+//! certificate is issued by the vault's DefaultApplicationGroup RSA CA.
+
+mod access;
+mod args;
+mod directory;
+pub mod ids;
+mod nodes;
+mod record;
+mod status;
+mod trust_file;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iiot_auth::ApiKeys;
+use opcua::{
+    crypto::SecurityPolicy,
+    server::{
+        address_space::{add_namespaces, AddressSpace},
+        node_manager::{memory::InMemoryNodeManagerBuilder, ServerContext},
+        ServerBuilder, ServerEndpoint, ServerHandle, ANONYMOUS_USER_TOKEN_ID,
+    },
+    types::MessageSecurityMode,
+};
+use tokio::task::JoinHandle;
+
+pub use directory::GdsNodeManager;
+pub use nodes::{APPROVE_REQUEST, REJECT_REQUEST, VAULT_NAMESPACE_URI};
+
+use crate::error::{Result, VaultError};
+use crate::service::Vault;
+
+/// The GDS information model's namespace.
+pub const GDS_NAMESPACE_URI: &str = "http://opcfoundation.org/UA/GDS/";
+/// Default port of the OPC UA face (DESIGN.md; 4840 is left to the discovery server).
+pub const DEFAULT_OPCUA_PORT: u16 = 4842;
+const APPLICATION_NAME: &str = "iiot vault GDS";
+const PRODUCT_URI: &str = "urn:iiot:vault";
+const OWN_CERT: &str = "own/cert.der";
+const OWN_KEY: &str = "private/private.pem";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Where and under which name the OPC UA face listens.
+#[derive(Debug, Clone)]
+pub struct GdsConfig {
+    pub bind: SocketAddr,
+    /// Host name in the endpoint URL and the server certificate; clients check it.
+    pub hostname: String,
+}
+
+impl GdsConfig {
+    /// The application URI: the host is part of it, so two vaults are two applications.
+    pub fn application_uri(&self) -> String {
+        format!("{PRODUCT_URI}:gds:{}", self.hostname)
+    }
+}
+
+/// A running OPC UA face.
+pub struct GdsEndpoint {
+    url: String,
+    port: u16,
+    pki_dir: PathBuf,
+    handle: ServerHandle,
+    task: Option<JoinHandle<std::result::Result<(), String>>>,
+    trust_sync: JoinHandle<()>,
+}
+
+impl GdsEndpoint {
+    /// `opc.tcp://{hostname}:{port}/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Brings the endpoint's own trust store up to date with the vault's CAs and CRLs.
+    pub async fn sync_trust(&self, vault: &Vault) -> Result<()> {
+        sync_trust_store(vault, &self.pki_dir).await
+    }
+
+    /// Stops the server and waits (a bounded time) for its connections to close.
+    pub async fn shutdown(mut self) {
+        self.trust_sync.abort();
+        self.handle.cancel();
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
+    }
+}
+
+impl Drop for GdsEndpoint {
+    fn drop(&mut self) {
+        self.trust_sync.abort();
+        self.handle.cancel();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> VaultError {
+    VaultError::Config(format!("{}: {e}", path.display()))
+}
+
+/// Starts the GDS on `config.bind`, its PKI in `<data_dir>/gds-pki`.
+pub async fn start(
+    vault: Arc<Vault>,
+    keys: ApiKeys,
+    config: &GdsConfig,
+    data_dir: &Path,
+) -> Result<GdsEndpoint> {
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| {
+            VaultError::Config(format!(
+                "cannot listen on {} for OPC UA: {e} (choose another --opcua-port)",
+                config.bind
+            ))
+        })?;
+    let port = listener.local_addr()?.port();
+    let url = format!("opc.tcp://{}:{port}/", config.hostname);
+    let pki_dir = data_dir.join("gds-pki");
+    prepare_pki(&vault, config, &pki_dir).await?;
+
+    let (server, handle) = {
+        let (vault, config, pki_dir, url) =
+            (vault.clone(), config.clone(), pki_dir.clone(), url.clone());
+        // The stack's core namespace takes a while to build in unoptimised builds.
+        tokio::task::spawn_blocking(move || {
+            build_server(vault, keys, &config, &pki_dir, &url, port)
+        })
+        .await
+        .map_err(|e| VaultError::Config(format!("OPC UA server build: {e}")))??
+    };
+    let task = tokio::spawn(server.run_with(listener));
+    let deadline = Instant::now() + STARTUP_TIMEOUT;
+    // async-opcua sets the port right before its accept loop (see plc-sim's server.rs).
+    while handle.info().port.load(Ordering::Relaxed) == 0 {
+        if task.is_finished() || Instant::now() > deadline {
+            return Err(VaultError::Config(
+                "the OPC UA server did not start listening".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let trust_sync = tokio::spawn(follow_crls(vault, pki_dir.clone()));
+    tracing::info!(%url, "vault GDS listening");
+    Ok(GdsEndpoint {
+        url,
+        port,
+        pki_dir,
+        handle,
+        task: Some(task),
+        trust_sync,
+    })
+}
+
+/// The async-opcua server with the GDS node manager and the endpoints.
+fn build_server(
+    vault: Arc<Vault>,
+    keys: ApiKeys,
+    config: &GdsConfig,
+    pki_dir: &Path,
+    url: &str,
+    port: u16,
+) -> Result<(opcua::server::Server, ServerHandle)> {
+    let node_vault = vault;
+    let node_keys = keys.clone();
+    let node_manager =
+        InMemoryNodeManagerBuilder::new(move |context: ServerContext, space: &mut AddressSpace| {
+            let added = add_namespaces(
+                &context,
+                space,
+                &[GDS_NAMESPACE_URI, nodes::VAULT_NAMESPACE_URI],
+            );
+            let (ns, vault_ns) = (added[0], added[1]);
+            let group_types: Vec<_> = ids::GROUPS
+                .iter()
+                .map(|_| {
+                    node_vault
+                        .certificate_types()
+                        .into_iter()
+                        .map(directory::type_node)
+                        .collect()
+                })
+                .collect();
+            nodes::populate(space, ns, vault_ns, &group_types);
+            directory::GdsNodeManagerImpl::new(node_vault.clone(), node_keys.clone(), ns, vault_ns)
+        });
+
+    let mut builder = ServerBuilder::new()
+        .application_name(APPLICATION_NAME)
+        .application_uri(config.application_uri())
+        .product_uri(PRODUCT_URI)
+        .pki_dir(pki_dir)
+        .create_sample_keypair(false)
+        .admit_untrusted_client_certs(true)
+        .host(config.hostname.clone())
+        .port(port)
+        .discovery_urls(vec![url.to_string()])
+        .with_authenticator(Arc::new(access::GdsAuthenticator::new(keys)))
+        .with_node_manager(node_manager);
+    // None carries no user token policy: discovery (FindServers, GetEndpoints) only.
+    builder = builder.add_endpoint(
+        "none",
+        ServerEndpoint::new("/", SecurityPolicy::None, MessageSecurityMode::None, &[]),
+    );
+    let anonymous = [ANONYMOUS_USER_TOKEN_ID.to_owned()];
+    for (name, policy) in [
+        ("basic256sha256", SecurityPolicy::Basic256Sha256),
+        ("aes128_sha256_rsaoaep", SecurityPolicy::Aes128Sha256RsaOaep),
+        ("aes256_sha256_rsapss", SecurityPolicy::Aes256Sha256RsaPss),
+    ] {
+        for (suffix, mode) in [
+            ("sign", MessageSecurityMode::Sign),
+            ("sign_encrypt", MessageSecurityMode::SignAndEncrypt),
+        ] {
+            builder = builder.add_endpoint(
+                format!("{name}_{suffix}"),
+                ServerEndpoint::new("/", policy, mode, &anonymous),
+            );
+        }
+    }
+    let limits = builder.limits_mut();
+    limits.max_sessions = 1000;
+    limits.max_unactivated_sessions = 100;
+    limits.max_connections = 1000;
+
+    builder
+        .build()
+        .map_err(|e| VaultError::Config(format!("OPC UA server: {e}")))
+}
+
+/// Creates the PKI folders, the server's own certificate when it has none fit for use, and
+/// the trust store.
+async fn prepare_pki(vault: &Vault, config: &GdsConfig, pki_dir: &Path) -> Result<()> {
+    for sub in [
+        "own",
+        "private",
+        "trusted",
+        "trusted/crl",
+        "rejected",
+        "issuer",
+        "issuer/crl",
+    ] {
+        let dir = pki_dir.join(sub);
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = pki_dir.join("private");
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(&private, e))?;
+    }
+    let uri = config.application_uri();
+    let cert_path = pki_dir.join(OWN_CERT);
+    let key_path = pki_dir.join(OWN_KEY);
+    if let Some(why) =
+        own_certificate_problem(vault, &cert_path, &key_path, &uri, &config.hostname).await
+    {
+        tracing::info!(reason = %why, "issuing the GDS server certificate");
+        let mut hosts = vec![config.hostname.clone()];
+        if !config.bind.ip().is_unspecified() && config.bind.ip().to_string() != config.hostname {
+            hosts.push(config.bind.ip().to_string());
+        }
+        match vault
+            .issue_server_certificate(&uri, APPLICATION_NAME, &hosts)
+            .await?
+        {
+            Some(issued) => {
+                std::fs::write(&cert_path, &issued.cert_der).map_err(|e| io(&cert_path, e))?;
+                write_private(&key_path, issued.key_pem.as_bytes())?;
+            }
+            None => {
+                use opcua::crypto::{CertificateStore, X509Data};
+                let data = X509Data {
+                    key_size: 2048,
+                    common_name: APPLICATION_NAME.into(),
+                    organization: "iiot".into(),
+                    organizational_unit: String::new(),
+                    country: String::new(),
+                    state: String::new(),
+                    alt_host_names: vec![uri.clone(), config.hostname.clone()].into(),
+                    certificate_duration_days: 365,
+                };
+                CertificateStore::create_certificate_and_key(&data, true, &cert_path, &key_path)
+                    .map_err(|e| io(&cert_path, e))?;
+            }
+        }
+    }
+    sync_trust_store(vault, pki_dir).await
+}
+
+/// Writes a private key readable by the owner only (async-opcua reads it from this file).
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| io(path, e))?;
+    f.write_all(bytes).map_err(|e| io(path, e))?;
+    f.sync_all().map_err(|e| io(path, e))
+}
+
+/// `None` when the stored certificate and key can serve: present, for this URI and host name,
+/// and not yet in the last fifth of their life.
+async fn own_certificate_problem(
+    vault: &Vault,
+    cert_path: &Path,
+    key_path: &Path,
+    uri: &str,
+    hostname: &str,
+) -> Option<String> {
+    if !cert_path.exists() || !key_path.exists() {
+        return Some("none stored yet".into());
+    }
+    let der = match std::fs::read(cert_path) {
+        Ok(d) => d,
+        Err(e) => return Some(format!("unreadable: {e}")),
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return Some("not a certificate".into());
+    };
+    let names: Vec<String> = cert
+        .subject_alternative_name()
+        .ok()
+        .flatten()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|n| n.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !names.iter().any(|n| n.contains(uri)) || !names.iter().any(|n| n.contains(hostname)) {
+        return Some("application URI or host name changed".into());
+    }
+    let (start, end) = (
+        cert.validity().not_before.timestamp(),
+        cert.validity().not_after.timestamp(),
+    );
+    if crate::model::now() >= end - (end - start) / 5 {
+        return Some("close to expiry".into());
+    }
+    // Issued by a CA this vault still has (not a previous database's).
+    let issued_here = match vault.ca_certificates_and_crls().await {
+        Ok(cas) => cas.iter().any(|(_, ca, _)| {
+            openssl::x509::X509::from_der(ca)
+                .ok()
+                .and_then(|ca| ca.public_key().ok())
+                .zip(openssl::x509::X509::from_der(&der).ok())
+                .is_some_and(|(key, cert)| cert.verify(&key).unwrap_or(false))
+        }),
+        Err(_) => false,
+    };
+    let self_signed = cert.subject() == cert.issuer();
+    if !issued_here && !self_signed {
+        return Some("issued by a CA this vault no longer has".into());
+    }
+    None
+}
+
+/// Rewrites the trust store after every CRL this process signs: a certificate revoked through
+/// REST or OPC UA is refused by the next CreateSession.
+async fn follow_crls(vault: Arc<Vault>, pki_dir: PathBuf) {
+    let mut signed = vault.crl_signed();
+    while signed.changed().await.is_ok() {
+        if let Err(e) = sync_trust_store(&vault, &pki_dir).await {
+            tracing::error!(error = %e, "GDS trust store update failed");
+        }
+    }
+}
+
+/// Writes every CA certificate of the vault into `trusted/` and its CRL into `trusted/crl/`,
+/// so that a certificate the vault revoked is refused at CreateSession.
+pub async fn sync_trust_store(vault: &Vault, pki_dir: &Path) -> Result<()> {
+    for (serial, cert, crl) in vault.ca_certificates_and_crls().await? {
+        let path = pki_dir
+            .join("trusted")
+            .join(format!("vault-ca-{serial}.der"));
+        std::fs::write(&path, &cert).map_err(|e| io(&path, e))?;
+        if let Some(crl) = crl {
+            let path = pki_dir
+                .join("trusted/crl")
+                .join(format!("vault-ca-{serial}.crl"));
+            std::fs::write(&path, &crl).map_err(|e| io(&path, e))?;
+        }
+    }
+    Ok(())
+}
