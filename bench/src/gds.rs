@@ -18,11 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use opcua::client::{ClientBuilder, IdentityToken, Password, Session};
+use iiot_gds::client::GdsClient;
+use iiot_gds::record::ApplicationRecord;
+use opcua::client::{ClientBuilder, IdentityToken, Password};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
-    ByteString, CallMethodRequest, MessageSecurityMode, NodeId, ObjectTypeId, StatusCode,
-    UserTokenPolicy, Variant,
+    LocalizedText, MessageSecurityMode, NodeId, ObjectTypeId, StatusCode, UserTokenPolicy,
 };
 use serde_json::{json, Value};
 
@@ -35,7 +36,6 @@ const KEY_NAME: &str = "bench";
 const KEY: &str = "bench-gds-key-0123456789";
 const REST_URI: &str = "urn:iiot:bench:gds-rest-client";
 const OPCUA_URI: &str = "urn:iiot:bench:gds-opcua-client";
-const GDS_NS: &str = "http://opcfoundation.org/UA/GDS/";
 
 /// `iiot bench gds`'s flags.
 pub struct GdsBenchConfig {
@@ -85,10 +85,10 @@ pub async fn run(args: GdsBenchConfig) -> Result<()> {
 
     let rsa = &KINDS[0];
     let rest_csrs = Arc::new(make_csrs(&args.openssl, &dir.0, rsa, args.csrs, REST_URI)?);
-    let opcua_csrs: Arc<Vec<ByteString>> = Arc::new(
+    let opcua_csrs: Arc<Vec<Vec<u8>>> = Arc::new(
         make_csrs(&args.openssl, &dir.0, rsa, args.csrs, OPCUA_URI)?
             .iter()
-            .map(|pem| pem_to_der(pem).map(ByteString::from))
+            .map(|pem| pem_to_der(pem))
             .collect::<Result<_>>()?,
     );
 
@@ -262,13 +262,10 @@ impl Rest {
 
 /// The OPC UA path: sessions to the GDS and the application registered through it.
 struct Gds {
-    sessions: Vec<Arc<Session>>,
+    clients: Vec<GdsClient>,
     loops: Vec<tokio::task::JoinHandle<StatusCode>>,
-    directory: NodeId,
-    start_signing: NodeId,
-    finish: NodeId,
     group: NodeId,
-    app: Variant,
+    app: NodeId,
 }
 
 impl Gds {
@@ -331,98 +328,60 @@ impl Gds {
             if !session.wait_for_connection().await {
                 bail!("GDS session did not connect");
             }
-            sessions.push(session);
+            sessions.push(
+                GdsClient::new(session)
+                    .await
+                    .map_err(|e| BenchError::Failed(e.to_string()))?,
+            );
         }
-        let ns = sessions[0]
-            .read_namespace_array()
+        let first = &sessions[0];
+        let record = ApplicationRecord {
+            application_id: NodeId::null(),
+            application_uri: OPCUA_URI.into(),
+            application_type: 1,
+            application_names: vec![LocalizedText::new("en", "bench OPC UA client")],
+            product_uri: "urn:iiot:bench".into(),
+            discovery_urls: Vec::new(),
+            server_capabilities: Vec::new(),
+        };
+        let app = first
+            .register_application(&record)
             .await
-            .map_err(|e| BenchError::Failed(format!("namespace array: {e}")))?
-            .get_index(GDS_NS)
-            .context("no GDS namespace on the server")?;
-        let n = |i: u32| NodeId::new(ns, i);
-        let mut gds = Gds {
-            sessions,
+            .map_err(|e| BenchError::Failed(e.to_string()))?;
+        let group = first.application_group();
+        Ok(Gds {
+            clients: sessions,
             loops,
-            directory: n(141),
-            start_signing: n(157),
-            finish: n(163),
-            group: n(615),
-            app: Variant::Empty,
-        };
-        gds.app = gds.register(ns).await?;
-        Ok(gds)
+            group,
+            app,
+        })
     }
 
-    async fn call(
-        &self,
-        session: usize,
-        method: &NodeId,
-        args: Vec<Variant>,
-    ) -> Result<Vec<Variant>> {
-        let result = self.sessions[session]
-            .call_one(CallMethodRequest {
-                object_id: self.directory.clone(),
-                method_id: method.clone(),
-                input_arguments: Some(args),
-            })
+    async fn enroll(&self, session: usize, csr: &[u8]) -> Result<()> {
+        let gds = &self.clients[session];
+        let fail = |e: iiot_gds::client::GdsError| BenchError::Failed(e.to_string());
+        let request = gds
+            .start_signing_request(
+                &self.app,
+                &self.group,
+                ObjectTypeId::RsaSha256ApplicationCertificateType,
+                csr,
+            )
             .await
-            .map_err(|e| BenchError::Failed(format!("Call: {e}")))?;
-        if !result.status_code.is_good() {
-            bail!("{method} answered {}", result.status_code);
-        }
-        Ok(result.output_arguments.unwrap_or_default())
-    }
-
-    /// RegisterApplication with an ApplicationRecordDataType encoded by hand (the stack has
-    /// no generated type for the GDS namespace).
-    async fn register(&self, ns: u16) -> Result<Variant> {
-        use opcua::types::{
-            BinaryEncodable, ByteStringBody, ContextOwned, ExtensionObject, LocalizedText, UAString,
-        };
-        let owned = ContextOwned::default();
-        let ctx = owned.context();
-        let mut body = Vec::new();
-        let names = Some(vec![LocalizedText::new("en", "bench OPC UA client")]);
-        let none: Option<Vec<UAString>> = Some(Vec::new());
-        NodeId::null()
-            .encode(&mut body, &ctx)
-            .and_then(|_| UAString::from(OPCUA_URI).encode(&mut body, &ctx))
-            .and_then(|_| 1i32.encode(&mut body, &ctx))
-            .and_then(|_| names.encode(&mut body, &ctx))
-            .and_then(|_| UAString::from("urn:iiot:bench").encode(&mut body, &ctx))
-            .and_then(|_| none.encode(&mut body, &ctx))
-            .and_then(|_| none.encode(&mut body, &ctx))
-            .map_err(|e| BenchError::Failed(format!("encoding: {e}")))?;
-        let record = ExtensionObject::new(ByteStringBody::new(body.into(), NodeId::new(ns, 134)));
-        let out = self
-            .call(0, &NodeId::new(ns, 146), vec![record.into()])
-            .await?;
-        out.into_iter()
-            .next()
-            .context("RegisterApplication returned no ApplicationId")
-    }
-
-    async fn enroll(&self, session: usize, csr: &ByteString) -> Result<()> {
-        let args = vec![
-            self.app.clone(),
-            self.group.clone().into(),
-            NodeId::from(ObjectTypeId::RsaSha256ApplicationCertificateType).into(),
-            csr.clone().into(),
-        ];
-        let out = self.call(session, &self.start_signing, args).await?;
-        let request = out.into_iter().next().context("no RequestId")?;
-        let out = self
-            .call(session, &self.finish, vec![self.app.clone(), request])
-            .await?;
-        match out.first() {
-            Some(Variant::ByteString(b)) if !b.is_null() => Ok(()),
-            other => bail!("FinishRequest returned no certificate: {other:?}"),
+            .map_err(fail)?;
+        match gds
+            .finish_request(&self.app, &request)
+            .await
+            .map_err(fail)?
+        {
+            Some(_) => Ok(()),
+            None => bail!("request {request} waits for approval; auto-approve is off"),
         }
     }
 
     async fn close(&self) {
-        for s in &self.sessions {
-            let _ = s.disconnect().await;
+        for c in &self.clients {
+            let _ = c.session().disconnect().await;
         }
         for l in &self.loops {
             l.abort();

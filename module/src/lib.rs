@@ -19,6 +19,7 @@
 pub use iiot_api as api;
 pub mod discovery;
 pub mod dispatcher;
+pub mod enrollment;
 pub mod error;
 pub mod module;
 pub mod opcua;

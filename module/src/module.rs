@@ -56,6 +56,8 @@ pub struct ModuleConfig {
     pub telemetry: TelemetryOptions,
     /// Time between liveness heartbeats on `{root}/state` (default 30 s).
     pub heartbeat_interval: Duration,
+    /// Enroll the module's certificate with this GDS (`--gds-url`).
+    pub gds: Option<crate::enrollment::GdsSettings>,
 }
 
 /// Telemetry transport choices beyond the broker URL (command-line flags).
@@ -85,6 +87,7 @@ impl std::fmt::Debug for ModuleConfig {
             .field("outbox", &self.outbox)
             .field("telemetry", &self.telemetry)
             .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("gds", &self.gds)
             .finish()
     }
 }
@@ -107,6 +110,7 @@ impl Default for ModuleConfig {
             outbox_dir: None,
             telemetry: TelemetryOptions::default(),
             heartbeat_interval: crate::transport::liveness::DEFAULT_HEARTBEAT,
+            gds: None,
         }
     }
 }
@@ -132,6 +136,8 @@ pub enum StartError {
     Telemetry(String),
     #[error("publisher configuration: {0} (fix the file, or choose another with --pf)")]
     Config(ConfigError),
+    #[error("GDS enrollment: {0} (check --gds-trust)")]
+    Enrollment(String),
 }
 
 /// A running module.
@@ -225,6 +231,7 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
     };
     let client =
         build_client(&pki_dir, &settings).map_err(|e| StartError::Client(e.to_string()))?;
+    let application_uri = settings.application_uri.clone();
     let pool = SessionPool::new(client, config.pool.clone());
     let pki = Pki::new(&pki_dir);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -254,6 +261,27 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
 
     let mut tasks =
         vec![config_store.spawn_watcher(config_store::POLL_INTERVAL, shutdown_rx.clone())];
+    if let Some(gds) = config.gds.clone() {
+        diagnostics
+            .enrollment
+            .set(crate::enrollment::Phase::Starting);
+        let identity = crate::enrollment::Identity {
+            application_uri,
+            application_name: "iiot module".into(),
+            product_uri: "urn:iiot:module".into(),
+            host: host.clone(),
+            pki_dir: pki_dir.clone(),
+        };
+        tasks.push(
+            crate::enrollment::spawn(
+                gds,
+                identity,
+                diagnostics.enrollment.clone(),
+                shutdown_rx.clone(),
+            )
+            .map_err(StartError::Enrollment)?,
+        );
+    }
     let router = http::router(dispatcher.clone(), &config.api_key);
     let mut rx = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {

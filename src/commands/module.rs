@@ -158,6 +158,26 @@ pub struct ModuleArgs {
     /// When the outbox is full: drop-oldest (keep the newest data) or reject-new.
     #[arg(long, value_enum, default_value = "drop-oldest")]
     pub outbox_overflow: OverflowArg,
+    /// Enroll the module's certificate with this Global Discovery Server (OPC UA Part 12),
+    /// e.g. opc.tcp://vault:4842/ (`iiot vault --opcua-port`).
+    #[arg(long, requires_all = ["gds_user", "gds_password_file"])]
+    pub gds_url: Option<String>,
+    /// GDS user name (for the vault: an API key's name, with the writer role).
+    #[arg(long, requires = "gds_url")]
+    pub gds_user: Option<String>,
+    /// File holding the GDS password (for the vault: the API key).
+    #[arg(long, requires = "gds_url")]
+    pub gds_password_file: Option<PathBuf>,
+    /// Certificate to trust for the first contact with the GDS (its server certificate, or
+    /// its CA with the CA's CRL in one PEM file); repeatable. Afterwards the GDS trust list is.
+    #[arg(long, requires = "gds_url")]
+    pub gds_trust: Vec<PathBuf>,
+    /// Seconds between FinishRequest calls while the signing request waits for approval.
+    #[arg(long, default_value_t = 5)]
+    pub gds_poll_secs: u64,
+    /// Seconds between renewal checks and trust list (CRL) refreshes.
+    #[arg(long, default_value_t = 3600)]
+    pub gds_refresh_secs: u64,
 }
 
 impl ModuleArgs {
@@ -219,6 +239,30 @@ impl ModuleArgs {
             QosArg::AtMostOnce => Qos::AtMostOnce,
             QosArg::AtLeastOnce => Qos::AtLeastOnce,
         });
+        if let Some(url) = self.gds_url {
+            let password_file = self
+                .gds_password_file
+                .context("--gds-password-file is required with --gds-url")?;
+            let password = std::fs::read_to_string(&password_file)
+                .with_context(|| {
+                    format!("reading --gds-password-file {}", password_file.display())
+                })?
+                .trim()
+                .to_string();
+            if self.gds_poll_secs == 0 || self.gds_refresh_secs == 0 {
+                bail!("--gds-poll-secs and --gds-refresh-secs must be at least 1");
+            }
+            config.gds = Some(iiot_module::enrollment::GdsSettings {
+                url,
+                user: self
+                    .gds_user
+                    .context("--gds-user is required with --gds-url")?,
+                password,
+                trust: self.gds_trust,
+                poll_interval: std::time::Duration::from_secs(self.gds_poll_secs),
+                refresh_interval: std::time::Duration::from_secs(self.gds_refresh_secs),
+            });
+        }
         config.outbox_dir = self.outbox_dir;
         config.outbox.max_bytes = self.outbox_max_bytes;
         config.outbox.overflow = match self.outbox_overflow {

@@ -107,6 +107,8 @@ pub struct PublisherDiagnostics {
     pub pipeline: PipelineMetrics,
     /// Keyed by `{group}/{writer id}/{publishing interval ms}`: the writer's identity.
     pub writers: DashMap<String, Arc<WriterDiagnostics>>,
+    /// Certificate enrollment with a GDS (`--gds-url`).
+    pub enrollment: Arc<crate::enrollment::EnrollmentStatus>,
 }
 
 impl PublisherDiagnostics {

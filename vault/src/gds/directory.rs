@@ -27,15 +27,17 @@ use super::access::Caller;
 use super::args::{like, Args};
 use super::ids::{self, trust_list, GroupIds};
 use super::nodes::{self, APPROVE_REQUEST, REJECT_REQUEST};
-use super::record::{self, ApplicationRecord};
+use super::records;
 use super::status::status_of;
-use super::trust_file::{self, OpenFiles, MASK_ALL};
+use super::trust_file::{self, OpenFiles};
 use crate::ca::CertType;
 use crate::model::{
     ApplicationQuery, ApplicationType, CertificateRequestState, StartNewKeyPairRequest,
     StartSigningRequest,
 };
 use crate::service::{Revocation, Vault};
+use iiot_gds::record::ApplicationRecord;
+use iiot_gds::trust_list::ALL as MASK_ALL;
 
 /// The node manager type as registered in the server.
 pub type GdsNodeManager = InMemoryNodeManager<GdsNodeManagerImpl>;
@@ -181,7 +183,7 @@ impl GdsNodeManagerImpl {
         let records: Vec<_> = found
             .iter()
             .map(|r| {
-                ApplicationRecord::from_model(self.to_node_id(&r.application_id), r)
+                records::from_model(self.to_node_id(&r.application_id), r)
                     .to_extension_object(&self.encoding())
             })
             .collect();
@@ -192,7 +194,7 @@ impl GdsNodeManagerImpl {
         let who = caller.require(Role::Writer)?;
         let record =
             ApplicationRecord::from_extension_object(args.extension_object(0)?, &self.encoding())?;
-        let request = record.to_request()?;
+        let request = records::to_request(&record)?;
         let created = self
             .vault
             .register_application(&who, &request)
@@ -210,7 +212,7 @@ impl GdsNodeManagerImpl {
         let who = caller
             .require_or_self(&self.vault, Role::Writer, &id)
             .await?;
-        let request = record.to_request()?;
+        let request = records::to_request(&record)?;
         self.vault
             .update_application(&who, &id, &request)
             .await
@@ -234,7 +236,7 @@ impl GdsNodeManagerImpl {
             .require_or_self(&self.vault, Role::Reader, &id)
             .await?;
         let row = self.vault.application(&id).await.map_err(status_of)?;
-        let record = ApplicationRecord::from_model(self.to_node_id(&row.id), &row.to_record());
+        let record = records::from_model(self.to_node_id(&row.id), &row.to_record());
         Ok(vec![Variant::from(
             record.to_extension_object(&self.encoding()),
         )])
@@ -712,7 +714,7 @@ fn first_name(r: &crate::model::ApplicationRecord) -> LocalizedText {
 
 fn ua_application_type(t: ApplicationType) -> opcua::types::ApplicationType {
     use opcua::types::ApplicationType as U;
-    match record::type_code(t) {
+    match records::type_code(t) {
         0 => U::Server,
         1 => U::Client,
         2 => U::ClientAndServer,

@@ -1,11 +1,12 @@
 //! The vault's OPC UA face: a Global Discovery Server (OPC UA Part 12, pull model) on our
 //! async-opcua stack, beside the REST API and calling the same service.
 //!
-//! - `ids`: the GDS NodeSet's node ids; `nodes`: the address space built from them.
+//! - `nodes`: the address space, built from the GDS NodeSet's ids (`iiot-gds`, the contract
+//!   crate the module's enrollment client shares).
 //! - `access`: user name = API key name, password = the key; ApplicationSelfAdmin by the
 //!   channel's vault-issued certificate.
-//! - `directory`: the method implementations; `record`, `args`, `trust_file`, `status`: the
-//!   encodings they need.
+//! - `directory`: the method implementations; `records`, `args`, `trust_file`, `status`: the
+//!   conversions they need.
 //!
 //! The endpoint admits client certificates it does not trust (an application comes here to
 //! become trusted: our async-opcua patch `admit_untrusted_client_certs`), still refusing one
@@ -15,11 +16,12 @@
 mod access;
 mod args;
 mod directory;
-pub mod ids;
 mod nodes;
-mod record;
+mod records;
 mod status;
 mod trust_file;
+
+pub use iiot_gds::{ids, GDS_NAMESPACE_URI};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,8 +47,6 @@ pub use nodes::{APPROVE_REQUEST, REJECT_REQUEST, VAULT_NAMESPACE_URI};
 use crate::error::{Result, VaultError};
 use crate::service::Vault;
 
-/// The GDS information model's namespace.
-pub const GDS_NAMESPACE_URI: &str = "http://opcfoundation.org/UA/GDS/";
 /// Default port of the OPC UA face (DESIGN.md; 4840 is left to the discovery server).
 pub const DEFAULT_OPCUA_PORT: u16 = 4842;
 const APPLICATION_NAME: &str = "iiot vault GDS";

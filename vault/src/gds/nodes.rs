@@ -16,7 +16,7 @@ use opcua::{
     },
 };
 
-use super::ids::{self, trust_list, GroupIds, MethodIds};
+use iiot_gds::ids::{self, trust_list, GroupIds, MethodIds};
 
 /// Where the vault's own methods live, beside the GDS namespace.
 pub const VAULT_NAMESPACE_URI: &str = "urn:iiot:vault";

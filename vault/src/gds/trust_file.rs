@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use opcua::types::{BinaryEncodable, ByteString, ContextOwned, StatusCode, TrustListDataType};
+use iiot_gds::trust_list::TrustLists;
+use opcua::types::StatusCode;
 
 use crate::model::TrustList;
 
@@ -18,9 +19,6 @@ const MAX_OPEN: usize = 1024;
 const IDLE: Duration = Duration::from_secs(600);
 /// The largest Read answered at once; a client asking more gets this much and reads on.
 const MAX_READ: usize = 1 << 20;
-
-/// `TrustListMasks`: which of the four lists a file holds.
-pub const MASK_ALL: u32 = 0x0F;
 
 struct OpenFile {
     session: u32,
@@ -36,36 +34,27 @@ pub struct OpenFiles {
     files: Mutex<(u32, HashMap<u32, OpenFile>)>,
 }
 
-/// The UA Binary `TrustListDataType` of `list`, keeping the lists `masks` selects.
+/// The file content of `list` (base64 DER as the REST model holds it), keeping the lists
+/// `masks` selects.
 pub fn encode(list: &TrustList, masks: u32) -> Result<Vec<u8>, StatusCode> {
     use base64::Engine;
-    let decode = |items: &[String], bit: u32| -> Result<Option<Vec<ByteString>>, StatusCode> {
-        if masks & bit == 0 {
-            return Ok(None);
-        }
+    let decode = |items: &[String]| -> Result<Vec<Vec<u8>>, StatusCode> {
         items
             .iter()
             .map(|b| {
                 base64::engine::general_purpose::STANDARD
                     .decode(b)
-                    .map(ByteString::from)
                     .map_err(|_| StatusCode::BadInternalError)
             })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+            .collect()
     };
-    let data = TrustListDataType {
-        specified_lists: masks & MASK_ALL,
-        trusted_certificates: decode(&list.trusted_certificates, 0x1)?,
-        trusted_crls: decode(&list.trusted_crls, 0x2)?,
-        issuer_certificates: decode(&list.issuer_certificates, 0x4)?,
-        issuer_crls: decode(&list.issuer_crls, 0x8)?,
-    };
-    let owned = ContextOwned::default();
-    let mut out = Vec::new();
-    data.encode(&mut out, &owned.context())
-        .map_err(|_| StatusCode::BadInternalError)?;
-    Ok(out)
+    Ok(TrustLists {
+        trusted_certificates: decode(&list.trusted_certificates)?,
+        trusted_crls: decode(&list.trusted_crls)?,
+        issuer_certificates: decode(&list.issuer_certificates)?,
+        issuer_crls: decode(&list.issuer_crls)?,
+    }
+    .encode(masks))
 }
 
 impl OpenFiles {
@@ -214,7 +203,7 @@ mod tests {
             issuer_certificates: vec![],
             issuer_crls: vec![],
         };
-        let all = encode(&list, MASK_ALL).unwrap();
+        let all = encode(&list, iiot_gds::trust_list::ALL).unwrap();
         let certs = encode(&list, 0x1).unwrap();
         assert!(all.len() > certs.len());
         assert_eq!(&certs[..4], &1u32.to_le_bytes());

@@ -348,7 +348,56 @@ pub fn render_prometheus(diag: &PublisherDiagnostics, configured: &super::Packed
             last_error: _,
         } = w;
     };
+    enrollment(&mut t, &diag.enrollment.snapshot());
     t.0
+}
+
+/// GDS enrollment: one series per phase (1 for the current one), the certificate's expiry and
+/// the last trust list refresh (Unix seconds, 0 before the first).
+fn enrollment(t: &mut Text, s: &crate::enrollment::status::Snapshot) {
+    let name = "iiot_gds_enrollment_phase";
+    t.family(
+        name,
+        "gauge",
+        "GDS certificate enrollment phase (1 = current).",
+    );
+    for phase in crate::enrollment::Phase::ALL {
+        t.sample(
+            name,
+            &format!("phase=\"{}\"", phase.as_str()),
+            i64::from(phase == s.phase),
+        );
+    }
+    for (name, help, value) in [
+        (
+            "iiot_gds_certificate_not_after_seconds",
+            "Expiry of the GDS-issued certificate in use (Unix seconds; 0 when none).",
+            s.not_after,
+        ),
+        (
+            "iiot_gds_trust_list_refreshed_seconds",
+            "When the GDS trust list and CRLs were last installed (Unix seconds).",
+            s.trust_list_refreshed,
+        ),
+    ] {
+        t.family(name, "gauge", help);
+        t.sample(name, "", value);
+    }
+    for (name, help, value) in [
+        (
+            "iiot_gds_certificates_installed_total",
+            "GDS-issued certificates installed since start.",
+            s.certificates_installed,
+        ),
+        (
+            "iiot_gds_failures_total",
+            "Enrollment rounds that failed (connection, GDS refusal, PKI write).",
+            s.failures,
+        ),
+    ] {
+        t.family(name, "counter", help);
+        t.sample(name, "", value);
+    }
 }
 
 #[cfg(test)]
@@ -381,13 +430,18 @@ mod tests {
         ));
         assert!(text.contains("publishing_interval_ms=\"100\"} 0\n"));
         assert!(text.contains("# TYPE iiot_publisher_publish_gate_saturations_total counter\n"));
-        // 18 pipeline + 1 Publish gate + 2 configuration + 6 writer families, each with HELP
-        // and TYPE once.
-        assert_eq!(text.matches("# TYPE ").count(), 27);
-        assert_eq!(text.matches("# HELP ").count(), 27);
+        // 18 pipeline + 1 Publish gate + 2 configuration + 6 writer + 5 GDS enrollment
+        // families, each with HELP and TYPE once.
+        assert_eq!(text.matches("# TYPE ").count(), 32);
+        assert_eq!(text.matches("# HELP ").count(), 32);
+        assert!(text.contains("\niiot_gds_enrollment_phase{phase=\"off\"} 1\n"));
+        assert!(text.contains("\niiot_gds_enrollment_phase{phase=\"enrolled\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(name.starts_with("iiot_publisher_"), "{line}");
+            assert!(
+                name.starts_with("iiot_publisher_") || name.starts_with("iiot_gds_"),
+                "{line}"
+            );
             let is_counter = text.contains(&format!("# TYPE {name} counter"));
             assert_eq!(is_counter, name.ends_with("_total"), "{line}");
         }

@@ -12,8 +12,6 @@ use opcua::types::{
     ExtensionObject, LocalizedText, NodeId, StatusCode, UAString,
 };
 
-use crate::model::{self, ApplicationRequest, ApplicationType};
-
 /// The seven fields of Part 12 §6.6.3, in their encoding order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApplicationRecord {
@@ -91,66 +89,6 @@ impl ApplicationRecord {
             binary_encoding.clone(),
         ))
     }
-
-    /// What the REST route would receive for the same registration.
-    pub fn to_request(&self) -> Result<ApplicationRequest, StatusCode> {
-        let application_type = match self.application_type {
-            0 => ApplicationType::Server,
-            1 => ApplicationType::Client,
-            2 => ApplicationType::ClientAndServer,
-            3 => ApplicationType::DiscoveryServer,
-            _ => return Err(StatusCode::BadInvalidArgument),
-        };
-        let text = |s: &UAString| s.value().clone().unwrap_or_default();
-        Ok(ApplicationRequest {
-            application_uri: Some(text(&self.application_uri)),
-            application_type: Some(application_type),
-            application_names: Some(
-                self.application_names
-                    .iter()
-                    .map(|n| model::LocalizedText {
-                        locale: text(&n.locale),
-                        text: text(&n.text),
-                    })
-                    .collect(),
-            ),
-            application_name: None,
-            product_uri: Some(text(&self.product_uri)),
-            discovery_urls: Some(self.discovery_urls.iter().map(text).collect()),
-            server_capabilities: Some(self.server_capabilities.iter().map(text).collect()),
-        })
-    }
-
-    /// The record of a registration, under its OPC UA id.
-    pub fn from_model(application_id: NodeId, r: &model::ApplicationRecord) -> Self {
-        ApplicationRecord {
-            application_id,
-            application_uri: r.application_uri.as_str().into(),
-            application_type: type_code(r.application_type),
-            application_names: r
-                .application_names
-                .iter()
-                .map(|n| LocalizedText::new(&n.locale, &n.text))
-                .collect(),
-            product_uri: r.product_uri.as_str().into(),
-            discovery_urls: r.discovery_urls.iter().map(|u| u.as_str().into()).collect(),
-            server_capabilities: r
-                .server_capabilities
-                .iter()
-                .map(|c| c.as_str().into())
-                .collect(),
-        }
-    }
-}
-
-/// The `ApplicationType` enumeration value (Part 4 §7.2).
-pub fn type_code(t: ApplicationType) -> i32 {
-    match t {
-        ApplicationType::Server => 0,
-        ApplicationType::Client => 1,
-        ApplicationType::ClientAndServer => 2,
-        ApplicationType::DiscoveryServer => 3,
-    }
 }
 
 #[cfg(test)]
@@ -175,9 +113,6 @@ mod tests {
         let object = sample().to_extension_object(&encoding);
         let back = ApplicationRecord::from_extension_object(&object, &encoding).unwrap();
         assert_eq!(back, sample());
-        let request = back.to_request().unwrap();
-        assert_eq!(request.application_type, Some(ApplicationType::Server));
-        assert_eq!(request.application_names.unwrap()[0].text, "Line 1 PLC");
     }
 
     #[test]
@@ -201,12 +136,6 @@ mod tests {
         assert_eq!(
             ApplicationRecord::from_extension_object(&short, &encoding),
             Err(StatusCode::BadInvalidArgument)
-        );
-        let mut bad_type = sample();
-        bad_type.application_type = 7;
-        assert_eq!(
-            bad_type.to_request().err(),
-            Some(StatusCode::BadInvalidArgument)
         );
     }
 }

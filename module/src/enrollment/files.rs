@@ -1,0 +1,255 @@
+//! What enrollment writes into the module's PKI folder, and the CSR it sends.
+//!
+//! Files this code owns start with `gds-`, so a refresh can replace exactly them and leaves
+//! every certificate an operator trusted by hand alone. Each file is written beside its final
+//! name and renamed over it, so the OPC UA stack never reads half a certificate.
+
+use std::path::{Path, PathBuf};
+
+use iiot_gds::trust_list::TrustLists;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::stack::Stack;
+use openssl::x509::extension::SubjectAlternativeName;
+use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+
+use super::Identity;
+
+/// Where async-opcua keeps the module's own certificate and key.
+const OWN_CERT: &str = "own/cert.der";
+const OWN_KEY: &str = "private/private.pem";
+const PREFIX: &str = "gds-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error("{0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Crypto(String, openssl::error::ErrorStack),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
+    move |e| FilesError::Io(path.to_path_buf(), e)
+}
+
+fn crypto(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> FilesError + '_ {
+    move |e| FilesError::Crypto(what.to_string(), e)
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// The module's current certificate, as far as enrollment cares.
+pub struct OwnCertificate {
+    pub self_signed: bool,
+    pub not_after: i64,
+}
+
+pub fn own_certificate(pki: &Path) -> Result<Option<OwnCertificate>, FilesError> {
+    let path = pki.join(OWN_CERT);
+    let der = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FilesError::Io(path, e)),
+    };
+    let cert = X509::from_der(&der).map_err(crypto("own certificate"))?;
+    let self_signed = cert.issuer_name().to_der().ok() == cert.subject_name().to_der().ok();
+    Ok(Some(OwnCertificate {
+        self_signed,
+        not_after: unix_time(cert.not_after())?,
+    }))
+}
+
+fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, FilesError> {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).map_err(crypto("time"))?;
+    let diff = epoch.diff(t).map_err(crypto("time"))?;
+    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
+}
+
+/// A DER PKCS#10 request for the module's own key, with its application URI and host name in
+/// the subjectAltName (the GDS refuses a URI other than the registered one).
+pub fn csr(pki: &Path, identity: &Identity) -> Result<Vec<u8>, FilesError> {
+    let key = own_key(pki)?;
+    let mut req = X509ReqBuilder::new().map_err(crypto("CSR"))?;
+    req.set_pubkey(&key).map_err(crypto("CSR"))?;
+    let mut name = X509NameBuilder::new().map_err(crypto("CSR"))?;
+    name.append_entry_by_text("CN", &identity.application_name)
+        .map_err(crypto("CSR subject"))?;
+    req.set_subject_name(&name.build())
+        .map_err(crypto("CSR subject"))?;
+    let san = SubjectAlternativeName::new()
+        .uri(&identity.application_uri)
+        .dns(&identity.host)
+        .build(&req.x509v3_context(None))
+        .map_err(crypto("CSR subjectAltName"))?;
+    let mut extensions = Stack::new().map_err(crypto("CSR"))?;
+    extensions.push(san).map_err(crypto("CSR"))?;
+    req.add_extensions(&extensions).map_err(crypto("CSR"))?;
+    req.sign(&key, MessageDigest::sha256())
+        .map_err(crypto("CSR signature"))?;
+    req.build().to_der().map_err(crypto("CSR"))
+}
+
+/// The module's private key. async-opcua writes its PEM with carriage returns and no line
+/// breaks after the armour, which OpenSSL's PEM reader refuses, so the base64 body is read here.
+fn own_key(pki: &Path) -> Result<PKey<openssl::pkey::Private>, FilesError> {
+    use base64::Engine;
+    let path = pki.join(OWN_KEY);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let body = |label: &str| {
+        let begin = format!("-----BEGIN {label}-----");
+        let end = format!("-----END {label}-----");
+        let start = text.find(&begin)? + begin.len();
+        let stop = text[start..].find(&end)? + start;
+        let b64: String = text[start..stop]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
+    };
+    if let Some(der) = body("PRIVATE KEY") {
+        return PKey::private_key_from_pkcs8(&der).map_err(crypto("own private key"));
+    }
+    if let Some(der) = body("RSA PRIVATE KEY") {
+        let rsa =
+            openssl::rsa::Rsa::private_key_from_der(&der).map_err(crypto("own private key"))?;
+        return PKey::from_rsa(rsa).map_err(crypto("own private key"));
+    }
+    Err(FilesError::Invalid(format!(
+        "{}: no PEM private key",
+        path.display()
+    )))
+}
+
+/// What an installed certificate is.
+pub struct Installed {
+    pub serial: String,
+    pub not_after: i64,
+}
+
+/// Replaces the module's certificate with `der`, after checking that it belongs to the
+/// module's own key (a certificate for another key would lock the module out).
+pub fn install_certificate(pki: &Path, der: &[u8]) -> Result<Installed, FilesError> {
+    let cert = X509::from_der(der).map_err(crypto("issued certificate"))?;
+    let key = own_key(pki)?;
+    let cert_key = cert.public_key().map_err(crypto("issued certificate"))?;
+    if !cert_key.public_eq(&key) {
+        return Err(FilesError::Invalid(
+            "the issued certificate is not for the module's own key".into(),
+        ));
+    }
+    write_atomically(&pki.join(OWN_CERT), der)?;
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .and_then(|b| b.to_hex_str().map(|s| s.to_string()))
+        .map_err(crypto("serial"))?;
+    Ok(Installed {
+        serial,
+        not_after: unix_time(cert.not_after())?,
+    })
+}
+
+/// SHA-1 of the DER, the file name the stack's own stores use.
+fn file_name(der: &[u8], extension: &str) -> String {
+    format!(
+        "{PREFIX}{}.{extension}",
+        hex::encode(openssl::sha::sha1(der))
+    )
+}
+
+/// Replaces the `gds-` files of one folder with `items`.
+fn replace_folder(dir: &Path, items: &[Vec<u8>], extension: &str) -> Result<usize, FilesError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let keep: Vec<String> = items.iter().map(|d| file_name(d, extension)).collect();
+    for (der, name) in items.iter().zip(&keep) {
+        write_atomically(&dir.join(name), der)?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with(PREFIX) && entry.path().is_file() && !keep.contains(&name) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(items.len())
+}
+
+/// Installs the GDS trust list: trusted CAs and their CRLs into `trusted/` and `trusted/crl/`,
+/// issuers into `issuer/` and `issuer/crl/`. Answers (certificates, CRLs) installed.
+pub fn install_trust_lists(pki: &Path, lists: &TrustLists) -> Result<(usize, usize), FilesError> {
+    for der in lists
+        .trusted_certificates
+        .iter()
+        .chain(&lists.issuer_certificates)
+    {
+        X509::from_der(der).map_err(crypto("trust list certificate"))?;
+    }
+    for der in lists.trusted_crls.iter().chain(&lists.issuer_crls) {
+        openssl::x509::X509Crl::from_der(der).map_err(crypto("trust list CRL"))?;
+    }
+    let certs = replace_folder(&pki.join("trusted"), &lists.trusted_certificates, "der")?
+        + replace_folder(&pki.join("issuer"), &lists.issuer_certificates, "der")?;
+    let crls = replace_folder(&pki.join("trusted/crl"), &lists.trusted_crls, "crl")?
+        + replace_folder(&pki.join("issuer/crl"), &lists.issuer_crls, "crl")?;
+    Ok((certs, crls))
+}
+
+/// Installs a first-contact trust file (`--gds-trust`): each certificate into `trusted/`, each
+/// CRL into `trusted/crl/`, PEM (any number of blocks) or a single DER certificate.
+pub fn install_trust_file(pki: &Path, path: &Path) -> Result<(), FilesError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    let mut certs = Vec::new();
+    let mut crls = Vec::new();
+    if bytes.starts_with(b"-----BEGIN") {
+        certs = X509::stack_from_pem(&bytes)
+            .map_err(crypto("trust file"))?
+            .into_iter()
+            .map(|c| c.to_der())
+            .collect::<Result<_, _>>()
+            .map_err(crypto("trust file"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        for block in text.split("-----BEGIN X509 CRL-----").skip(1) {
+            let pem = format!("-----BEGIN X509 CRL-----{block}");
+            let crl = openssl::x509::X509Crl::from_pem(pem.as_bytes())
+                .map_err(crypto("trust file CRL"))?;
+            crls.push(crl.to_der().map_err(crypto("trust file CRL"))?);
+        }
+    } else {
+        certs.push(
+            X509::from_der(&bytes)
+                .map_err(crypto("trust file"))?
+                .to_der()
+                .map_err(crypto("trust file"))?,
+        );
+    }
+    if certs.is_empty() {
+        return Err(FilesError::Invalid(format!(
+            "{}: no certificate in the --gds-trust file",
+            path.display()
+        )));
+    }
+    for (dir, items, extension) in [("trusted", &certs, "der"), ("trusted/crl", &crls, "crl")] {
+        let dir = pki.join(dir);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        for der in items {
+            // Certificates under the stack's own file name, or trusting one by its file (a
+            // GDS server certificate, which has no CRL beside it) does not work; neither
+            // starts with `gds-`, so trust list refreshes leave them alone.
+            let name = if extension == "der" {
+                let cert = opcua::crypto::X509::from_der(der)
+                    .map_err(|e| FilesError::Invalid(format!("trust file certificate: {e}")))?;
+                opcua::crypto::CertificateStore::cert_file_name(&cert)
+            } else {
+                format!("first-{}", file_name(der, extension))
+            };
+            write_atomically(&dir.join(name), der)?;
+        }
+    }
+    Ok(())
+}
