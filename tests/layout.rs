@@ -109,3 +109,22 @@ fn the_bench_crate_does_not_link_the_binary() {
         );
     }
 }
+
+/// The GDS contract is shared by the vault (serving it) and the module (calling it): it links
+/// the OPC UA stack and neither side, and the module never links the vault's storage.
+#[test]
+fn the_gds_contract_links_neither_side() {
+    let deps = dependencies("iiot-gds");
+    assert!(deps.iter().any(|d| d == "async-opcua"), "{deps:?}");
+    for side in ["iiot-vault", "iiot-module", "sqlx", "axum", "rusqlite"] {
+        assert!(!deps.iter().any(|d| d == side), "iiot-gds depends on {side}");
+    }
+    let module = dependencies("iiot-module");
+    assert!(module.iter().any(|d| d == "iiot-gds"), "{module:?}");
+    for vault_side in ["iiot-vault", "sqlx", "rusqlite"] {
+        assert!(
+            !module.iter().any(|d| d == vault_side),
+            "iiot-module depends on {vault_side}"
+        );
+    }
+}
