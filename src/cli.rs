@@ -103,6 +103,54 @@ mod tests {
         }
     }
 
+    fn vault_config(args: &[&str]) -> iiot_vault::VaultConfig {
+        let keys = std::env::temp_dir().join(format!("iiot-cli-keys-{}.json", std::process::id()));
+        std::fs::write(
+            &keys,
+            r#"[{"name":"ops","key":"ops-key-0123456789","roles":["writer"]}]"#,
+        )
+        .unwrap();
+        let keys = keys.to_string_lossy().to_string();
+        let argv: Vec<&str> = ["vault", "--api-keys", keys.as_str()]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        match parse(&argv) {
+            Command::Vault(v) => v.config().expect("vault config"),
+            _ => panic!("not the vault command"),
+        }
+    }
+
+    /// The OPC UA face is off unless asked for; it listens where the REST API does unless told
+    /// otherwise, and names a host clients can reach (never 0.0.0.0) in its URL and certificate.
+    #[test]
+    fn the_vault_opcua_face_follows_its_flags() {
+        assert!(vault_config(&[]).opcua.is_none());
+        let c = vault_config(&["--opcua-port", "4842"]).opcua.unwrap();
+        assert_eq!(c.bind.to_string(), "0.0.0.0:4842");
+        assert_eq!(c.hostname, "localhost");
+        let c = vault_config(&["--http-host", "127.0.0.1", "--opcua-port", "0"])
+            .opcua
+            .unwrap();
+        assert_eq!(
+            (c.bind.ip().to_string(), c.hostname.as_str()),
+            ("127.0.0.1".into(), "127.0.0.1")
+        );
+        let c = vault_config(&[
+            "--opcua-port",
+            "4842",
+            "--opcua-host",
+            "10.0.0.5",
+            "--opcua-hostname",
+            "vault.plant",
+        ])
+        .opcua
+        .unwrap();
+        assert_eq!(c.bind.to_string(), "10.0.0.5:4842");
+        assert_eq!(c.application_uri(), "urn:iiot:vault:gds:vault.plant");
+    }
+
     /// Containers are configured by environment: every flag of every service command has its
     /// `IIOT_*` variable, named by one rule, and README's table lists exactly those.
     #[test]

@@ -105,6 +105,11 @@ impl GdsClient {
         &self.session
     }
 
+    /// The GDS namespace's index on this server.
+    pub fn namespace(&self) -> u16 {
+        self.ns
+    }
+
     /// A node of the GDS namespace.
     pub fn node(&self, id: u32) -> NodeId {
         NodeId::new(self.ns, id)
@@ -278,7 +283,11 @@ impl GdsClient {
             .await?;
         let file = node_id(out.into_iter().next(), "GetTrustList")?;
         let base = match (&file.identifier, file.namespace == self.ns) {
-            (opcua::types::Identifier::Numeric(n), true) => *n,
+            (opcua::types::Identifier::Numeric(n), true)
+                if ids::GROUPS.iter().any(|g| g.trust_list == *n) =>
+            {
+                *n
+            }
             _ => {
                 return Err(GdsError::Answer(format!(
                     "GetTrustList answered {file}, not a TrustList of the GDS namespace"

@@ -77,7 +77,7 @@ pub struct VaultArgs {
 }
 
 impl VaultArgs {
-    fn config(self) -> Result<VaultConfig> {
+    pub(crate) fn config(self) -> Result<VaultConfig> {
         let keys = ApiKeys::load(&self.api_keys)?;
         let mut c = VaultConfig::new(keys);
         c.bind = SocketAddr::new(self.http_host, self.http_port);

@@ -427,6 +427,12 @@ async def run(a: argparse.Namespace) -> None:
         await expect_bad(gds.call(FINISH_REQUEST, app, renew), ua.StatusCodes.BadNothingToDo, "self-submitted request waits")
         await expect_bad(gds.call(FINISH_REQUEST, server_app, other_req), ua.StatusCodes.BadUserAccessDenied, "FinishRequest of another application")
         await expect_bad(gds.call(GET_APPLICATION, server_app), ua.StatusCodes.BadUserAccessDenied, "reading another application")
+        renamed = record(client_uri, ua.ApplicationType.Client, "asyncua GDS client (self-named)", [])
+        renamed.ApplicationId = app
+        await gds.call(UPDATE_APPLICATION, renamed)
+        other_identity = record("urn:test:asyncua-gds:impostor", ua.ApplicationType.Client, "x", [])
+        other_identity.ApplicationId = app
+        await expect_bad(gds.call(UPDATE_APPLICATION, other_identity), ua.StatusCodes.BadUserAccessDenied, "an application changing its own URI")
         tl = await gds.read_trust_list(gds.id(TRUST_LIST))
         check(bool(tl.TrustedCertificates), "an enrolled application reads the trust list")
         step("ApplicationSelfAdmin over its own record only")

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use iiot_gds::trust_list::TrustLists;
+use opcua::types::NodeId;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::stack::Stack;
@@ -38,10 +39,22 @@ fn crypto(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> FilesError +
     move |e| FilesError::Crypto(what.to_string(), e)
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file and a rename. The temporary file
+/// sits in the PKI root, not beside `path`: the stack reads every file of the CRL folders.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    use std::io::Write;
+    let root = path
+        .ancestors()
+        .find(|p| p.join("private").is_dir())
+        .unwrap_or_else(|| path.parent().unwrap_or(path));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let tmp = root.join(format!(".tmp-{name}"));
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
 }
 
@@ -125,6 +138,44 @@ fn own_key(pki: &Path) -> Result<PKey<openssl::pkey::Private>, FilesError> {
         "{}: no PEM private key",
         path.display()
     )))
+}
+
+/// Where the id of a request waiting for approval is kept, in the PKI root (which the stack
+/// does not read).
+const PENDING: &str = "gds-pending-request";
+
+/// The request waiting for approval, if one was sent, as a NodeId of the GDS namespace
+/// `namespace` (its index may differ from when it was saved).
+pub fn pending_request(pki: &Path, namespace: u16) -> Result<Option<NodeId>, FilesError> {
+    let path = pki.join(PENDING);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FilesError::Io(path, e)),
+    };
+    match text.trim().parse::<NodeId>() {
+        Ok(mut id) => {
+            id.namespace = namespace;
+            Ok(Some(id))
+        }
+        Err(_) => {
+            let _ = std::fs::remove_file(&path);
+            Ok(None)
+        }
+    }
+}
+
+pub fn save_pending_request(pki: &Path, request: &NodeId) -> Result<(), FilesError> {
+    write_atomically(&pki.join(PENDING), request.to_string().as_bytes())
+}
+
+pub fn clear_pending_request(pki: &Path) -> Result<(), FilesError> {
+    let path = pki.join(PENDING);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FilesError::Io(path, e)),
+    }
 }
 
 /// What an installed certificate is.

@@ -123,6 +123,13 @@ async fn run(
         let wait = match round(&settings, &identity, &status, &mut stop).await {
             Ok(()) => settings.refresh_interval,
             Err(RoundError::Stopped) => return,
+            // Not again before an operator had time to look: a new request every few seconds
+            // would flood the approvers.
+            Err(e @ RoundError::Rejected(_)) => {
+                status.failed(&e.to_string());
+                warn!(error = %e, "GDS refused the module's certificate request");
+                settings.refresh_interval
+            }
             Err(e) => {
                 status.failed(&e.to_string());
                 warn!(error = %e, "GDS enrollment round failed; will retry");
@@ -223,47 +230,85 @@ async fn enroll(
 ) -> Result<(), RoundError> {
     let app = application_id(gds, identity).await?;
     let group = gds.application_group();
-    let own = files::own_certificate(&identity.pki_dir)?;
-    let self_signed = own.as_ref().is_none_or(|c| c.self_signed);
-    if self_signed || gds.update_required(&app, &group, CERTIFICATE_TYPE).await? {
-        let csr = files::csr(&identity.pki_dir, identity)?;
-        let request = gds
-            .start_signing_request(&app, &group, CERTIFICATE_TYPE, &csr)
-            .await?;
-        info!(%request, "GDS signing request sent; waiting for approval");
-        status.set(Phase::WaitingForApproval);
-        let finished = loop {
-            match gds.finish_request(&app, &request).await {
-                Ok(Some(f)) => break f,
-                Ok(None) => {}
-                Err(e) if e.status() == Some(StatusCode::BadRequestNotAllowed) => {
-                    status.set(Phase::Rejected);
-                    return Err(RoundError::Rejected(request.to_string()));
+    // CRLs first: a request may wait for approval longer than a CRL lives, and a module with
+    // expired CRLs refuses every server whose certificate chains to the CA (fail closed).
+    refresh_trust_list(gds, &app, &group, identity, status).await?;
+    let pki = &identity.pki_dir;
+    let request = match files::pending_request(pki, gds.namespace())? {
+        Some(request) => request,
+        None => {
+            let own = files::own_certificate(pki)?;
+            let self_signed = own.as_ref().is_none_or(|c| c.self_signed);
+            if !self_signed && !gds.update_required(&app, &group, CERTIFICATE_TYPE).await? {
+                if let Some(c) = own {
+                    status.enrolled(c.not_after);
                 }
-                Err(e) => return Err(e.into()),
+                return Ok(());
             }
-            if sleep_or_stop(settings.poll_interval, stop).await {
-                return Err(RoundError::Stopped);
+            let csr = files::csr(pki, identity)?;
+            let request = gds
+                .start_signing_request(&app, &group, CERTIFICATE_TYPE, &csr)
+                .await?;
+            // Kept, so a later round (or a restart) asks about this request instead of
+            // submitting another one to the approvers.
+            files::save_pending_request(pki, &request)?;
+            info!(%request, "GDS signing request sent; waiting for approval");
+            request
+        }
+    };
+    status.set(Phase::WaitingForApproval);
+    // One round waits at most a refresh interval; the next refreshes the CRLs and asks again.
+    let deadline = tokio::time::Instant::now() + settings.refresh_interval;
+    let finished = loop {
+        match gds.finish_request(&app, &request).await {
+            Ok(Some(f)) => break f,
+            Ok(None) => {}
+            Err(e) if e.status() == Some(StatusCode::BadRequestNotAllowed) => {
+                files::clear_pending_request(pki)?;
+                status.set(Phase::Rejected);
+                return Err(RoundError::Rejected(request.to_string()));
             }
-        };
-        let installed = files::install_certificate(&identity.pki_dir, &finished.certificate)?;
-        status.enrolled(installed.not_after);
-        info!(
-            serial = %installed.serial,
-            not_after = installed.not_after,
-            "GDS certificate installed"
-        );
-    } else if let Some(c) = own {
-        status.enrolled(c.not_after);
-    }
-    let lists = gds.trust_list(&app, &group).await?;
-    let counts = files::install_trust_lists(&identity.pki_dir, &lists)?;
-    status.trust_list_refreshed();
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(StatusCode::BadNotFound | StatusCode::BadInvalidArgument)
+                ) =>
+            {
+                // Not a request of this application (any more): start over next round.
+                files::clear_pending_request(pki)?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(());
+        }
+        if sleep_or_stop(settings.poll_interval, stop).await {
+            return Err(RoundError::Stopped);
+        }
+    };
+    let installed = files::install_certificate(pki, &finished.certificate)?;
+    files::clear_pending_request(pki)?;
+    status.enrolled(installed.not_after);
     info!(
-        certificates = counts.0,
-        crls = counts.1,
-        "GDS trust list installed"
+        serial = %installed.serial,
+        not_after = installed.not_after,
+        "GDS certificate installed"
     );
+    Ok(())
+}
+
+async fn refresh_trust_list(
+    gds: &GdsClient,
+    app: &NodeId,
+    group: &NodeId,
+    identity: &Identity,
+    status: &EnrollmentStatus,
+) -> Result<(), RoundError> {
+    let lists = gds.trust_list(app, group).await?;
+    let (certificates, crls) = files::install_trust_lists(&identity.pki_dir, &lists)?;
+    status.trust_list_refreshed();
+    info!(certificates, crls, "GDS trust list installed");
     Ok(())
 }
 

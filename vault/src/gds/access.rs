@@ -29,6 +29,10 @@ use crate::service::Vault;
 /// passing for the anonymous token.
 const KEY_TOKEN_PREFIX: &str = "key:";
 
+/// Principal names of applications acting for themselves (ApplicationSelfAdmin) in audit
+/// lines.
+pub const SELF_PREFIX: &str = "application:";
+
 /// The policy id async-opcua requires of anonymous tokens (crate-private there, in
 /// server/src/identity_token.rs).
 const POLICY_ID_ANONYMOUS: &str = "anonymous";
@@ -113,7 +117,8 @@ impl AuthManager for GdsAuthenticator {
 }
 
 /// The caller of one method: the API key's holder if the session logged in with one, and the
-/// application certificate of its secure channel.
+/// application certificate of its session (given at CreateSession, proven by the
+/// ActivateSession signature over the server's nonce).
 #[derive(Debug, Clone)]
 pub struct Caller {
     principal: Option<Principal>,
@@ -144,7 +149,7 @@ impl Caller {
             let name = token
                 .strip_prefix(KEY_TOKEN_PREFIX)
                 .ok_or(StatusCode::BadUserAccessDenied)?;
-            // A key removed from the file since the session began no longer counts.
+            // The name the session logged in with (keys are loaded once, at start).
             Some(
                 keys.principal_named(name)
                     .ok_or(StatusCode::BadUserAccessDenied)?,
@@ -178,7 +183,7 @@ impl Caller {
         }
         if self.is_application(vault, app_id).await {
             return Ok(Principal::new(
-                format!("application:{app_id}"),
+                format!("{SELF_PREFIX}{app_id}"),
                 [Role::Writer],
             ));
         }
@@ -217,7 +222,7 @@ impl Caller {
             return Ok(p);
         }
         match self.application(vault).await {
-            Some(id) => Ok(Principal::new(format!("application:{id}"), [Role::Reader])),
+            Some(id) => Ok(Principal::new(format!("{SELF_PREFIX}{id}"), [Role::Reader])),
             None => Err(StatusCode::BadUserAccessDenied),
         }
     }

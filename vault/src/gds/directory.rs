@@ -23,7 +23,7 @@ use opcua::{
     },
 };
 
-use super::access::Caller;
+use super::access::{self, Caller};
 use super::args::{like, Args};
 use super::ids::{self, trust_list, GroupIds};
 use super::nodes::{self, APPROVE_REQUEST, REJECT_REQUEST};
@@ -144,8 +144,11 @@ impl GdsNodeManagerImpl {
             .enumerate()
             .find(|(_, g)| *call.object_id() == NodeId::new(self.ns, g.trust_list))
         {
+            let offset = id
+                .checked_sub(g.trust_list)
+                .ok_or(StatusCode::BadMethodInvalid)?;
             return self
-                .trust_list_method(context, space, &caller, index, g, id - g.trust_list, &args)
+                .trust_list_method(context, space, &caller, index, g, offset, &args)
                 .await;
         }
         match id {
@@ -213,6 +216,16 @@ impl GdsNodeManagerImpl {
             .require_or_self(&self.vault, Role::Writer, &id)
             .await?;
         let request = records::to_request(&record)?;
+        if who.name.starts_with(access::SELF_PREFIX) {
+            // An application may describe itself, not become another one: its URI (in its
+            // certificates) and its type stay what an operator registered.
+            let current = self.vault.application(&id).await.map_err(status_of)?;
+            if request.application_uri.as_deref() != Some(current.application_uri.as_str())
+                || request.application_type != Some(current.application_type)
+            {
+                return Err(StatusCode::BadUserAccessDenied);
+            }
+        }
         self.vault
             .update_application(&who, &id, &request)
             .await
@@ -246,15 +259,21 @@ impl GdsNodeManagerImpl {
     async fn numbered_applications(
         &self,
     ) -> Result<Vec<(u32, crate::model::ApplicationRecord)>, StatusCode> {
+        // Numbered over every registration, unregistered ones included, so an unregistration
+        // does not shift the ids a paging client holds.
         let all = self
             .vault
-            .query_applications(&ApplicationQuery::default())
+            .query_applications(&ApplicationQuery {
+                include_unregistered: true,
+                ..Default::default()
+            })
             .await
             .map_err(status_of)?;
         Ok(all
             .into_iter()
             .enumerate()
             .map(|(i, r)| (u32::try_from(i + 1).unwrap_or(u32::MAX), r))
+            .filter(|(_, r)| r.state == "Registered")
             .collect())
     }
 
@@ -453,7 +472,11 @@ impl GdsNodeManagerImpl {
         }
         match request.state {
             CertificateRequestState::New => return Err(StatusCode::BadNothingToDo),
-            CertificateRequestState::Rejected => return Err(StatusCode::BadRequestNotAllowed),
+            // A revoked certificate is not handed out again: an application installing it
+            // would lock itself out.
+            CertificateRequestState::Rejected | CertificateRequestState::Revoked => {
+                return Err(StatusCode::BadRequestNotAllowed)
+            }
             _ => {}
         }
         let fetched = self

@@ -401,19 +401,44 @@ async fn follow_crls(vault: Arc<Vault>, pki_dir: PathBuf) {
 }
 
 /// Writes every CA certificate of the vault into `trusted/` and its CRL into `trusted/crl/`,
-/// so that a certificate the vault revoked is refused at CreateSession.
+/// so that a certificate the vault revoked is refused at CreateSession. Each file is written
+/// outside those folders and renamed in (the stack reads every file there on each
+/// validation), and files of CAs the vault no longer has are removed.
 pub async fn sync_trust_store(vault: &Vault, pki_dir: &Path) -> Result<()> {
-    for (serial, cert, crl) in vault.ca_certificates_and_crls().await? {
-        let path = pki_dir
-            .join("trusted")
-            .join(format!("vault-ca-{serial}.der"));
-        std::fs::write(&path, &cert).map_err(|e| io(&path, e))?;
+    let cas = vault.ca_certificates_and_crls().await?;
+    let mut keep = Vec::new();
+    for (serial, cert, crl) in &cas {
+        let name = format!("vault-ca-{serial}.der");
+        replace_file(pki_dir, &pki_dir.join("trusted").join(&name), cert)?;
+        keep.push(name);
         if let Some(crl) = crl {
-            let path = pki_dir
-                .join("trusted/crl")
-                .join(format!("vault-ca-{serial}.crl"));
-            std::fs::write(&path, &crl).map_err(|e| io(&path, e))?;
+            let name = format!("vault-ca-{serial}.crl");
+            replace_file(pki_dir, &pki_dir.join("trusted/crl").join(&name), crl)?;
+            keep.push(name);
+        }
+    }
+    for dir in ["trusted", "trusted/crl"] {
+        let Ok(entries) = std::fs::read_dir(pki_dir.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with("vault-ca-") && !keep.contains(&name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
     Ok(())
+}
+
+/// Writes `bytes` to a temporary file in `pki_dir` and renames it to `path`.
+fn replace_file(pki_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = pki_dir.join(format!(
+        ".tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }
