@@ -117,7 +117,10 @@ fn the_gds_contract_links_neither_side() {
     let deps = dependencies("iiot-gds");
     assert!(deps.iter().any(|d| d == "async-opcua"), "{deps:?}");
     for side in ["iiot-vault", "iiot-module", "sqlx", "axum", "rusqlite"] {
-        assert!(!deps.iter().any(|d| d == side), "iiot-gds depends on {side}");
+        assert!(
+            !deps.iter().any(|d| d == side),
+            "iiot-gds depends on {side}"
+        );
     }
     let module = dependencies("iiot-module");
     assert!(module.iter().any(|d| d == "iiot-gds"), "{module:?}");
