@@ -227,16 +227,14 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     );
 
     // The module, told only where the GDS is and what its certificate is.
-    let password_file = dir.join("gds-password");
-    std::fs::write(&password_file, WRITER).unwrap();
     let module_dir = dir.join("module");
-    let module = iiot_module::start(iiot_module::ModuleConfig {
+    let module_config = || iiot_module::ModuleConfig {
         http_bind: "127.0.0.1:0".parse().unwrap(),
         api_key: API_KEY.into(),
         data_dir: module_dir.clone(),
         application_uri: Some("urn:iiot:test:gds-module".into()),
         gds: Some(iiot_module::enrollment::GdsSettings {
-            url: gds_url,
+            url: gds_url.clone(),
             user: "ops".into(),
             password: WRITER.into(),
             trust: vec![dir.join("vault/gds-pki/own/cert.der")],
@@ -244,9 +242,21 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
             refresh_interval: Duration::from_secs(3600),
         }),
         ..Default::default()
-    })
-    .await
-    .expect("module starts");
+    };
+    let module = iiot_module::start(module_config())
+        .await
+        .expect("module starts");
+    let base = format!("http://{}", module.http_addr);
+    wait_for_metric(
+        &base,
+        "iiot_gds_enrollment_phase{phase=\"waiting_for_approval\"} 1",
+    )
+    .await;
+    // A restart while waiting asks about the same request instead of sending another.
+    module.shutdown().await;
+    let module = iiot_module::start(module_config())
+        .await
+        .expect("module restarts");
     let base = format!("http://{}", module.http_addr);
     let plc_url = format!("opc.tcp://127.0.0.1:{plc_port}/");
 
@@ -272,7 +282,11 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
         )
         .await;
     let pending = pending["requests"].as_array().unwrap();
-    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(
+        pending.len(),
+        1,
+        "one request across the restart: {pending:?}"
+    );
     let request = pending[0]["requestId"].as_str().unwrap();
     assert_eq!(pending[0]["submitted"]["authorityId"], "ops");
     rest.call(

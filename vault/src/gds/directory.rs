@@ -124,6 +124,19 @@ impl GdsNodeManagerImpl {
             .map(|g| NodeId::new(self.ns, g.id))
     }
 
+    /// The application the first argument names, and who acts on it: the API key holder with
+    /// `role`, or the application itself (ApplicationSelfAdmin).
+    async fn application_arg(
+        &self,
+        caller: &Caller,
+        args: &Args<'_>,
+        role: Role,
+    ) -> Result<(String, iiot_auth::Principal), StatusCode> {
+        let app = self.vault_id(&args.node_id(0)?)?;
+        let who = caller.require_or_self(&self.vault, role, &app).await?;
+        Ok((app, who))
+    }
+
     async fn call_one(
         &self,
         context: &RequestContext,
@@ -244,10 +257,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn get_application(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let id = self.vault_id(&args.node_id(0)?)?;
-        caller
-            .require_or_self(&self.vault, Role::Reader, &id)
-            .await?;
+        let (id, _) = self.application_arg(caller, args, Role::Reader).await?;
         let row = self.vault.application(&id).await.map_err(status_of)?;
         let record = records::from_model(self.to_node_id(&row.id), &row.to_record());
         Ok(vec![Variant::from(
@@ -388,10 +398,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn start_signing_request(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        let who = caller
-            .require_or_self(&self.vault, Role::Writer, &app)
-            .await?;
+        let (app, who) = self.application_arg(caller, args, Role::Writer).await?;
         let (_, group) = self.group(&args.node_id(1)?)?;
         let cert_type = self.cert_type(&args.node_id(2)?)?;
         let csr = args.bytes(3)?;
@@ -421,10 +428,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn start_new_key_pair_request(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        let who = caller
-            .require_or_self(&self.vault, Role::Writer, &app)
-            .await?;
+        let (app, who) = self.application_arg(caller, args, Role::Writer).await?;
         let (_, group) = self.group(&args.node_id(1)?)?;
         let cert_type = self.cert_type(&args.node_id(2)?)?;
         let subject_name = args.string(3)?.filter(|s| !s.is_empty());
@@ -460,10 +464,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn finish_request(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        let who = caller
-            .require_or_self(&self.vault, Role::Writer, &app)
-            .await?;
+        let (app, who) = self.application_arg(caller, args, Role::Writer).await?;
         self.vault.application(&app).await.map_err(status_of)?;
         let request_id = self.vault_id(&args.node_id(1)?)?;
         let request = self.vault.request(&request_id).await.map_err(status_of)?;
@@ -511,10 +512,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn get_certificate_groups(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        caller
-            .require_or_self(&self.vault, Role::Reader, &app)
-            .await?;
+        let (app, _) = self.application_arg(caller, args, Role::Reader).await?;
         self.vault.application(&app).await.map_err(status_of)?;
         let groups: Vec<NodeId> = self
             .vault
@@ -528,20 +526,14 @@ impl GdsNodeManagerImpl {
     }
 
     async fn get_trust_list(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        caller
-            .require_or_self(&self.vault, Role::Reader, &app)
-            .await?;
+        let (app, _) = self.application_arg(caller, args, Role::Reader).await?;
         self.vault.application(&app).await.map_err(status_of)?;
         let (_, group) = self.group(&args.node_id(1)?)?;
         Ok(vec![Variant::from(NodeId::new(self.ns, group.trust_list))])
     }
 
     async fn get_certificate_status(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        caller
-            .require_or_self(&self.vault, Role::Reader, &app)
-            .await?;
+        let (app, _) = self.application_arg(caller, args, Role::Reader).await?;
         let (_, group) = self.group(&args.node_id(1)?)?;
         let cert_type = self.cert_type(&args.node_id(2)?)?;
         let status = self
@@ -564,10 +556,7 @@ impl GdsNodeManagerImpl {
     }
 
     async fn get_certificates(&self, caller: &Caller, args: &Args<'_>) -> Outputs {
-        let app = self.vault_id(&args.node_id(0)?)?;
-        caller
-            .require_or_self(&self.vault, Role::Reader, &app)
-            .await?;
+        let (app, _) = self.application_arg(caller, args, Role::Reader).await?;
         let (_, group) = self.group(&args.node_id(1)?)?;
         let current = self
             .vault
