@@ -356,6 +356,43 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
         "the refusal names an OPC UA status: {body}"
     );
 
+    // Restarted with a revoked certificate, the module cannot open a GDS session with it: it
+    // makes a new key, enrolls again and is back.
+    module.shutdown().await;
+    let module = iiot_module::start(module_config())
+        .await
+        .expect("module restarts");
+    let base = format!("http://{}", module.http_addr);
+    wait_for_metric(
+        &base,
+        "iiot_gds_enrollment_phase{phase=\"waiting_for_approval\"} 1",
+    )
+    .await;
+    let pending = rest
+        .call(
+            reqwest::Method::POST,
+            "/v2/requests/query",
+            WRITER,
+            Some(json!({ "state": "New" })),
+        )
+        .await;
+    let again = pending["requests"][0]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    rest.call(
+        reqwest::Method::POST,
+        &format!("/v2/requests/{again}/approve"),
+        APPROVER,
+        None,
+    )
+    .await;
+    wait_for_metric(&base, "iiot_gds_enrollment_phase{phase=\"enrolled\"} 1").await;
+    let renewed = std::fs::read(module_dir.join("pki/own/cert.der")).unwrap();
+    assert_ne!(renewed, own, "a new certificate");
+    let (status, body) = read(&base, &format!("opc.tcp://localhost:{plc_port}/")).await;
+    assert_eq!(status, 200, "the re-enrolled module reads again: {body}");
+
     module.shutdown().await;
     plc.shutdown().await;
     vault.shutdown().await.unwrap();

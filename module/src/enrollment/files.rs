@@ -85,10 +85,25 @@ fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, FilesError> {
     Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
-/// A DER PKCS#10 request for the module's own key, with its application URI and host name in
-/// the subjectAltName (the GDS refuses a URI other than the registered one).
+/// Where the key of a request waiting for approval is kept until its certificate arrives.
+const PENDING_KEY: &str = "private/gds-pending-key.pem";
+
+/// A DER PKCS#10 request for a new key (every certificate gets its own key, so a renewal after
+/// a revocation or a stricter key size never re-certifies the old one), with the application
+/// URI and host name in the subjectAltName (the GDS refuses a URI other than the registered
+/// one). The key waits in `private/` until the certificate arrives; an existing pending key is
+/// reused, so a restart keeps the key of the request it asks about.
 pub fn csr(pki: &Path, identity: &Identity) -> Result<Vec<u8>, FilesError> {
-    let key = own_key(pki)?;
+    let key = match read_key(&pki.join(PENDING_KEY))? {
+        Some(k) => k,
+        None => {
+            let rsa = openssl::rsa::Rsa::generate(2048).map_err(crypto("new key"))?;
+            let key = PKey::from_rsa(rsa).map_err(crypto("new key"))?;
+            let pem = key.private_key_to_pem_pkcs8().map_err(crypto("new key"))?;
+            write_private(&pki.join(PENDING_KEY), &pem)?;
+            key
+        }
+    };
     let mut req = X509ReqBuilder::new().map_err(crypto("CSR"))?;
     req.set_pubkey(&key).map_err(crypto("CSR"))?;
     let mut name = X509NameBuilder::new().map_err(crypto("CSR"))?;
@@ -109,12 +124,51 @@ pub fn csr(pki: &Path, identity: &Identity) -> Result<Vec<u8>, FilesError> {
     req.build().to_der().map_err(crypto("CSR"))
 }
 
-/// The module's private key. async-opcua writes its PEM with carriage returns and no line
-/// breaks after the armour, which OpenSSL's PEM reader refuses, so the base64 body is read here.
-fn own_key(pki: &Path) -> Result<PKey<openssl::pkey::Private>, FilesError> {
+/// Writes a private key readable by the owner only.
+fn write_private(path: &Path, pem: &[u8]) -> Result<(), FilesError> {
+    write_atomically(path, pem)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
+    }
+    Ok(())
+}
+
+/// Gives the module a new key and a self-signed certificate, dropping any pending request's
+/// key: what it must do when the GDS refuses its certificate (revoked or expired), since a
+/// refused certificate cannot open the session that would renew it.
+pub fn start_over(pki: &Path, identity: &Identity) -> Result<(), FilesError> {
+    use opcua::crypto::{CertificateStore, X509Data};
+    use opcua::types::{ApplicationDescription, LocalizedText};
+    let description = ApplicationDescription {
+        application_uri: identity.application_uri.as_str().into(),
+        application_name: LocalizedText::new("", &identity.application_name),
+        product_uri: identity.product_uri.as_str().into(),
+        ..Default::default()
+    };
+    let data = X509Data::from((description, Some(vec![identity.host.clone()])));
+    CertificateStore::create_certificate_and_key(
+        &data,
+        true,
+        &pki.join(OWN_CERT),
+        &pki.join(OWN_KEY),
+    )
+    .map_err(FilesError::Invalid)?;
+    let _ = std::fs::remove_file(pki.join(PENDING_KEY));
+    clear_pending_request(pki)
+}
+
+/// A PEM private key, `None` when the file does not exist. async-opcua writes its PEM with
+/// carriage returns and no line breaks after the armour, which OpenSSL's PEM reader refuses, so
+/// the base64 body is read here.
+fn read_key(path: &Path) -> Result<Option<PKey<openssl::pkey::Private>>, FilesError> {
     use base64::Engine;
-    let path = pki.join(OWN_KEY);
-    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FilesError::Io(path.to_path_buf(), e)),
+    };
     let body = |label: &str| {
         let begin = format!("-----BEGIN {label}-----");
         let end = format!("-----END {label}-----");
@@ -127,12 +181,13 @@ fn own_key(pki: &Path) -> Result<PKey<openssl::pkey::Private>, FilesError> {
         base64::engine::general_purpose::STANDARD.decode(b64).ok()
     };
     if let Some(der) = body("PRIVATE KEY") {
-        return PKey::private_key_from_pkcs8(&der).map_err(crypto("own private key"));
+        return PKey::private_key_from_pkcs8(&der)
+            .map(Some)
+            .map_err(crypto("private key"));
     }
     if let Some(der) = body("RSA PRIVATE KEY") {
-        let rsa =
-            openssl::rsa::Rsa::private_key_from_der(&der).map_err(crypto("own private key"))?;
-        return PKey::from_rsa(rsa).map_err(crypto("own private key"));
+        let rsa = openssl::rsa::Rsa::private_key_from_der(&der).map_err(crypto("private key"))?;
+        return PKey::from_rsa(rsa).map(Some).map_err(crypto("private key"));
     }
     Err(FilesError::Invalid(format!(
         "{}: no PEM private key",
@@ -184,18 +239,29 @@ pub struct Installed {
     pub not_after: i64,
 }
 
-/// Replaces the module's certificate with `der`, after checking that it belongs to the
-/// module's own key (a certificate for another key would lock the module out).
+/// Installs an issued certificate with the key it was requested for: the pending key when
+/// there is one (it becomes the module's key), else the module's own key. A certificate for
+/// any other key is refused, as it would lock the module out. The key is written before the
+/// certificate; a channel opened between the two renames fails once and is retried.
 pub fn install_certificate(pki: &Path, der: &[u8]) -> Result<Installed, FilesError> {
     let cert = X509::from_der(der).map_err(crypto("issued certificate"))?;
-    let key = own_key(pki)?;
     let cert_key = cert.public_key().map_err(crypto("issued certificate"))?;
-    if !cert_key.public_eq(&key) {
-        return Err(FilesError::Invalid(
-            "the issued certificate is not for the module's own key".into(),
-        ));
+    let pending = read_key(&pki.join(PENDING_KEY))?;
+    let own = read_key(&pki.join(OWN_KEY))?;
+    match (&pending, &own) {
+        (Some(k), _) if cert_key.public_eq(k) => {
+            let pem = k.private_key_to_pem_pkcs8().map_err(crypto("key"))?;
+            write_private(&pki.join(OWN_KEY), &pem)?;
+        }
+        (_, Some(k)) if cert_key.public_eq(k) => {}
+        _ => {
+            return Err(FilesError::Invalid(
+                "the issued certificate is for none of the module's keys".into(),
+            ))
+        }
     }
     write_atomically(&pki.join(OWN_CERT), der)?;
+    let _ = std::fs::remove_file(pki.join(PENDING_KEY));
     let serial = cert
         .serial_number()
         .to_bn()

@@ -6,8 +6,10 @@
 //! fetches fresh CRLs.
 //!
 //! The OPC UA stack reads the own certificate and key from the PKI folder at every new secure
-//! channel, so sessions opened after an installation present the new certificate. The key
-//! stays the one the module made at its first start (`pki/private/private.pem`).
+//! channel, so sessions opened after an installation present the new certificate. Every
+//! request is for a new key, which replaces the old one when its certificate arrives. When the
+//! GDS refuses the module's certificate (revoked or expired), the module makes a new key and a
+//! self-signed certificate and enrolls again.
 //!
 //! - `files`: what is written into the PKI (certificate, trust list files, CSR).
 //! - `status`: the state `/metrics` reports.
@@ -21,7 +23,7 @@ use std::time::Duration;
 
 use iiot_gds::client::{GdsClient, GdsError};
 use iiot_gds::record::ApplicationRecord;
-use opcua::client::{Client, ClientBuilder, IdentityToken, Password};
+use opcua::client::{Client, ClientBuilder, IdentityToken, Password, SessionPollResult};
 use opcua::crypto::SecurityPolicy;
 use opcua::types::{
     LocalizedText, MessageSecurityMode, NodeId, ObjectTypeId, StatusCode, UserTokenPolicy,
@@ -75,8 +77,18 @@ pub struct Identity {
 
 /// After a failure, the next attempt waits this long (at most the refresh interval).
 const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// What a server answers when the module's own certificate is revoked or expired (or its CA
+/// is): the module can then only start over with a new key.
+const REFUSED_OWN_CERTIFICATE: [StatusCode; 4] = [
+    StatusCode::BadCertificateRevoked,
+    StatusCode::BadCertificateTimeInvalid,
+    StatusCode::BadCertificateIssuerRevoked,
+    StatusCode::BadCertificateIssuerTimeInvalid,
+];
 /// How long opening the GDS session may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long closing the GDS session may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CERTIFICATE_TYPE: ObjectTypeId = ObjectTypeId::RsaSha256ApplicationCertificateType;
 
 /// Why one enrollment round stopped.
@@ -86,6 +98,9 @@ enum RoundError {
     Gds(#[from] GdsError),
     #[error("connecting to the GDS: {0}")]
     Connect(String),
+    /// The GDS refused the module's own certificate when the session was opened.
+    #[error("the GDS refused the module's certificate: {0}")]
+    Refused(StatusCode),
     #[error("the GDS rejected signing request {0}")]
     Rejected(String),
     #[error("PKI: {0}")]
@@ -123,6 +138,19 @@ async fn run(
         let wait = match round(&settings, &identity, &status, &mut stop).await {
             Ok(()) => settings.refresh_interval,
             Err(RoundError::Stopped) => return,
+            Err(e @ RoundError::Refused(_)) => {
+                status.failed(&e.to_string());
+                warn!(error = %e, "starting over with a new key and a self-signed certificate");
+                match files::start_over(&identity.pki_dir, &identity) {
+                    // At once: nothing is gained by waiting, and the module has no usable
+                    // certificate until it enrolls again.
+                    Ok(()) => std::time::Duration::ZERO,
+                    Err(e) => {
+                        error!(error = %e, "cannot make a new key");
+                        RETRY_AFTER
+                    }
+                }
+            }
             // Not again before an operator had time to look: a new request every few seconds
             // would flood the approvers.
             Err(e @ RoundError::Rejected(_)) => {
@@ -192,31 +220,47 @@ async fn round(
         )
         .await
         .map_err(|e| RoundError::Connect(e.to_string()))?;
-    let mut event_loop = event_loop.spawn();
-    let result = async {
-        // The event loop ends with the reason when the connection fails (a refused
-        // certificate, say); the session would wait for a connection for ever.
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            tokio::select! {
-                ok = session.wait_for_connection() => Ok(ok),
-                ended = &mut event_loop => Err(match ended {
-                    Ok(status) => status.to_string(),
-                    Err(e) => e.to_string(),
-                }),
+    // The first connect result, as the module's session pool reads it: a refusal (of the
+    // module's certificate, say) arrives as ReconnectFailed, not as the end of the loop.
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), StatusCode>>();
+    let event_loop = tokio::spawn(async move {
+        use futures::StreamExt;
+        let mut first = Some(first_tx);
+        let stream = event_loop.enter();
+        futures::pin_mut!(stream);
+        while let Some(event) = stream.next().await {
+            let outcome = match event {
+                Ok(SessionPollResult::Reconnected(_)) => Ok(()),
+                Ok(SessionPollResult::ReconnectFailed(status)) | Err(status) => Err(status),
+                Ok(_) => continue,
+            };
+            if let Some(tx) = first.take() {
+                let failed = outcome.is_err();
+                let _ = tx.send(outcome);
+                if failed {
+                    break;
+                }
             }
-        })
-        .await
-        .map_err(|_| RoundError::Connect(format!("no session within {CONNECT_TIMEOUT:?}")))?;
+        }
+    });
+    let result = async {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, first_rx)
+            .await
+            .map_err(|_| RoundError::Connect(format!("no session within {CONNECT_TIMEOUT:?}")))?;
         match connected {
-            Ok(true) => {}
-            Ok(false) => return Err(RoundError::Connect("the session did not open".into())),
-            Err(why) => return Err(RoundError::Connect(why)),
+            Ok(Ok(())) => {}
+            Ok(Err(status)) if REFUSED_OWN_CERTIFICATE.contains(&status) => {
+                return Err(RoundError::Refused(status))
+            }
+            Ok(Err(status)) => return Err(RoundError::Connect(status.to_string())),
+            Err(_) => return Err(RoundError::Connect("the session ended".into())),
         }
         let gds = GdsClient::new(session.clone()).await?;
         enroll(&gds, settings, identity, status, stop).await
     }
     .await;
-    let _ = session.disconnect().await;
+    // Bounded: after a refused connect the event loop is gone and nothing would answer.
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.disconnect()).await;
     event_loop.abort();
     result
 }
