@@ -193,6 +193,10 @@ struct Entry {
     principal: Principal,
 }
 
+/// Principal names the services give themselves: the vault's applications acting for their
+/// own record over OPC UA.
+pub const RESERVED_NAME_PREFIX: &str = "application:";
+
 /// The known API keys, as digests.
 #[derive(Clone)]
 pub struct ApiKeys {
@@ -253,6 +257,13 @@ impl ApiKeys {
             let at = |m: String| AuthError::Config(format!("entry {i} ('{}'): {m}", e.name));
             if e.name.trim().is_empty() {
                 return Err(AuthError::Config(format!("entry {i}: empty name")));
+            }
+            // The vault names applications acting for themselves `application:<id>` in its
+            // audit log; a key of that name would pass for one.
+            if e.name.starts_with(RESERVED_NAME_PREFIX) {
+                return Err(at(format!(
+                    "names starting with '{RESERVED_NAME_PREFIX}' are reserved"
+                )));
             }
             if !names.insert(e.name.clone()) {
                 return Err(at("name used twice".into()));
@@ -493,6 +504,10 @@ mod tests {
                 "64 hex",
             ),
             (r#"[{"name":"a","roles":["reader"]}]"#, "exactly one"),
+            (
+                r#"[{"name":"application:x","key":"0123456789abcdef","roles":["reader"]}]"#,
+                "reserved",
+            ),
         ];
         for (json, want) in cases {
             let err = ApiKeys::parse(json).unwrap_err().to_string();

@@ -30,8 +30,8 @@ use crate::service::Vault;
 const KEY_TOKEN_PREFIX: &str = "key:";
 
 /// Principal names of applications acting for themselves (ApplicationSelfAdmin) in audit
-/// lines.
-pub const SELF_PREFIX: &str = "application:";
+/// lines; API keys may not have such names.
+pub const SELF_PREFIX: &str = iiot_auth::RESERVED_NAME_PREFIX;
 
 /// The policy id async-opcua requires of anonymous tokens (crate-private there, in
 /// server/src/identity_token.rs).
