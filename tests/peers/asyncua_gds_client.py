@@ -299,6 +299,7 @@ async def run(a: argparse.Namespace) -> None:
         )
         servers = servers[1]
         check(len(servers) == 1 and servers[0].DiscoveryUrl == "opc.tcp://other:4840", f"QueryServers: {servers}")
+        server_record_id = servers[0].RecordId
         step("QueryApplications, QueryServers")
 
         groups = await gds.call(GET_CERTIFICATE_GROUPS, app)
@@ -460,7 +461,13 @@ async def run(a: argparse.Namespace) -> None:
         await gds.call(UNREGISTER_APPLICATION, app)
         st = await gds.call(CHECK_REVOCATION_STATUS, cert2)
         check(st[0].value == ua.StatusCodes.BadCertificateRevoked, "UnregisterApplication revokes its certificates")
-        step("UnregisterApplication revokes")
+        servers = (await gds.call(
+            QUERY_SERVERS,
+            ua.Variant(0, ua.VariantType.UInt32), ua.Variant(0, ua.VariantType.UInt32),
+            "", "", "", ua.Variant([], ua.VariantType.String),
+        ))[1]
+        check([x.RecordId for x in servers] == [server_record_id], f"record ids stay after an unregistration: {servers}")
+        step("UnregisterApplication revokes; other record ids unchanged")
     finally:
         await approver.disconnect()
 
