@@ -102,12 +102,15 @@ impl Up {
     }
 }
 
+/// Every port but MQTT's given as a free one, so tests running side by side never both take a
+/// free default (the vault GDS's 4842 among them).
 fn port_args(plc: u16, http: u16, twin: u16, vault: u16) -> Vec<String> {
     [
         ("--plc-port", plc),
         ("--http-port", http),
         ("--twin-port", twin),
         ("--vault-port", vault),
+        ("--gds-port", free_port()),
     ]
     .into_iter()
     .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
