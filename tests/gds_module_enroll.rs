@@ -51,6 +51,32 @@ impl Rest {
     }
 }
 
+impl Rest {
+    /// The requests waiting for approval.
+    async fn pending(&self) -> Vec<Value> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/v2/requests/query",
+                WRITER,
+                Some(json!({ "state": "New" })),
+            )
+            .await;
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Approves as the approver, a principal other than the requester.
+    async fn approve(&self, request: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/v2/requests/{request}/approve"),
+            APPROVER,
+            None,
+        )
+        .await;
+    }
+}
+
 fn b64(s: &Value) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(s.as_str().expect("base64 string"))
@@ -184,13 +210,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
         )
         .await;
     let id = req["requestId"].as_str().unwrap();
-    rest.call(
-        reqwest::Method::POST,
-        &format!("/v2/requests/{id}/approve"),
-        APPROVER,
-        None,
-    )
-    .await;
+    rest.approve(id).await;
     let issued = rest
         .call(
             reqwest::Method::GET,
@@ -273,15 +293,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     );
 
     // An approver other than the requester lets it through.
-    let pending = rest
-        .call(
-            reqwest::Method::POST,
-            "/v2/requests/query",
-            WRITER,
-            Some(json!({ "state": "New" })),
-        )
-        .await;
-    let pending = pending["requests"].as_array().unwrap();
+    let pending = rest.pending().await;
     assert_eq!(
         pending.len(),
         1,
@@ -289,13 +301,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     );
     let request = pending[0]["requestId"].as_str().unwrap();
     assert_eq!(pending[0]["submitted"]["authorityId"], "ops");
-    rest.call(
-        reqwest::Method::POST,
-        &format!("/v2/requests/{request}/approve"),
-        APPROVER,
-        None,
-    )
-    .await;
+    rest.approve(request).await;
     let m = wait_for_metric(&base, "iiot_gds_enrollment_phase{phase=\"enrolled\"} 1").await;
     assert!(m.contains("iiot_gds_certificates_installed_total 1"), "{m}");
     wait_for_metric(&base, "iiot_gds_trust_list_refreshed_seconds 1").await;
@@ -368,25 +374,9 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
         "iiot_gds_enrollment_phase{phase=\"waiting_for_approval\"} 1",
     )
     .await;
-    let pending = rest
-        .call(
-            reqwest::Method::POST,
-            "/v2/requests/query",
-            WRITER,
-            Some(json!({ "state": "New" })),
-        )
+    let pending = rest.pending().await;
+    rest.approve(pending[0]["requestId"].as_str().unwrap())
         .await;
-    let again = pending["requests"][0]["requestId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    rest.call(
-        reqwest::Method::POST,
-        &format!("/v2/requests/{again}/approve"),
-        APPROVER,
-        None,
-    )
-    .await;
     wait_for_metric(&base, "iiot_gds_enrollment_phase{phase=\"enrolled\"} 1").await;
     let renewed = std::fs::read(module_dir.join("pki/own/cert.der")).unwrap();
     assert_ne!(renewed, own, "a new certificate");
