@@ -50,6 +50,12 @@ impl TrustLists {
 
     /// Reads a file's content; the lists it did not specify come back empty.
     pub fn decode(bytes: &[u8]) -> Result<TrustLists, TrustListError> {
+        Self::decode_specified(bytes).map(|(_, lists)| lists)
+    }
+
+    /// Reads a file's content with the mask of the lists it specifies (a writer replaces those
+    /// and leaves the others).
+    pub fn decode_specified(bytes: &[u8]) -> Result<(u32, TrustLists), TrustListError> {
         let owned = ContextOwned::default();
         let mut stream = Cursor::new(bytes);
         let data = TrustListDataType::decode(&mut stream, &owned.context())
@@ -63,12 +69,15 @@ impl TrustLists {
                 .filter_map(|b| b.value)
                 .collect::<Vec<_>>()
         };
-        Ok(TrustLists {
-            trusted_certificates: take(data.trusted_certificates),
-            trusted_crls: take(data.trusted_crls),
-            issuer_certificates: take(data.issuer_certificates),
-            issuer_crls: take(data.issuer_crls),
-        })
+        Ok((
+            data.specified_lists & ALL,
+            TrustLists {
+                trusted_certificates: take(data.trusted_certificates),
+                trusted_crls: take(data.trusted_crls),
+                issuer_certificates: take(data.issuer_certificates),
+                issuer_crls: take(data.issuer_crls),
+            },
+        ))
     }
 }
 
@@ -85,7 +94,9 @@ mod tests {
             issuer_crls: vec![vec![4]],
         };
         assert_eq!(TrustLists::decode(&lists.encode(ALL)).unwrap(), lists);
-        let only = TrustLists::decode(&lists.encode(TRUSTED_CERTIFICATES)).unwrap();
+        let (mask, only) =
+            TrustLists::decode_specified(&lists.encode(TRUSTED_CERTIFICATES)).unwrap();
+        assert_eq!(mask, TRUSTED_CERTIFICATES);
         assert_eq!(only.trusted_certificates, vec![vec![1, 2]]);
         assert!(only.trusted_crls.is_empty());
         let mut longer = lists.encode(ALL);

@@ -81,6 +81,9 @@ pub struct PlcSimConfig {
     /// Username/password pairs accepted on the secure endpoints (never on None/None, where the
     /// password would travel in clear).
     pub users: Vec<(String, String)>,
+    /// Username/password pairs with Part 12's SecurityAdmin role: over SignAndEncrypt they may
+    /// push a certificate and trust list (`ServerConfiguration`). Empty: nobody may.
+    pub security_admins: Vec<(String, String)>,
     /// Trust any client certificate instead of parking it in `pki_dir/rejected`.
     pub auto_accept: bool,
     /// Monitored items per subscription (async-opcua defaults to 1000, too low for a gateway).
@@ -120,6 +123,7 @@ impl Default for PlcSimConfig {
                 ("user1".to_owned(), "password".to_owned()),
                 ("user2".to_owned(), "password1".to_owned()),
             ],
+            security_admins: Vec::new(),
             auto_accept: false,
             max_monitored_items_per_subscription: 100_000,
             max_subscriptions_per_session: 100,
@@ -155,6 +159,14 @@ impl std::fmt::Debug for PlcSimConfig {
             .field("max_connections", &self.max_connections)
             .field("max_unactivated_sessions", &self.max_unactivated_sessions)
             .field("users", &users)
+            .field(
+                "security_admins",
+                &self
+                    .security_admins
+                    .iter()
+                    .map(|(u, _)| u.as_str())
+                    .collect::<Vec<_>>(),
+            )
             .field("auto_accept", &self.auto_accept)
             .field(
                 "max_monitored_items_per_subscription",

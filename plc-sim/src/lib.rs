@@ -18,6 +18,7 @@ mod methods;
 mod node_manager;
 pub mod nodes;
 mod pki;
+mod push;
 mod server;
 mod simulation;
 

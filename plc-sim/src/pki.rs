@@ -84,6 +84,20 @@ fn existing_certificate_problem(
     if let Err(e) = CertificateStore::read_pkey(key_path) {
         return Some(format!("stored private key unreadable: {e}"));
     }
+    // A push writes the key and then the certificate; a crash between the two must not leave
+    // a server that cannot use its certificate.
+    let matches = (|| {
+        let key = iiot_gds::pki::read_private_key(key_path).ok()??;
+        let der = cert.to_der().ok()?;
+        let public = openssl::x509::X509::from_der(&der)
+            .ok()?
+            .public_key()
+            .ok()?;
+        Some(public.public_eq(&key))
+    })();
+    if matches != Some(true) {
+        return Some("stored private key does not belong to the stored certificate".to_owned());
+    }
     if cert.is_application_uri_valid(application_uri).is_err() {
         return Some(format!("stored certificate is not for {application_uri}"));
     }

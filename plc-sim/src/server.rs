@@ -21,7 +21,9 @@ use tracing::{info, warn};
 use crate::{
     node_manager::{PlcNodeManager, PlcNodeManagerImpl},
     nodes::{self, Shape},
-    pki, simulation, PlcSimConfig, PlcSimError, NAMESPACE_URI,
+    pki,
+    push::{PushConfig, PushManager, SECURITY_ADMIN_TOKEN_PREFIX},
+    simulation, PlcSimConfig, PlcSimError, NAMESPACE_URI,
 };
 
 /// Application name advertised in the ApplicationDescription and certificate subject.
@@ -45,7 +47,6 @@ pub struct PlcSim {
     host: String,
     port: u16,
     namespace_index: u16,
-    certificate_der: Vec<u8>,
     handle: ServerHandle,
     server_task: Option<JoinHandle<Result<(), String>>>,
     updaters: Vec<JoinHandle<()>>,
@@ -102,18 +103,19 @@ impl PlcSim {
         let namespace_index = handle
             .get_namespace_index(NAMESPACE_URI)
             .ok_or_else(|| PlcSimError::Server("plc-sim namespace not registered".to_owned()))?;
-        let certificate_der = handle
-            .info()
-            .server_certificate
-            .as_ref()
-            .and_then(|c| c.to_der().ok())
-            .ok_or_else(|| PlcSimError::Server("server certificate not loaded".to_owned()))?;
+        if handle.info().server_certificate().is_none() {
+            return Err(PlcSimError::Server(
+                "server certificate not loaded".to_owned(),
+            ));
+        }
+        if let Some(push) = handle.node_managers().get_of_type::<PushManager>() {
+            push.publish_properties();
+        }
 
         let mut sim = PlcSim {
             host,
             port,
             namespace_index,
-            certificate_der,
             server_task: Some(tokio::spawn(server.run_with(listener))),
             handle,
             updaters: Vec::new(),
@@ -166,9 +168,14 @@ impl PlcSim {
         NodeId::new(self.namespace_index, path)
     }
 
-    /// DER of the certificate the server presents, to compare thumbprints in tests.
+    /// DER of the certificate the server presents to new connections (it changes when a
+    /// certificate manager pushes one), to compare thumbprints in tests.
     pub fn server_certificate_der(&self) -> Vec<u8> {
-        self.certificate_der.clone()
+        self.handle
+            .info()
+            .server_certificate()
+            .and_then(|c| c.to_der().ok())
+            .unwrap_or_default()
     }
 
     /// Stops value updates and the server, and returns once the listening socket is closed.
@@ -278,6 +285,10 @@ fn build_server(
             PlcNodeManagerImpl::new(NAMESPACE_URI, ns, layout)
         });
 
+    let push_config = PushConfig {
+        pki_dir: config.pki_dir.clone(),
+        application_uri: app_uri.clone(),
+    };
     let mut builder = ServerBuilder::new()
         .application_name(APPLICATION_NAME)
         .application_uri(app_uri)
@@ -289,7 +300,8 @@ fn build_server(
         .host(&config.host)
         .port(port)
         .discovery_urls(vec![endpoint_url])
-        .with_node_manager(node_manager);
+        .with_node_manager(node_manager)
+        .with_node_manager(move |context: ServerContext| PushManager::new(push_config, context));
 
     let user_ids: Vec<String> = (0..config.users.len())
         .map(|i| format!("plc-sim-user-{i}"))
@@ -297,9 +309,16 @@ fn build_server(
     for (id, (user, pass)) in user_ids.iter().zip(&config.users) {
         builder = builder.add_user_token(id, ServerUserToken::user_pass(user, pass));
     }
+    let admin_ids: Vec<String> = (0..config.security_admins.len())
+        .map(|i| format!("{SECURITY_ADMIN_TOKEN_PREFIX}{i}"))
+        .collect();
+    for (id, (user, pass)) in admin_ids.iter().zip(&config.security_admins) {
+        builder = builder.add_user_token(id, ServerUserToken::user_pass(user, pass));
+    }
     let anonymous = vec![ANONYMOUS_USER_TOKEN_ID.to_owned()];
     let mut secure_tokens = anonymous.clone();
     secure_tokens.extend(user_ids);
+    secure_tokens.extend(admin_ids);
 
     // Anonymous only on None: a UserName token there would carry the password in clear.
     builder = builder.add_endpoint(

@@ -51,6 +51,14 @@ pub struct PlcSimArgs {
     /// A user as NAME:PASSWORD; repeat for more. Default: user1:password and user2:password1.
     #[arg(long = "user")]
     pub users: Vec<String>,
+    /// A user with OPC UA Part 12's SecurityAdmin role: over SignAndEncrypt it may push a
+    /// certificate and trust list (ServerConfiguration), as `iiot vault` does. Needs
+    /// --security-admin-password-file.
+    #[arg(long, requires = "security_admin_password_file")]
+    pub security_admin: Option<String>,
+    /// File holding the security administrator's password (one line).
+    #[arg(long, requires = "security_admin")]
+    pub security_admin_password_file: Option<std::path::PathBuf>,
     /// Trust every client certificate (a simulator convenience; logged as a warning).
     #[arg(long)]
     pub auto_accept: bool,
@@ -116,6 +124,15 @@ impl PlcSimArgs {
                         .with_context(|| format!("--user '{u}' must be NAME:PASSWORD"))
                 })
                 .collect::<Result<_>>()?;
+        }
+        if let (Some(name), Some(file)) = (self.security_admin, self.security_admin_password_file) {
+            let password = std::fs::read_to_string(&file)
+                .with_context(|| format!("--security-admin-password-file {}", file.display()))?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            if password.is_empty() {
+                bail!("--security-admin-password-file {} is empty", file.display());
+            }
+            c.security_admins = vec![(name, password)];
         }
         Ok(c)
     }

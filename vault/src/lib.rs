@@ -13,6 +13,7 @@ pub mod gds;
 pub mod kek;
 mod keypair;
 pub mod model;
+pub mod push;
 mod routes;
 pub mod service;
 pub mod store;
@@ -43,6 +44,7 @@ pub struct VaultHandle {
     refresher: JoinHandle<()>,
     store: Store,
     gds: Option<gds::GdsEndpoint>,
+    push: Option<push::PushEngine>,
 }
 
 impl VaultHandle {
@@ -71,6 +73,9 @@ impl VaultHandle {
     pub async fn shutdown(self) -> Result<(), VaultError> {
         let _ = self.stop.send(true);
         self.refresher.abort();
+        if let Some(push) = &self.push {
+            push.stop();
+        }
         if let Some(gds) = self.gds {
             gds.shutdown().await;
         }
@@ -160,6 +165,17 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
         None => None,
     };
     let gds_pki = gds.as_ref().map(|_| data_dir.join("gds-pki"));
+    // The push engine is the GDS face's application as a client: same certificate and PKI.
+    let push = opcua.as_ref().map(|c| {
+        push::PushEngine::start(
+            vault.clone(),
+            push::PushIdentity {
+                pki_dir: data_dir.join("gds-pki"),
+                application_uri: c.application_uri(),
+                application_name: gds::APPLICATION_NAME.to_owned(),
+            },
+        )
+    });
 
     let (stop, mut stopped) = watch::channel(false);
     let app = routes::router(routes::AppState {
@@ -197,5 +213,6 @@ pub async fn start(config: VaultConfig) -> Result<VaultHandle, VaultError> {
         refresher,
         store,
         gds,
+        push,
     })
 }

@@ -380,3 +380,135 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
         _ => Err(D::Error::custom(format!("{n} is not a whole number"))),
     }
 }
+
+/// `PUT /v2/applications/{id}/push`: where and as whom the vault pushes an application's
+/// certificate and trust list (OPC UA Part 12 push model). Its `Debug` output leaves the
+/// password out.
+#[derive(Clone, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PushTargetRequest {
+    /// `opc.tcp://host:port[/path]` of the server's endpoint.
+    pub endpoint_url: String,
+    /// A user with the SecurityAdmin role on that server.
+    pub user_name: String,
+    /// Its password; stored sealed with the vault's key-encryption key, never returned.
+    pub password: String,
+    /// SHA-1 thumbprint (hex) of the certificate the server presents before its first push,
+    /// when that certificate is not one this vault issued: the vault connects to no server it
+    /// cannot authenticate.
+    #[serde(default)]
+    pub server_thumbprint: Option<String>,
+    /// Ask the server for a new key pair with every certificate (CreateSigningRequest's
+    /// regeneratePrivateKey).
+    #[serde(default)]
+    pub regenerate_private_key: bool,
+    /// The certificate group; `DefaultApplicationGroup` when absent.
+    #[serde(default)]
+    pub group_id: Option<String>,
+    /// Pushes run only while enabled (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for PushTargetRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushTargetRequest")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("user_name", &self.user_name)
+            .field("password", &"***")
+            .field("server_thumbprint", &self.server_thumbprint)
+            .field("regenerate_private_key", &self.regenerate_private_key)
+            .field("group_id", &self.group_id)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+/// A push target as the API shows it (never with its password).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushTarget {
+    pub application_id: String,
+    pub endpoint_url: String,
+    pub user_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_thumbprint: Option<String>,
+    pub regenerate_private_key: bool,
+    pub group_id: String,
+    pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registered: Option<OperationContext>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<OperationContext>,
+    /// Serial number of the certificate last pushed and presented by the server.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed_certificate_serial: Option<String>,
+    /// When that certificate expires (a renewal is pushed inside the group's renewal window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed_certificate_not_after: Option<String>,
+    /// The newest push job.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_job: Option<PushJob>,
+}
+
+/// Why a push job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PushReason {
+    /// The server has no certificate from this vault yet.
+    Initial,
+    /// Asked for through the API.
+    Manual,
+    /// The pushed certificate needs renewal (renewal window, revoked, CA renewed).
+    Renewal,
+    /// The group's CRLs changed since the last push: trust list only.
+    TrustList,
+}
+
+/// Where a push job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PushJobState {
+    Pending,
+    /// The certificate request waits for an approver (the group does not auto-approve).
+    WaitingForApproval,
+    Succeeded,
+    Failed,
+}
+
+/// One run of the push sequence against a server.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushJob {
+    pub id: String,
+    pub application_id: String,
+    pub reason: PushReason,
+    pub state: PushJobState,
+    /// The step reached (connect, createSigningRequest, approval, updateCertificate,
+    /// trustList, applyChanges, verify, done).
+    pub step: String,
+    /// The certificate request this job made through the workflow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_serial: Option<String>,
+    /// SHA-1 thumbprint of the certificate pushed (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_thumbprint: Option<String>,
+    /// How the trust list reached the server: `replaced` (TrustList Write with the CAs and
+    /// their CRLs) or `addCertificate` (the server cannot replace its list: CAs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trust_list_mode: Option<String>,
+    pub crls_pushed: bool,
+    /// Why it failed: the step's OPC UA status symbol and text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub created: String,
+    pub updated: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushJobList {
+    pub jobs: Vec<PushJob>,
+}

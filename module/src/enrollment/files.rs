@@ -4,59 +4,17 @@
 //! every certificate an operator trusted by hand alone. Each file is written beside its final
 //! name and renamed over it, so the OPC UA stack never reads half a certificate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+pub use iiot_gds::pki::PkiError as FilesError;
+use iiot_gds::pki::{self, crypto, io, AltNames, OWN_CERT, OWN_KEY};
 use iiot_gds::trust_list::TrustLists;
 use opcua::types::NodeId;
-use openssl::hash::MessageDigest;
-use openssl::pkey::PKey;
-use openssl::stack::Stack;
-use openssl::x509::extension::SubjectAlternativeName;
-use openssl::x509::{X509NameBuilder, X509ReqBuilder, X509};
+use openssl::x509::{X509NameBuilder, X509};
 
 use super::Identity;
 
-/// Where async-opcua keeps the module's own certificate and key.
-const OWN_CERT: &str = "own/cert.der";
-const OWN_KEY: &str = "private/private.pem";
 const PREFIX: &str = "gds-";
-
-#[derive(Debug, thiserror::Error)]
-pub enum FilesError {
-    #[error("{0}: {1}")]
-    Io(PathBuf, std::io::Error),
-    #[error("{0}: {1}")]
-    Crypto(String, openssl::error::ErrorStack),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> FilesError + '_ {
-    move |e| FilesError::Io(path.to_path_buf(), e)
-}
-
-fn crypto(what: &str) -> impl FnOnce(openssl::error::ErrorStack) -> FilesError + '_ {
-    move |e| FilesError::Crypto(what.to_string(), e)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename. The temporary file
-/// sits in the PKI root, not beside `path`: the stack reads every file of the CRL folders.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), FilesError> {
-    use std::io::Write;
-    let root = path
-        .ancestors()
-        .find(|p| p.join("private").is_dir())
-        .unwrap_or_else(|| path.parent().unwrap_or(path));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = root.join(format!(".tmp-{name}"));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
-}
 
 /// The module's current certificate, as far as enrollment cares.
 pub struct OwnCertificate {
@@ -75,14 +33,8 @@ pub fn own_certificate(pki: &Path) -> Result<Option<OwnCertificate>, FilesError>
     let self_signed = cert.issuer_name().to_der().ok() == cert.subject_name().to_der().ok();
     Ok(Some(OwnCertificate {
         self_signed,
-        not_after: unix_time(cert.not_after())?,
+        not_after: pki::unix_time(cert.not_after())?,
     }))
-}
-
-fn unix_time(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, FilesError> {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).map_err(crypto("time"))?;
-    let diff = epoch.diff(t).map_err(crypto("time"))?;
-    Ok(i64::from(diff.days) * 86_400 + i64::from(diff.secs))
 }
 
 /// Where the key of a request waiting for approval is kept until its certificate arrives.
@@ -93,46 +45,24 @@ const PENDING_KEY: &str = "private/gds-pending-key.pem";
 /// URI and host name in the subjectAltName (the GDS refuses a URI other than the registered
 /// one). The key waits in `private/` until the certificate arrives; an existing pending key is
 /// reused, so a restart keeps the key of the request it asks about.
-pub fn csr(pki: &Path, identity: &Identity) -> Result<Vec<u8>, FilesError> {
-    let key = match read_key(&pki.join(PENDING_KEY))? {
+pub fn csr(pki_dir: &Path, identity: &Identity) -> Result<Vec<u8>, FilesError> {
+    let key = match pki::read_private_key(&pki_dir.join(PENDING_KEY))? {
         Some(k) => k,
         None => {
-            let rsa = openssl::rsa::Rsa::generate(2048).map_err(crypto("new key"))?;
-            let key = PKey::from_rsa(rsa).map_err(crypto("new key"))?;
-            let pem = key.private_key_to_pem_pkcs8().map_err(crypto("new key"))?;
-            write_private(&pki.join(PENDING_KEY), &pem)?;
+            let key = pki::new_rsa_key(2048)?;
+            pki::write_private_key(&pki_dir.join(PENDING_KEY), &key)?;
             key
         }
     };
-    let mut req = X509ReqBuilder::new().map_err(crypto("CSR"))?;
-    req.set_pubkey(&key).map_err(crypto("CSR"))?;
     let mut name = X509NameBuilder::new().map_err(crypto("CSR"))?;
     name.append_entry_by_text("CN", &identity.application_name)
         .map_err(crypto("CSR subject"))?;
-    req.set_subject_name(&name.build())
-        .map_err(crypto("CSR subject"))?;
-    let san = SubjectAlternativeName::new()
-        .uri(&identity.application_uri)
-        .dns(&identity.host)
-        .build(&req.x509v3_context(None))
-        .map_err(crypto("CSR subjectAltName"))?;
-    let mut extensions = Stack::new().map_err(crypto("CSR"))?;
-    extensions.push(san).map_err(crypto("CSR"))?;
-    req.add_extensions(&extensions).map_err(crypto("CSR"))?;
-    req.sign(&key, MessageDigest::sha256())
-        .map_err(crypto("CSR signature"))?;
-    req.build().to_der().map_err(crypto("CSR"))
-}
-
-/// Writes a private key readable by the owner only.
-fn write_private(path: &Path, pem: &[u8]) -> Result<(), FilesError> {
-    write_atomically(path, pem)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))?;
-    }
-    Ok(())
+    let names = AltNames {
+        uris: vec![identity.application_uri.clone()],
+        dns: vec![identity.host.clone()],
+        ips: Vec::new(),
+    };
+    pki::signing_request(&key, &name.build(), &names)
 }
 
 /// Gives the module a new key and a self-signed certificate, dropping any pending request's
@@ -157,42 +87,6 @@ pub fn start_over(pki: &Path, identity: &Identity) -> Result<(), FilesError> {
     .map_err(FilesError::Invalid)?;
     let _ = std::fs::remove_file(pki.join(PENDING_KEY));
     clear_pending_request(pki)
-}
-
-/// A PEM private key, `None` when the file does not exist. async-opcua writes its PEM with
-/// carriage returns and no line breaks after the armour, which OpenSSL's PEM reader refuses, so
-/// the base64 body is read here.
-fn read_key(path: &Path) -> Result<Option<PKey<openssl::pkey::Private>>, FilesError> {
-    use base64::Engine;
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FilesError::Io(path.to_path_buf(), e)),
-    };
-    let body = |label: &str| {
-        let begin = format!("-----BEGIN {label}-----");
-        let end = format!("-----END {label}-----");
-        let start = text.find(&begin)? + begin.len();
-        let stop = text[start..].find(&end)? + start;
-        let b64: String = text[start..stop]
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect();
-        base64::engine::general_purpose::STANDARD.decode(b64).ok()
-    };
-    if let Some(der) = body("PRIVATE KEY") {
-        return PKey::private_key_from_pkcs8(&der)
-            .map(Some)
-            .map_err(crypto("private key"));
-    }
-    if let Some(der) = body("RSA PRIVATE KEY") {
-        let rsa = openssl::rsa::Rsa::private_key_from_der(&der).map_err(crypto("private key"))?;
-        return PKey::from_rsa(rsa).map(Some).map_err(crypto("private key"));
-    }
-    Err(FilesError::Invalid(format!(
-        "{}: no PEM private key",
-        path.display()
-    )))
 }
 
 /// Where the id of a request waiting for approval is kept, in the PKI root (which the stack
@@ -221,7 +115,7 @@ pub fn pending_request(pki: &Path, namespace: u16) -> Result<Option<NodeId>, Fil
 }
 
 pub fn save_pending_request(pki: &Path, request: &NodeId) -> Result<(), FilesError> {
-    write_atomically(&pki.join(PENDING), request.to_string().as_bytes())
+    pki::write_atomically(&pki.join(PENDING), request.to_string().as_bytes())
 }
 
 pub fn clear_pending_request(pki: &Path) -> Result<(), FilesError> {
@@ -243,15 +137,14 @@ pub struct Installed {
 /// there is one (it becomes the module's key), else the module's own key. A certificate for
 /// any other key is refused, as it would lock the module out. The key is written before the
 /// certificate; a channel opened between the two renames fails once and is retried.
-pub fn install_certificate(pki: &Path, der: &[u8]) -> Result<Installed, FilesError> {
+pub fn install_certificate(pki_dir: &Path, der: &[u8]) -> Result<Installed, FilesError> {
     let cert = X509::from_der(der).map_err(crypto("issued certificate"))?;
     let cert_key = cert.public_key().map_err(crypto("issued certificate"))?;
-    let pending = read_key(&pki.join(PENDING_KEY))?;
-    let own = read_key(&pki.join(OWN_KEY))?;
+    let pending = pki::read_private_key(&pki_dir.join(PENDING_KEY))?;
+    let own = pki::read_private_key(&pki_dir.join(OWN_KEY))?;
     match (&pending, &own) {
         (Some(k), _) if cert_key.public_eq(k) => {
-            let pem = k.private_key_to_pem_pkcs8().map_err(crypto("key"))?;
-            write_private(&pki.join(OWN_KEY), &pem)?;
+            pki::write_private_key(&pki_dir.join(OWN_KEY), k)?;
         }
         (_, Some(k)) if cert_key.public_eq(k) => {}
         _ => {
@@ -260,8 +153,8 @@ pub fn install_certificate(pki: &Path, der: &[u8]) -> Result<Installed, FilesErr
             ))
         }
     }
-    write_atomically(&pki.join(OWN_CERT), der)?;
-    let _ = std::fs::remove_file(pki.join(PENDING_KEY));
+    pki::write_atomically(&pki_dir.join(OWN_CERT), der)?;
+    let _ = std::fs::remove_file(pki_dir.join(PENDING_KEY));
     let serial = cert
         .serial_number()
         .to_bn()
@@ -269,32 +162,23 @@ pub fn install_certificate(pki: &Path, der: &[u8]) -> Result<Installed, FilesErr
         .map_err(crypto("serial"))?;
     Ok(Installed {
         serial,
-        not_after: unix_time(cert.not_after())?,
+        not_after: pki::unix_time(cert.not_after())?,
     })
 }
 
 /// SHA-1 of the DER, the file name the stack's own stores use.
 fn file_name(der: &[u8], extension: &str) -> String {
-    format!(
-        "{PREFIX}{}.{extension}",
-        hex::encode(openssl::sha::sha1(der))
-    )
+    format!("{PREFIX}{}.{extension}", pki::thumbprint(der))
 }
 
 /// Replaces the `gds-` files of one folder with `items`.
 fn replace_folder(dir: &Path, items: &[Vec<u8>], extension: &str) -> Result<usize, FilesError> {
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let keep: Vec<String> = items.iter().map(|d| file_name(d, extension)).collect();
-    for (der, name) in items.iter().zip(&keep) {
-        write_atomically(&dir.join(name), der)?;
-    }
-    for entry in std::fs::read_dir(dir).map_err(io(dir))?.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with(PREFIX) && entry.path().is_file() && !keep.contains(&name) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(items.len())
+    pki::replace_folder(
+        dir,
+        items,
+        |d| Ok(file_name(d, extension)),
+        |n| n.starts_with(PREFIX),
+    )
 }
 
 /// Installs the GDS trust list: trusted CAs and their CRLs into `trusted/` and `trusted/crl/`,
@@ -305,10 +189,10 @@ pub fn install_trust_lists(pki: &Path, lists: &TrustLists) -> Result<(usize, usi
         .iter()
         .chain(&lists.issuer_certificates)
     {
-        X509::from_der(der).map_err(crypto("trust list certificate"))?;
+        pki::check_der(der, false)?;
     }
     for der in lists.trusted_crls.iter().chain(&lists.issuer_crls) {
-        openssl::x509::X509Crl::from_der(der).map_err(crypto("trust list CRL"))?;
+        pki::check_der(der, true)?;
     }
     let certs = replace_folder(&pki.join("trusted"), &lists.trusted_certificates, "der")?
         + replace_folder(&pki.join("issuer"), &lists.issuer_certificates, "der")?;
@@ -359,13 +243,11 @@ pub fn install_trust_file(pki: &Path, path: &Path) -> Result<(), FilesError> {
             // GDS server certificate, which has no CRL beside it) does not work; neither
             // starts with `gds-`, so trust list refreshes leave them alone.
             let name = if extension == "der" {
-                let cert = opcua::crypto::X509::from_der(der)
-                    .map_err(|e| FilesError::Invalid(format!("trust file certificate: {e}")))?;
-                opcua::crypto::CertificateStore::cert_file_name(&cert)
+                pki::stack_file_name(der)?
             } else {
                 format!("first-{}", file_name(der, extension))
             };
-            write_atomically(&dir.join(name), der)?;
+            pki::write_atomically(&dir.join(name), der)?;
         }
     }
     Ok(())

@@ -23,11 +23,9 @@ use std::time::Duration;
 
 use iiot_gds::client::{GdsClient, GdsError};
 use iiot_gds::record::ApplicationRecord;
-use opcua::client::{Client, ClientBuilder, IdentityToken, Password, SessionPollResult};
-use opcua::crypto::SecurityPolicy;
-use opcua::types::{
-    LocalizedText, MessageSecurityMode, NodeId, ObjectTypeId, StatusCode, UserTokenPolicy,
-};
+use iiot_gds::session::{self, ConnectError};
+use opcua::client::{Client, ClientBuilder};
+use opcua::types::{LocalizedText, NodeId, ObjectTypeId, StatusCode};
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
@@ -87,8 +85,6 @@ const REFUSED_OWN_CERTIFICATE: [StatusCode; 4] = [
 ];
 /// How long opening the GDS session may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long closing the GDS session may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const CERTIFICATE_TYPE: ObjectTypeId = ObjectTypeId::RsaSha256ApplicationCertificateType;
 
 /// Why one enrollment round stopped.
@@ -205,63 +201,26 @@ async fn round(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), RoundError> {
     let mut client = build_client(identity).map_err(RoundError::Connect)?;
-    let (session, event_loop) = client
-        .connect_to_matching_endpoint(
-            (
-                settings.url.as_str(),
-                SecurityPolicy::Basic256Sha256.to_uri(),
-                MessageSecurityMode::SignAndEncrypt,
-                UserTokenPolicy::anonymous(),
-            ),
-            IdentityToken::UserName(
-                settings.user.clone(),
-                Password::new(settings.password.clone()),
-            ),
-        )
-        .await
-        .map_err(|e| RoundError::Connect(e.to_string()))?;
-    // The first connect result, as the module's session pool reads it: a refusal (of the
-    // module's certificate, say) arrives as ReconnectFailed, not as the end of the loop.
-    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), StatusCode>>();
-    let event_loop = tokio::spawn(async move {
-        use futures::StreamExt;
-        let mut first = Some(first_tx);
-        let stream = event_loop.enter();
-        futures::pin_mut!(stream);
-        while let Some(event) = stream.next().await {
-            let outcome = match event {
-                Ok(SessionPollResult::Reconnected(_)) => Ok(()),
-                Ok(SessionPollResult::ReconnectFailed(status)) | Err(status) => Err(status),
-                Ok(_) => continue,
-            };
-            if let Some(tx) = first.take() {
-                let failed = outcome.is_err();
-                let _ = tx.send(outcome);
-                if failed {
-                    break;
-                }
-            }
+    let open = session::open(
+        &mut client,
+        &settings.url,
+        &settings.user,
+        &settings.password,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    .map_err(|e| match e {
+        ConnectError::Refused(status) if REFUSED_OWN_CERTIFICATE.contains(&status) => {
+            RoundError::Refused(status)
         }
-    });
+        other => RoundError::Connect(other.to_string()),
+    })?;
     let result = async {
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, first_rx)
-            .await
-            .map_err(|_| RoundError::Connect(format!("no session within {CONNECT_TIMEOUT:?}")))?;
-        match connected {
-            Ok(Ok(())) => {}
-            Ok(Err(status)) if REFUSED_OWN_CERTIFICATE.contains(&status) => {
-                return Err(RoundError::Refused(status))
-            }
-            Ok(Err(status)) => return Err(RoundError::Connect(status.to_string())),
-            Err(_) => return Err(RoundError::Connect("the session ended".into())),
-        }
-        let gds = GdsClient::new(session.clone()).await?;
+        let gds = GdsClient::new(open.session.clone()).await?;
         enroll(&gds, settings, identity, status, stop).await
     }
     .await;
-    // Bounded: after a refused connect the event loop is gone and nothing would answer.
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.disconnect()).await;
-    event_loop.abort();
+    open.close().await;
     result
 }
 

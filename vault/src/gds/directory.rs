@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use base64::Engine;
 use iiot_auth::{ApiKeys, Role};
+use iiot_gds::{args::Args, file::OpenFiles};
 use opcua::{
     server::{
         address_space::{AddressSpace, NodeType},
@@ -24,12 +25,12 @@ use opcua::{
 };
 
 use super::access::{self, Caller};
-use super::args::{like, Args};
+use super::args::like;
 use super::ids::{self, trust_list, GroupIds};
 use super::nodes::{self, APPROVE_REQUEST, REJECT_REQUEST};
 use super::records;
 use super::status::status_of;
-use super::trust_file::{self, OpenFiles};
+use super::trust_file;
 use crate::ca::CertType;
 use crate::model::{
     ApplicationQuery, ApplicationType, CertificateRequestState, StartNewKeyPairRequest,

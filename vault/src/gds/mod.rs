@@ -49,7 +49,8 @@ use crate::service::Vault;
 
 /// Default port of the OPC UA face (DESIGN.md; 4840 is left to the discovery server).
 pub const DEFAULT_OPCUA_PORT: u16 = 4842;
-const APPLICATION_NAME: &str = "iiot vault GDS";
+/// The OPC UA application name of the GDS face (and of the push engine, the same application).
+pub const APPLICATION_NAME: &str = "iiot vault GDS";
 const PRODUCT_URI: &str = "urn:iiot:vault";
 const OWN_CERT: &str = "own/cert.der";
 const OWN_KEY: &str = "private/private.pem";

@@ -8,6 +8,7 @@ mod distribution;
 mod groups;
 mod openapi;
 mod openapi_inputs;
+mod push;
 mod requests;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(groups::routes())
         .merge(requests::routes())
         .merge(distribution::routes())
+        .merge(push::routes())
         .merge(openapi::swagger(ca_lifetime_days))
         .with_state(state)
 }

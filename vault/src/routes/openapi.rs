@@ -6,7 +6,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::openapi_inputs::InputRules;
-use super::{applications, distribution, groups, requests};
+use super::{applications, distribution, groups, push, requests};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,12 @@ use super::{applications, distribution, groups, requests};
         requests::revoke,
         distribution::crl,
         distribution::issuer,
+        push::set_target,
+        push::get_target,
+        push::delete_target,
+        push::start_job,
+        push::list_jobs,
+        push::get_job,
     ),
     modifiers(&BearerAuth, &ProblemResponses)
 )]

@@ -15,7 +15,10 @@ impl Vault {
         let req = self.request(id).await?;
         workflow::check(Action::Approve, req.state, id)?;
         workflow::check_approver(&req.submitted_by, &who.name, id)?;
-        self.approve_as(&who.name, id).await
+        self.approve_as(&who.name, id).await?;
+        // A push job may be waiting for this request.
+        self.push_wake.notify_one();
+        Ok(())
     }
 
     /// Issues the certificate and moves the request to Approved.
@@ -80,6 +83,7 @@ impl Vault {
                 "request {id} changed state meanwhile"
             )));
         }
+        self.push_wake.notify_one();
         Ok(())
     }
 

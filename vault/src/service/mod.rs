@@ -13,6 +13,7 @@ mod decisions;
 mod distribution;
 mod groups;
 mod issuing;
+mod push;
 mod submission;
 
 use std::collections::HashMap;
@@ -43,6 +44,8 @@ pub struct Vault {
     /// Counts CRLs signed by this process, so the OPC UA face's trust store follows a
     /// revocation made through either face at once.
     crl_signed: tokio::sync::watch::Sender<u64>,
+    /// Wakes the push engine when a job is asked for, so it does not wait for its next round.
+    push_wake: tokio::sync::Notify,
 }
 
 fn not_found(what: &str, id: &str) -> VaultError {
@@ -85,6 +88,7 @@ impl Vault {
             cas: RwLock::new(HashMap::new()),
             crl_lock: tokio::sync::Mutex::new(()),
             crl_signed: tokio::sync::watch::Sender::new(0),
+            push_wake: tokio::sync::Notify::new(),
         };
         vault.ensure_groups().await?;
         for row in vault.store.all_cas().await? {

@@ -18,7 +18,7 @@ CREATE FUNCTION vault_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON audit FOR EACH ROW EXECUTE FUNCTION vault_audit_append_only();
 "#;
 
-fn migrations(backend: Backend) -> [(i64, &'static str); 3] {
+fn migrations(backend: Backend) -> [(i64, &'static str); 4] {
     [
         (1, SCHEMA),
         (
@@ -29,12 +29,53 @@ fn migrations(backend: Backend) -> [(i64, &'static str); 3] {
             },
         ),
         (3, CERT_SERIAL_INDEX),
+        (4, PUSH),
     ]
 }
 
 /// The GDS face finds a request by the certificate a channel presents (ApplicationSelfAdmin,
 /// RevokeCertificate, CheckRevocationStatus), on every call of an application session.
 const CERT_SERIAL_INDEX: &str = "CREATE INDEX requests_cert_serial ON requests (cert_serial)";
+
+/// Part 12 push: targets (credentials sealed) and the jobs run against them.
+const PUSH: &str = r#"
+CREATE TABLE push_targets (
+    application_id TEXT PRIMARY KEY,
+    endpoint_url TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    password_sealed {blob} NOT NULL,
+    server_thumbprint TEXT,
+    regenerate_key BIGINT NOT NULL,
+    group_id TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_by TEXT,
+    updated_at BIGINT,
+    pushed_serial TEXT,
+    pushed_not_after BIGINT,
+    pushed_crl_mark TEXT,
+    next_attempt BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    revision BIGINT NOT NULL
+);
+CREATE TABLE push_jobs (
+    id TEXT PRIMARY KEY,
+    application_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL,
+    step TEXT NOT NULL,
+    request_id TEXT,
+    cert_serial TEXT,
+    thumbprint TEXT,
+    trust_list_mode TEXT,
+    crls_pushed BIGINT NOT NULL,
+    error TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX push_jobs_application ON push_jobs (application_id, id);
+"#;
 
 const SCHEMA: &str = r#"
 CREATE TABLE applications (

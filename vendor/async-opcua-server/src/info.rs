@@ -38,6 +38,19 @@ use super::authenticator::{AuthManager, UserToken};
 use super::identity_token::{IdentityToken, POLICY_ID_ANONYMOUS, POLICY_ID_X509};
 use super::{OperationalLimits, ServerCapabilities, ANONYMOUS_USER_TOKEN_ID};
 
+/// iiot patch: the server's application instance certificate with its private key.
+///
+/// Kept as one value so that a reader never sees a certificate with another certificate's key.
+/// New secure channels take the current pair when they are accepted and keep it for their
+/// lifetime; the session services use the pair of the channel a request arrives on.
+#[derive(Clone, Default)]
+pub struct ServerKeys {
+    /// Server public certificate, or `None` when there is none.
+    pub certificate: Option<X509>,
+    /// Server private key.
+    pub private_key: Option<PrivateKey>,
+}
+
 /// Server state is any configuration associated with the server as a whole that individual sessions might
 /// be interested in.
 pub struct ServerInfo {
@@ -53,10 +66,9 @@ pub struct ServerInfo {
     pub servers: Vec<String>,
     /// Server configuration
     pub config: Arc<ServerConfig>,
-    /// Server public certificate read from config location or null if there is none
-    pub server_certificate: Option<X509>,
-    /// Server private key
-    pub server_pkey: Option<PrivateKey>,
+    /// iiot patch: the application instance certificate and its key, replaceable while the
+    /// server runs (OPC UA Part 12 push, `ApplyChanges`); read with [`ServerInfo::server_keys`].
+    pub(crate) server_keys: ArcSwap<ServerKeys>,
     /// Operational limits
     pub(crate) operational_limits: OperationalLimits,
     /// Current state
@@ -289,11 +301,32 @@ impl ServerInfo {
 
     /// Get the server certificate as a byte string.
     pub fn server_certificate_as_byte_string(&self) -> ByteString {
-        if let Some(ref server_certificate) = self.server_certificate {
+        if let Some(ref server_certificate) = self.server_keys.load().certificate {
             server_certificate.as_byte_string()
         } else {
             ByteString::null()
         }
+    }
+
+    /// iiot patch: the current application instance certificate and key.
+    pub fn server_keys(&self) -> Arc<ServerKeys> {
+        self.server_keys.load_full()
+    }
+
+    /// iiot patch: the current application instance certificate.
+    pub fn server_certificate(&self) -> Option<X509> {
+        self.server_keys.load().certificate.clone()
+    }
+
+    /// iiot patch: replaces the application instance certificate and key while the server
+    /// runs. Channels accepted from now on (and endpoints returned by GetEndpoints) use the new
+    /// pair; channels already open keep theirs until they close. The caller checks that the
+    /// key belongs to the certificate and stores both where the next start reads them.
+    pub fn set_server_keys(&self, certificate: X509, private_key: PrivateKey) {
+        self.server_keys.store(Arc::new(ServerKeys {
+            certificate: Some(certificate),
+            private_key: Some(private_key),
+        }));
     }
 
     /// Get a representation of this server as a `RegisteredServer` object.
@@ -326,6 +359,8 @@ impl ServerInfo {
     /// that ActivateSession would expect from a service call.
     pub async fn authenticate_endpoint(
         &self,
+        // iiot patch: the keys of the channel the request came on (see `ServerKeys`).
+        server_keys: &ServerKeys,
         request: &ActivateSessionRequest,
         endpoint_url: &str,
         security_policy: SecurityPolicy,
@@ -356,7 +391,7 @@ impl ServerInfo {
                     self.authenticate_username_identity_token(
                         endpoint,
                         &token,
-                        &self.server_pkey,
+                        &server_keys.private_key,
                         server_nonce,
                     )
                     .await
@@ -366,7 +401,7 @@ impl ServerInfo {
                         endpoint,
                         &token,
                         &request.user_token_signature,
-                        &self.server_certificate,
+                        &server_keys.certificate,
                         server_nonce,
                     )
                     .await
@@ -375,7 +410,7 @@ impl ServerInfo {
                     self.authenticate_issued_identity_token(
                         endpoint,
                         &token,
-                        &self.server_pkey,
+                        &server_keys.private_key,
                         server_nonce,
                     )
                     .await

@@ -31,7 +31,7 @@ mod transport;
 pub use builder::ServerBuilder;
 pub use config::*;
 pub use identity_token::IdentityToken;
-pub use info::ServerInfo;
+pub use info::{ServerInfo, ServerKeys};
 pub use opcua_types::event_field::EventField;
 pub use reverse_connect::ReverseConnectTargetConfig;
 pub use server::Server;

@@ -165,8 +165,11 @@ impl Server {
             start_time: ArcSwap::new(Arc::new(opcua_types::DateTime::now())),
             servers,
             config: config.clone(),
-            server_certificate,
-            server_pkey,
+            // iiot patch: see `ServerKeys`.
+            server_keys: ArcSwap::new(Arc::new(crate::info::ServerKeys {
+                certificate: server_certificate,
+                private_key: server_pkey,
+            })),
             operational_limits: config.limits.operational.clone(),
             state: ArcSwap::new(Arc::new(ServerState::Shutdown)),
             send_buffer_size,

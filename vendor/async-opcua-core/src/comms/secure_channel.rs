@@ -187,6 +187,15 @@ impl SecureChannel {
         self.private_key = private_key;
     }
 
+    /// The application private key this channel signs and decrypts with.
+    ///
+    /// iiot patch: a server's session services (CreateSession's signature, a user token's
+    /// decryption) use the keys of the channel they arrive on, so a server certificate replaced
+    /// at run time never mixes an old channel with a new key.
+    pub fn private_key(&self) -> Option<&PrivateKey> {
+        self.private_key.as_ref()
+    }
+
     /// Get the application security mode.
     pub fn security_mode(&self) -> MessageSecurityMode {
         self.security_mode

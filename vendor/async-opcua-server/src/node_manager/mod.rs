@@ -290,6 +290,15 @@ pub trait NodeManager: IntoAnyArc + Any {
     /// even if this is a cross node-manager request like Browse.
     fn owns_node(&self, id: &NodeId) -> bool;
 
+    /// iiot patch: whether this node manager runs Calls of `method_id` although another node
+    /// manager owns that node. The core namespace defines methods it cannot run (Part 12's
+    /// `ServerConfiguration`: CreateSigningRequest, UpdateCertificate, the TrustList file
+    /// methods), and it stands first among the node managers, so without this a server could
+    /// not implement them. A claimed Call goes to the first node manager claiming it.
+    fn claims_method_call(&self, _method_id: &NodeId) -> bool {
+        false
+    }
+
     /// Name of this node manager, for debug purposes.
     fn name(&self) -> &str;
 

@@ -173,11 +173,16 @@ impl SessionController {
         node_managers: NodeManagers,
         subscriptions: Arc<SubscriptionCache>,
     ) -> Self {
-        let channel = SecureChannel::new(
+        let mut channel = SecureChannel::new(
             certificate_store.clone(),
             opcua_core::comms::secure_channel::Role::Server,
             Arc::new(RwLock::new(info.initial_encoding_context())),
         );
+        // iiot patch: the channel keeps the certificate and key current when it is accepted,
+        // not the files on disk, which a certificate push may be rewriting at this moment.
+        let keys = info.server_keys();
+        channel.set_cert(keys.certificate.clone());
+        channel.set_private_key(keys.private_key.clone());
 
         Self {
             channel,

@@ -11,13 +11,16 @@ use opcua_core::{comms::secure_channel::SecureChannel, trace_read_lock, trace_wr
 use opcua_crypto::{random, CertificateStore, SecurityPolicy};
 use parking_lot::RwLock;
 use tokio::sync::Notify;
-use tracing::{warn, error, info};
+use tracing::{error, info, warn};
 
-use crate::{identity_token::IdentityToken, info::ServerInfo};
+use crate::{
+    identity_token::IdentityToken,
+    info::{ServerInfo, ServerKeys},
+};
 use opcua_types::{
-    ActivateSessionRequest, ActivateSessionResponse, CloseSessionRequest, CloseSessionResponse,
-    CreateSessionRequest, CreateSessionResponse, Error, NodeId, ResponseHeader, SignatureData,
-    StatusCode,
+    ActivateSessionRequest, ActivateSessionResponse, ByteString, CloseSessionRequest,
+    CloseSessionResponse, CreateSessionRequest, CreateSessionResponse, Error, NodeId,
+    ResponseHeader, SignatureData, StatusCode,
 };
 
 use super::{instance::Session, message_handler::MessageHandler};
@@ -87,7 +90,8 @@ impl SessionManager {
             if unactivated.len() >= limits.max_unactivated_sessions {
                 // Closing the oldest never-activated session, rather than refusing this one,
                 // keeps a CreateSession flood from locking out clients that do activate.
-                if let Some((oldest, _)) = unactivated.iter().min_by_key(|(_, deadline)| *deadline) {
+                if let Some((oldest, _)) = unactivated.iter().min_by_key(|(_, deadline)| *deadline)
+                {
                     warn!(
                         "{} sessions not yet activated, limit max_unactivated_sessions = {}: closing the oldest, {oldest}",
                         unactivated.len(),
@@ -146,7 +150,8 @@ impl SessionManager {
             .min(request.requested_session_timeout.floor() as u64);
         let max_request_message_size = self.info.config.limits.max_message_size as u32;
 
-        let server_signature = if let Some(ref pkey) = self.info.server_pkey {
+        // iiot patch: sign with, and hand out, the keys of this channel (see `ServerKeys`).
+        let server_signature = if let Some(pkey) = channel.private_key() {
             opcua_crypto::create_signature_data(
                 pkey,
                 security_policy,
@@ -166,7 +171,10 @@ impl SessionManager {
 
         let authentication_token = NodeId::new(0, random::byte_string(32));
         let server_nonce = random::byte_string(self.info.config.session_nonce_length);
-        let server_certificate = self.info.server_certificate_as_byte_string();
+        let server_certificate = channel
+            .cert()
+            .map(|c| c.as_byte_string())
+            .unwrap_or_else(ByteString::null);
         let server_endpoints = Some(endpoints);
 
         let session = Session::create(
@@ -213,14 +221,16 @@ impl SessionManager {
         })
     }
 
+    // iiot patch: verified against the certificate of the channel the client activates on
+    // (see `ServerKeys`), not the server's current one.
     fn verify_client_signature(
         security_policy: SecurityPolicy,
-        info: &ServerInfo,
+        server_keys: &ServerKeys,
         session: &Session,
         client_signature: &SignatureData,
     ) -> Result<(), Error> {
         if let Some(client_certificate) = session.client_certificate() {
-            if let Some(ref server_certificate) = info.server_certificate {
+            if let Some(ref server_certificate) = server_keys.certificate {
                 opcua_crypto::verify_signature_data(
                     client_signature,
                     security_policy,
@@ -338,6 +348,10 @@ pub(crate) async fn activate_session(
     let security_mode = channel.security_mode();
     let secure_channel_id = channel.secure_channel_id();
     let server_nonce = security_policy.random_nonce();
+    let channel_keys = ServerKeys {
+        certificate: channel.cert(),
+        private_key: channel.private_key().cloned(),
+    };
     let (endpoint_url, session_nonce, session_lck, info) = {
         let mgr = trace_read_lock!(mgr_lck);
         let Some(session_lck) = mgr.find_by_token(&request.request_header.authentication_token)
@@ -363,7 +377,7 @@ pub(crate) async fn activate_session(
             if security_policy != SecurityPolicy::None {
                 SessionManager::verify_client_signature(
                     security_policy,
-                    &mgr.info,
+                    &channel_keys,
                     &session,
                     &request.client_signature,
                 )?;
@@ -375,6 +389,7 @@ pub(crate) async fn activate_session(
 
     let user_token = info
         .authenticate_endpoint(
+            &channel_keys,
             request,
             &endpoint_url,
             security_policy,

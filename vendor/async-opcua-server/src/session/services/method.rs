@@ -51,9 +51,17 @@ pub(crate) async fn call(node_managers: NodeManagers, request: Request<CallReque
         &mut calls,
         &node_managers,
         MethodServiceCb,
+        // iiot patch: a node manager claiming the method runs it (see `claims_method_call`).
         |call, node_manager| {
-            node_manager.owns_node(call.method_id())
-                && call.status() == StatusCode::BadMethodInvalid
+            if call.status() != StatusCode::BadMethodInvalid {
+                return false;
+            }
+            let method = call.method_id();
+            node_manager.claims_method_call(method)
+                || (node_manager.owns_node(method)
+                    && !node_managers
+                        .iter()
+                        .any(|other| other.claims_method_call(method)))
         },
     )
     .await;

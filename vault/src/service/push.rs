@@ -1,0 +1,301 @@
+//! Push targets and jobs (OPC UA Part 12 push model) as the API manages them: an operator
+//! names the server an application runs as and a SecurityAdmin credential on it; the push
+//! engine (`crate::push`) then keeps that server's certificate and trust list current. The
+//! credential is sealed with the key-encryption key and never leaves the vault again.
+
+use iiot_auth::Principal;
+
+use super::{not_found, Vault};
+use crate::error::{Result, VaultError};
+use crate::model::*;
+use crate::store::{PushJobRow, PushTargetRow};
+
+/// The group a target gets when the request names none.
+const DEFAULT_GROUP: &str = "DefaultApplicationGroup";
+const MAX_URL: usize = 1024;
+const MAX_USER: usize = 256;
+const MAX_PASSWORD: usize = 1024;
+
+fn sealing_context(application_id: &str) -> String {
+    format!("push-target:{application_id}")
+}
+
+fn invalid(why: impl Into<String>) -> VaultError {
+    VaultError::InvalidArgument(why.into())
+}
+
+fn printable(s: &str) -> bool {
+    !s.chars().any(char::is_control)
+}
+
+/// `opc.tcp://host[:port][/path]`, the only transport a push speaks.
+fn check_endpoint_url(url: &str) -> Result<()> {
+    let rest = url
+        .strip_prefix("opc.tcp://")
+        .ok_or_else(|| invalid("endpointUrl must be an opc.tcp:// URL"))?;
+    let host = rest.split(['/', ':']).next().unwrap_or_default();
+    if host.is_empty()
+        || url.len() > MAX_URL
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(
+            "endpointUrl must be opc.tcp://host[:port][/path] without spaces",
+        ));
+    }
+    if let Some(port) = rest
+        .split('/')
+        .next()
+        .and_then(|authority| authority.rsplit_once(':'))
+        .map(|(_, p)| p)
+    {
+        if port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(invalid("endpointUrl has an invalid port"));
+        }
+    }
+    Ok(())
+}
+
+impl Vault {
+    /// Creates or replaces the push target of a registered server application.
+    pub async fn set_push_target(
+        &self,
+        who: &Principal,
+        application_id: &str,
+        req: &PushTargetRequest,
+    ) -> Result<PushTarget> {
+        let app = self.application(application_id).await?;
+        if !app.is_registered() {
+            return Err(not_found("application", application_id));
+        }
+        if app.application_type == ApplicationType::Client {
+            return Err(invalid(
+                "a push target is a server; this application is registered as a Client",
+            ));
+        }
+        check_endpoint_url(&req.endpoint_url)?;
+        if req.user_name.trim().is_empty()
+            || req.user_name.len() > MAX_USER
+            || !printable(&req.user_name)
+        {
+            return Err(invalid("userName must be 1 to 256 printable characters"));
+        }
+        if req.password.is_empty() || req.password.len() > MAX_PASSWORD {
+            return Err(invalid("password must be 1 to 1024 bytes"));
+        }
+        let thumbprint = match req.server_thumbprint.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) if t.len() == 40 && t.chars().all(|c| c.is_ascii_hexdigit()) => {
+                Some(t.to_ascii_lowercase())
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "serverThumbprint must be a SHA-1 thumbprint: 40 hex digits",
+                ))
+            }
+        };
+        let group = self
+            .group(req.group_id.as_deref().unwrap_or(DEFAULT_GROUP))
+            .await?;
+        if group.group_type != "ApplicationInstanceCertificate" {
+            return Err(invalid(format!(
+                "group {} issues {} certificates, not application instance certificates",
+                group.id, group.group_type
+            )));
+        }
+        let existing = self.store.push_target(application_id).await?;
+        let row = PushTargetRow {
+            application_id: app.id.clone(),
+            endpoint_url: req.endpoint_url.clone(),
+            user_name: req.user_name.clone(),
+            password_sealed: self
+                .kek
+                .seal(&sealing_context(&app.id), req.password.as_bytes())?,
+            server_thumbprint: thumbprint,
+            regenerate_key: req.regenerate_private_key,
+            group_id: group.id.clone(),
+            enabled: req.enabled.unwrap_or(true),
+            created_by: who.name.clone(),
+            created_at: now(),
+            updated_by: None,
+            updated_at: None,
+            pushed_serial: None,
+            pushed_not_after: None,
+            pushed_crl_mark: None,
+            next_attempt: 0,
+            failures: 0,
+            revision: 0,
+        };
+        self.store.upsert_push_target(&row).await?;
+        self.store
+            .audit(
+                &who.name,
+                if existing.is_some() {
+                    "push.target.update"
+                } else {
+                    "push.target.register"
+                },
+                &app.id,
+                &format!(
+                    "{} as {} in {}{}",
+                    row.endpoint_url,
+                    row.user_name,
+                    row.group_id,
+                    if row.enabled { "" } else { " (disabled)" }
+                ),
+            )
+            .await?;
+        self.push_wake.notify_one();
+        self.push_target(application_id).await
+    }
+
+    /// A target with its newest job.
+    pub async fn push_target(&self, application_id: &str) -> Result<PushTarget> {
+        let row = self
+            .store
+            .push_target(application_id)
+            .await?
+            .ok_or_else(|| not_found("push target of application", application_id))?;
+        let last = self
+            .store
+            .push_jobs(application_id, 1)
+            .await?
+            .into_iter()
+            .next()
+            .map(|j| j.to_model());
+        Ok(row.to_model(last))
+    }
+
+    pub async fn delete_push_target(&self, who: &Principal, application_id: &str) -> Result<()> {
+        if !self.store.delete_push_target(application_id).await? {
+            return Err(not_found("push target of application", application_id));
+        }
+        self.store
+            .audit(&who.name, "push.target.delete", application_id, "")
+            .await
+    }
+
+    /// Asks for a push now; refused while another job of the target is open.
+    pub async fn start_push(&self, who: &Principal, application_id: &str) -> Result<PushJob> {
+        let target = self
+            .store
+            .push_target(application_id)
+            .await?
+            .ok_or_else(|| not_found("push target of application", application_id))?;
+        if !target.enabled {
+            return Err(VaultError::InvalidState(format!(
+                "the push target of {application_id} is disabled"
+            )));
+        }
+        if let Some(open) = self
+            .store
+            .push_jobs(application_id, 1)
+            .await?
+            .into_iter()
+            .find(PushJobRow::is_open)
+        {
+            return Err(VaultError::InvalidState(format!(
+                "push job {} of {application_id} is still {}",
+                open.id,
+                serde_json::to_string(&open.state).unwrap_or_default()
+            )));
+        }
+        let job = self
+            .new_push_job(application_id, PushReason::Manual)
+            .await?;
+        self.store
+            .audit(&who.name, "push.start", application_id, &job.id)
+            .await?;
+        self.push_wake.notify_one();
+        Ok(job.to_model())
+    }
+
+    /// A job in state pending, for the engine to run.
+    pub(crate) async fn new_push_job(
+        &self,
+        application_id: &str,
+        reason: PushReason,
+    ) -> Result<PushJobRow> {
+        let at = now();
+        let job = PushJobRow {
+            // Time-ordered, so jobs made in one second still list in order.
+            id: uuid::Uuid::now_v7().to_string(),
+            application_id: application_id.to_owned(),
+            reason,
+            state: PushJobState::Pending,
+            step: "pending".into(),
+            request_id: None,
+            cert_serial: None,
+            thumbprint: None,
+            trust_list_mode: None,
+            crls_pushed: false,
+            error: None,
+            created_at: at,
+            updated_at: at,
+        };
+        self.store.insert_push_job(&job).await?;
+        Ok(job)
+    }
+
+    pub async fn push_jobs(&self, application_id: &str, limit: i64) -> Result<PushJobList> {
+        self.store
+            .push_target(application_id)
+            .await?
+            .ok_or_else(|| not_found("push target of application", application_id))?;
+        Ok(PushJobList {
+            jobs: self
+                .store
+                .push_jobs(application_id, limit.clamp(1, 1000))
+                .await?
+                .iter()
+                .map(PushJobRow::to_model)
+                .collect(),
+        })
+    }
+
+    pub async fn push_job(&self, id: &str) -> Result<PushJob> {
+        Ok(self
+            .store
+            .push_job(id)
+            .await?
+            .ok_or_else(|| not_found("push job", id))?
+            .to_model())
+    }
+
+    /// The target's password, for the engine's session only.
+    pub(crate) fn push_password(&self, target: &PushTargetRow) -> Result<String> {
+        let plain = self.kek.open(
+            &sealing_context(&target.application_id),
+            &target.password_sealed,
+        )?;
+        String::from_utf8(plain)
+            .map_err(|_| VaultError::Crypto("sealed password is not UTF-8".into()))
+    }
+
+    /// Waits until a push is asked for (or a target changes).
+    pub(crate) async fn push_requested(&self) {
+        self.push_wake.notified().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_urls() {
+        assert!(check_endpoint_url("opc.tcp://plc:4840/").is_ok());
+        assert!(check_endpoint_url("opc.tcp://10.0.0.1:48400/UA/Server").is_ok());
+        assert!(check_endpoint_url("opc.tcp://plc").is_ok());
+        for bad in [
+            "http://plc:4840",
+            "opc.tcp://",
+            "opc.tcp://:4840",
+            "opc.tcp://plc:0/",
+            "opc.tcp://plc:99999/",
+            "opc.tcp://plc:x/",
+            "opc.tcp://pl c:4840/",
+        ] {
+            assert!(check_endpoint_url(bad).is_err(), "{bad}");
+        }
+    }
+}
