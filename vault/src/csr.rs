@@ -133,11 +133,10 @@ pub fn check(der: &[u8], cert_type: CertType, min_rsa_bits: usize) -> Result<Che
                         "the CSR asks for a CA certificate (cA=true); the vault issues end-entity certificates only".into(),
                     ));
                 }
-                ParsedExtension::KeyUsage(ku) if ku.key_cert_sign() || ku.crl_sign() => {
-                    return Err(VaultError::PolicyCheckFailed(
-                        "the CSR asks for keyCertSign/cRLSign usage".into(),
-                    ));
-                }
+                // A requested keyUsage is not refused but not copied either: the vault issues with
+                // its own profile (no keyCertSign/cRLSign for end entities). OPC UA servers ask
+                // for the usages of their self-signed certificate, keyCertSign included
+                // (node-opcua's CreateSigningRequest does), and must still get a certificate.
                 ParsedExtension::SubjectAlternativeName(san) => {
                     for name in &san.general_names {
                         match name {

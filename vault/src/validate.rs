@@ -52,6 +52,23 @@ fn is_discovery_url(s: &str) -> bool {
         })
 }
 
+/// The host of a discovery URL (`opc.tcp://host:port/path`, `[v6]` brackets removed), the
+/// name a server is reached by; `None` for anything else.
+pub fn discovery_url_host(url: &str) -> Option<String> {
+    if !is_discovery_url(url) {
+        return None;
+    }
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        authority.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
 /// Validates a registration (`existing` = the record being updated, whose fields fill gaps).
 pub fn application(
     req: &ApplicationRequest,
@@ -149,6 +166,7 @@ pub fn application(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     /// Found by schemathesis: a multi-byte character where a scheme would end panicked the
     /// request's task (the connection closed without an answer).
@@ -165,7 +183,27 @@ mod tests {
         assert!(is_discovery_url("https://8\u{aa}"));
         assert!(!is_discovery_url("ftp://\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}"));
     }
-    use super::*;
+
+    #[test]
+    fn discovery_url_hosts() {
+        assert_eq!(
+            discovery_url_host("opc.tcp://PLC-1:4840/ua").as_deref(),
+            Some("plc-1")
+        );
+        assert_eq!(
+            discovery_url_host("opc.tcp://10.0.0.5").as_deref(),
+            Some("10.0.0.5")
+        );
+        assert_eq!(
+            discovery_url_host("opc.tcp://[fe80::1]:4840/").as_deref(),
+            Some("fe80::1")
+        );
+        assert_eq!(
+            discovery_url_host("https://user@gw.example/x").as_deref(),
+            Some("gw.example")
+        );
+        assert_eq!(discovery_url_host("urn:not-a-url"), None);
+    }
 
     fn req(uri: &str, ty: ApplicationType, urls: &[&str]) -> ApplicationRequest {
         ApplicationRequest {

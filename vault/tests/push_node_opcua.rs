@@ -27,9 +27,16 @@ fn peers() -> PathBuf {
 
 /// Starts node_push_server.js trusting the vault (its CA, the CA's CRL and the vault's own
 /// client certificate); answers the process and its `ready` line.
-fn start_node_server(dir: &Path, port: u16, trust: &[PathBuf], crls: &[PathBuf]) -> (KillOnDrop, Value) {
+fn start_node_server(
+    dir: &Path,
+    port: u16,
+    trust: &[PathBuf],
+    crls: &[PathBuf],
+) -> (KillOnDrop, Value) {
     assert!(
-        peers().join("node_modules/node-opcua-server-configuration").is_dir(),
+        peers()
+            .join("node_modules/node-opcua-server-configuration")
+            .is_dir(),
         "node-opcua-server-configuration is not installed: run scripts/install-peers.sh"
     );
     std::fs::write(dir.join("admin.pw"), "node-admin-secret\n").unwrap();
@@ -84,7 +91,7 @@ async fn vault_pushes_to_a_node_opcua_server() {
     })
     .await;
     v.ok(
-        Method::PATCH,
+        Method::POST,
         "/v2/groups/DefaultApplicationGroup",
         ADMIN,
         Some(&json!({"autoApprove": true})),
@@ -94,10 +101,19 @@ async fn vault_pushes_to_a_node_opcua_server() {
     // node-opcua trusts the vault's CA (with its CRL: it refuses CA-issued peers without one)
     // and the vault's own certificate, as an operator would set it up.
     let tl = v
-        .ok(Method::GET, "/v2/groups/DefaultApplicationGroup/trustlist", READER, None)
+        .ok(
+            Method::GET,
+            "/v2/groups/DefaultApplicationGroup/trustlist",
+            READER,
+            None,
+        )
         .await;
     let ca = dir.join("vault-ca.der");
-    std::fs::write(&ca, tools::unb64(tl["trustedCertificates"][0].as_str().unwrap())).unwrap();
+    std::fs::write(
+        &ca,
+        tools::unb64(tl["trustedCertificates"][0].as_str().unwrap()),
+    )
+    .unwrap();
     let crl = dir.join("vault-ca.crl");
     std::fs::write(&crl, tools::unb64(tl["trustedCrls"][0].as_str().unwrap())).unwrap();
     let own = dir.join("gds-pki/own/cert.der");
@@ -112,7 +128,9 @@ async fn vault_pushes_to_a_node_opcua_server() {
         "productUri": "urn:node-push-target",
         "discoveryUrls": [url]
     });
-    let app = v.ok(Method::POST, "/v2/applications", WRITER, Some(&body)).await["applicationId"]
+    let app = v
+        .ok(Method::POST, "/v2/applications", WRITER, Some(&body))
+        .await["applicationId"]
         .as_str()
         .unwrap()
         .to_string();
@@ -133,7 +151,10 @@ async fn vault_pushes_to_a_node_opcua_server() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let job = loop {
         let t = v.ok(Method::GET, &path, READER, None).await;
-        let state = t["lastJob"]["state"].as_str().unwrap_or_default().to_string();
+        let state = t["lastJob"]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if state == "succeeded" || state == "failed" {
             break t["lastJob"].clone();
         }

@@ -343,7 +343,9 @@ async fn push_trust_list(
 ) -> std::result::Result<(), Failure> {
     let written = push.write_trust_list(lists, ALL).await;
     let replaced = match written {
-        Ok(_) => {
+        // node-opcua 2.157 answers CloseAndUpdate Good without its output argument (and does
+        // nothing): what the server holds decides, not what it said.
+        Ok(_) | Err(PushError::Answer(_)) => {
             let back = push
                 .read_trust_list(ALL)
                 .await

@@ -42,6 +42,20 @@ impl Vault {
         }
         let mut names = checked.dns_names.clone();
         names.extend(checked.ip_addresses.iter().map(|ip| ip.to_string()));
+        if names.is_empty() && app.application_type.is_server() {
+            // A CSR naming no host (node-opcua's CreateSigningRequest names only the URI)
+            // gets the hosts the server registered its discovery URLs with, as the OPC
+            // Foundation's GDS does: clients check the host name of a server's certificate.
+            for host in app
+                .discovery_urls
+                .iter()
+                .filter_map(|u| crate::validate::discovery_url_host(u))
+            {
+                if !names.contains(&host) {
+                    names.push(host);
+                }
+            }
+        }
         let id = request_id();
         let row = NewRequest {
             id: id.clone(),
