@@ -3,8 +3,9 @@
 //! other through that CA, not through each other's certificates. Revoking the module's
 //! certificate makes plc-sim refuse it once plc-sim has the new CRL.
 //!
-//! plc-sim gets its certificate from the vault through the REST key pair route, and its CA and
-//! CRLs as files: the stand-in for GDS push, which plc-sim does not receive yet.
+//! plc-sim gets its certificate and trust list by GDS push: the vault, registered with a
+//! SecurityAdmin credential of plc-sim, pushes a certificate issued through the workflow, and
+//! pushes the new CRL after the revocation without being asked.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -21,6 +22,7 @@ use serde_json::{json, Value};
 
 const WRITER: &str = "gds-writer-key-0123456789";
 const APPROVER: &str = "gds-approver-key-0123456789";
+const ADMIN: &str = "gds-admin-key-0123456789";
 const GROUP: &str = "DefaultApplicationGroup";
 
 struct Rest {
@@ -83,7 +85,8 @@ fn b64(s: &Value) -> Vec<u8> {
         .expect("base64")
 }
 
-/// The vault's CA certificates and CRLs as plc-sim's only trust.
+/// The vault's CA certificates and CRLs in plc-sim's trust list: the one set-up step before the
+/// first push (plc-sim must trust the vault's push client); the push then owns the list.
 async fn give_plc_sim_the_trust_list(rest: &Rest, pki: &Path) {
     let tl = rest
         .call(
@@ -104,6 +107,23 @@ async fn give_plc_sim_the_trust_list(rest: &Rest, pki: &Path) {
     }
     for (i, c) in tl["trustedCrls"].as_array().unwrap().iter().enumerate() {
         std::fs::write(pki.join(format!("trusted/crl/vault-ca-{i}.crl")), b64(c)).unwrap();
+    }
+}
+
+/// Waits for the push target's newest job (other than `previous`) to reach `state`.
+async fn wait_for_push(rest: &Rest, path: &str, previous: Option<&str>, state: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = rest.call(reqwest::Method::GET, path, WRITER, None).await;
+        let job = &t["lastJob"];
+        if job["id"].as_str() != previous && job["state"] == state {
+            return job.clone();
+        }
+        assert!(
+            job["state"] != "failed" && Instant::now() < deadline,
+            "push job not {state}: {t}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -156,7 +176,8 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     let keys = ApiKeys::parse(
         &json!([
             {"name": "ops", "key": WRITER, "roles": ["writer"]},
-            {"name": "sec", "key": APPROVER, "roles": ["approver"]}
+            {"name": "sec", "key": APPROVER, "roles": ["approver"]},
+            {"name": "root", "key": ADMIN, "roles": ["admin"]}
         ])
         .to_string(),
     )
@@ -194,56 +215,40 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
             })),
         )
         .await;
-    let req = rest
-        .call(
-            reqwest::Method::PUT,
-            "/v2/requests/keypair",
-            WRITER,
-            Some(json!({
-                "entityId": app["applicationId"],
-                "groupId": GROUP,
-                "certificateTypeId": "RsaSha256ApplicationCertificateType",
-                "subjectName": "CN=plc-sim",
-                "domainNames": ["127.0.0.1", "localhost"],
-                "privateKeyFormat": "PEM"
-            })),
-        )
-        .await;
-    let id = req["requestId"].as_str().unwrap();
-    rest.approve(id).await;
-    let issued = rest
-        .call(
-            reqwest::Method::GET,
-            &format!("/v2/requests/keypair/{id}"),
-            WRITER,
-            None,
-        )
-        .await;
-    for sub in ["own", "private"] {
-        std::fs::create_dir_all(plc_pki.join(sub)).unwrap();
-    }
-    std::fs::write(
-        plc_pki.join("own/cert.der"),
-        b64(&issued["certificate"]["certificate"]),
-    )
-    .unwrap();
-    std::fs::write(
-        plc_pki.join("private/private.pem"),
-        issued["privateKey"]["key"].as_str().unwrap(),
-    )
-    .unwrap();
     give_plc_sim_the_trust_list(&rest, &plc_pki).await;
     let plc = iiot_plc_sim::PlcSim::start(iiot_plc_sim::PlcSimConfig {
         port: plc_port,
         pki_dir: plc_pki.clone(),
+        security_admins: vec![("secadmin".into(), "plc-push-secret".into())],
         ..Default::default()
     })
     .await
     .expect("plc-sim start");
+    let self_signed = plc.server_certificate_der();
+    let push = format!(
+        "/v2/applications/{}/push",
+        app["applicationId"].as_str().unwrap()
+    );
+    rest.call(
+        reqwest::Method::PUT,
+        &push,
+        ADMIN,
+        Some(json!({
+            "endpointUrl": format!("opc.tcp://127.0.0.1:{plc_port}/"),
+            "userName": "secadmin",
+            "password": "plc-push-secret",
+            "serverThumbprint": iiot_gds::pki::thumbprint(&self_signed),
+        })),
+    )
+    .await;
+    let first = wait_for_push(&rest, &push, None, "waitingForApproval").await;
+    rest.approve(first["requestId"].as_str().unwrap()).await;
+    let pushed = wait_for_push(&rest, &push, None, "succeeded").await;
+    assert_ne!(plc.server_certificate_der(), self_signed);
     assert_eq!(
-        plc.server_certificate_der(),
-        b64(&issued["certificate"]["certificate"]),
-        "plc-sim kept the vault-issued certificate"
+        pushed["certificateThumbprint"],
+        iiot_gds::pki::thumbprint(&plc.server_certificate_der()),
+        "plc-sim presents the pushed certificate"
     );
 
     // The module, told only where the GDS is and what its certificate is.
@@ -351,7 +356,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
         None,
     )
     .await;
-    give_plc_sim_the_trust_list(&rest, &plc_pki).await;
+    wait_for_push(&rest, &push, pushed["id"].as_str(), "succeeded").await;
     let (status, body) = read(&base, &format!("opc.tcp://localhost:{plc_port}/")).await;
     assert_ne!(
         status, 200,
