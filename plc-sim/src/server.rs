@@ -153,6 +153,11 @@ impl PlcSim {
         format!("opc.tcp://{}:{}/", self.host, self.port)
     }
 
+    /// The server's application URI (what its certificate names, and a GDS registers).
+    pub fn application_uri(&self) -> String {
+        application_uri(&self.host)
+    }
+
     /// Port actually listened on (the OS's choice when configured as 0).
     pub fn port(&self) -> u16 {
         self.port

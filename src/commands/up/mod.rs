@@ -1,14 +1,17 @@
 //! `iiot up`: the whole gateway in one process on embedded defaults, for a first look: the
 //! simulated PLC, the embedded broker, the module, the twin API and the vault.
 //!
-//! The simulated PLC and the module trust each other's certificates explicitly at start (both
-//! are created here, so nothing untrusted is accepted); the API key is generated once and kept
-//! in the data directory, readable by the owner only. So is the MQTT password the embedded
+//! The simulated PLC and the module run on certificates the vault issues (`certificates`): the
+//! PLC's by GDS push, the module's by pull, and each trusts the other through the vault's CA;
+//! nothing untrusted is accepted. The API key is generated once and kept in the data
+//! directory, readable by the owner only. So is the MQTT password the embedded
 //! broker asks for when it listens beyond loopback.
 //!
 //! Each port has a default; a default that is taken (Mosquitto on 1883, another web server on
 //! 8080) is replaced by a free port, printed, since `up` is for a first look on any machine. A
 //! port given by flag is the user's choice and stops `up` when it is taken.
+
+mod certificates;
 
 use iiot_module::api::topics::{ModuleTopics, TopicTemplates};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -130,6 +133,25 @@ pub async fn run(args: UpArgs) -> Result<()> {
         None => format!("mqtt://{mqtt_local}"),
     };
 
+    let vault_dir = data_dir.join("vault");
+    let vault_dir_gds_cert = vault_dir.join("gds-pki/own/cert.der");
+    let mut vault_config = iiot_vault::VaultConfig::new(api_keys.clone());
+    vault_config.bind = SocketAddr::new(args.bind, vault_port);
+    vault_config.data_dir = vault_dir;
+    vault_config.opcua = Some(iiot_vault::gds::GdsConfig {
+        bind: SocketAddr::new(args.bind, gds_port),
+        hostname: reachable(args.bind).to_string(),
+    });
+    let vault = iiot_vault::start(vault_config)
+        .await
+        .map_err(|e| anyhow::anyhow!("vault: {e} (choose another port with --vault-port)"))?;
+
+    // plc-sim accepts the vault's push client through the vault's CA; the vault pushes to it as
+    // this SecurityAdmin.
+    std::fs::create_dir_all(data_dir.join("plc-sim"))?;
+    let push_password = load_or_create_key(&data_dir.join("plc-sim/security-admin-password"))?;
+    plc_config.security_admins = vec![(certificates::PUSH_USER.into(), push_password.clone())];
+    certificates::trust_vault(vault.addr(), &api_key, &plc_config.pki_dir).await?;
     plc_config.port = plc_port;
     let plc = iiot_plc_sim::PlcSim::start(plc_config)
         .await
@@ -153,19 +175,32 @@ pub async fn run(args: UpArgs) -> Result<()> {
         mqtt_url: Some(mqtt_url.clone()),
         publisher_id: PUBLISHER_ID.into(),
         published_nodes_file: Some(published_nodes.clone()),
+        // The module enrolls itself as `up`'s admin; its first contact trusts the GDS's own
+        // certificate, written by the vault started above.
+        gds: vault
+            .opcua_url()
+            .map(|url| iiot_module::enrollment::GdsSettings {
+                url: url.to_owned(),
+                user: "admin".into(),
+                password: api_key.clone(),
+                trust: vec![vault_dir_gds_cert.clone()],
+                poll_interval: std::time::Duration::from_secs(2),
+                refresh_interval: std::time::Duration::from_secs(3600),
+            }),
         ..Default::default()
     })
     .await?;
-
-    // Mutual trust between the two parts this process created.
-    module.pki.add(
-        iiot_module::pki::Store::Trusted,
-        &plc.server_certificate_der(),
-    )?;
-    let plc_pki = iiot_module::pki::Pki::new(data_dir.join("plc-sim/pki"));
-    for cert in module.pki.list(iiot_module::pki::Store::Own)? {
-        plc_pki.add(iiot_module::pki::Store::Trusted, &cert.der)?;
-    }
+    tokio::spawn(certificates::enroll(
+        vault.addr(),
+        api_key.clone(),
+        load_or_create_key(&data_dir.join("approver-key"))?,
+        certificates::PlcTarget {
+            application_uri: plc.application_uri(),
+            endpoint_url: plc.endpoint_url(),
+            certificate_der: plc.server_certificate_der(),
+            password: push_password,
+        },
+    ));
 
     let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
     twin_config.http_bind = SocketAddr::new(args.bind, twin_port);
@@ -174,18 +209,6 @@ pub async fn run(args: UpArgs) -> Result<()> {
     let twin = iiot_twin_api::start(twin_config)
         .await
         .map_err(|e| anyhow::anyhow!("twin API: {e} (choose another port with --twin-port)"))?;
-
-    let vault_dir = data_dir.join("vault");
-    let mut vault_config = iiot_vault::VaultConfig::new(api_keys.clone());
-    vault_config.bind = SocketAddr::new(args.bind, vault_port);
-    vault_config.data_dir = vault_dir;
-    vault_config.opcua = Some(iiot_vault::gds::GdsConfig {
-        bind: SocketAddr::new(args.bind, gds_port),
-        hostname: reachable(args.bind).to_string(),
-    });
-    let vault = iiot_vault::start(vault_config)
-        .await
-        .map_err(|e| anyhow::anyhow!("vault: {e} (choose another port with --vault-port)"))?;
 
     let http = module.http_addr;
     let url = plc.endpoint_url();
