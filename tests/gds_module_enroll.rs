@@ -247,7 +247,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     assert_ne!(plc.server_certificate_der(), self_signed);
     assert_eq!(
         pushed["certificateThumbprint"],
-        iiot_gds::pki::thumbprint(&plc.server_certificate_der()),
+        iiot_gds::pki::thumbprint(&plc.server_certificate_der()).to_ascii_uppercase(),
         "plc-sim presents the pushed certificate"
     );
 

@@ -33,11 +33,14 @@ use opcua::types::{
 use crate::file::{MODE_ERASE_EXISTING, MODE_WRITE};
 use crate::trust_list::TrustLists;
 
-/// Well below any server's message size limit.
-const WRITE_CHUNK: usize = 64 * 1024;
-const READ_CHUNK: i32 = 64 * 1024;
+/// Below the 65,535-byte ByteString limit async-opcua (and other stacks) decode by default, so
+/// a trust list larger than one chunk still travels.
+const WRITE_CHUNK: usize = 32 * 1024;
+const READ_CHUNK: i32 = 32 * 1024;
 /// A trust list larger than this is a server misbehaving, not a trust list.
-const MAX_READ_TOTAL: usize = 64 * 1024 * 1024;
+const MAX_READ_TOTAL: usize = 16 * 1024 * 1024;
+/// Reads per file at most: a server answering a byte at a time must not hold the caller.
+const MAX_READS: usize = 4096;
 /// Part 12 §7.7.4 asks for at least 32 bytes of entropy with a new key.
 const NONCE_LEN: usize = 32;
 
@@ -296,7 +299,14 @@ impl PushClient {
         let out = self.call(OPEN_WITH_MASKS, "OpenWithMasks", vec![masks.into()]);
         let handle = handle(&out.await?, "OpenWithMasks")?;
         let mut content = Vec::new();
+        let mut reads = 0;
         let read = loop {
+            reads += 1;
+            if reads > MAX_READS {
+                break Err(PushError::Answer(format!(
+                    "trust list not read in {MAX_READS} reads"
+                )));
+            }
             let args = vec![handle.into(), READ_CHUNK.into()];
             let data = match self.call(READ, "Read", args).await {
                 Ok(out) => bytes(out.first()),
@@ -307,7 +317,7 @@ impl PushClient {
             }
             content.extend_from_slice(&data);
             if content.len() > MAX_READ_TOTAL {
-                break Err(PushError::Answer("trust list larger than 64 MiB".into()));
+                break Err(PushError::Answer("trust list larger than 16 MiB".into()));
             }
         };
         let closed = self.close(handle).await;

@@ -6,9 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use opcua::client::{Client, IdentityToken, Password, Session, SessionPollResult};
+use opcua::client::transport::TcpConnector;
+use opcua::client::{
+    Client, IdentityToken, Password, Session, SessionEventLoop, SessionPollResult,
+};
 use opcua::crypto::SecurityPolicy;
-use opcua::types::{MessageSecurityMode, StatusCode, UserTokenPolicy};
+use opcua::types::{EndpointDescription, MessageSecurityMode, StatusCode, UserTokenPolicy};
 use tokio::task::JoinHandle;
 
 /// Closing waits this long at most: after a refused connect nothing answers CloseSession.
@@ -56,10 +59,39 @@ pub async fn open(
                 MessageSecurityMode::SignAndEncrypt,
                 UserTokenPolicy::anonymous(),
             ),
-            IdentityToken::UserName(user.to_owned(), Password::new(password.to_owned())),
+            identity(user, password),
         )
         .await
         .map_err(|e| ConnectError::Failed(e.to_string()))?;
+    established(session, event_loop, timeout).await
+}
+
+/// Opens a session on exactly `endpoint` (as a GetEndpoints answer described it, server
+/// certificate included), without asking the server for its endpoints again: a caller that
+/// checked that certificate hands its password to no other.
+pub async fn open_endpoint(
+    client: &mut Client,
+    endpoint: EndpointDescription,
+    user: &str,
+    password: &str,
+    timeout: Duration,
+) -> Result<OpenSession, ConnectError> {
+    let (session, event_loop) = client
+        .connect_to_endpoint_directly(endpoint, identity(user, password))
+        .map_err(|e| ConnectError::Failed(e.to_string()))?;
+    established(session, event_loop, timeout).await
+}
+
+fn identity(user: &str, password: &str) -> IdentityToken {
+    IdentityToken::UserName(user.to_owned(), Password::new(password.to_owned()))
+}
+
+/// Drives the event loop until the first connect succeeded or failed.
+async fn established(
+    session: Arc<Session>,
+    event_loop: SessionEventLoop<TcpConnector>,
+    timeout: Duration,
+) -> Result<OpenSession, ConnectError> {
     let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), StatusCode>>();
     let event_loop = tokio::spawn(async move {
         use futures::StreamExt;

@@ -170,7 +170,7 @@ async fn vault_pushes_to_a_node_opcua_server() {
     let cert = openssl::x509::X509::from_pem(&pem).unwrap();
     assert_eq!(
         job["certificateThumbprint"],
-        iiot_gds::pki::thumbprint(&cert.to_der().unwrap())
+        iiot_gds::pki::thumbprint(&cert.to_der().unwrap()).to_ascii_uppercase()
     );
     let ca = openssl::x509::X509::from_der(&tools::unb64(
         tl["trustedCertificates"][0].as_str().unwrap(),

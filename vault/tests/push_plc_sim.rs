@@ -236,7 +236,7 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
     let presented = sim.server_certificate_der();
     assert_eq!(
         done["certificateThumbprint"],
-        iiot_gds::pki::thumbprint(&presented)
+        iiot_gds::pki::thumbprint(&presented).to_ascii_uppercase()
     );
     let cert = openssl::x509::X509::from_der(&presented).unwrap();
     let tl = v
@@ -337,6 +337,85 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
         .ok(Method::GET, &format!("{path}/jobs"), READER, None)
         .await;
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 5, "{jobs}");
+
+    // While a certificate request waits for a decision, a revocation's CRL still goes out at
+    // once; a rejected request disables the target instead of asking again and again.
+    v.ok(Method::POST, &format!("{path}/jobs"), WRITER, None)
+        .await;
+    let waiting = wait_job(&v, &app, renewed["id"].as_str(), &["waitingForApproval"]).await;
+    let (second, _) = harness::issue_rsa(
+        &v,
+        &dir,
+        &client_app,
+        "urn:iiot:test:push-revoked-client",
+        "revoked2",
+    )
+    .await;
+    v.ok(
+        Method::POST,
+        &format!("/v2/requests/{second}/revoke"),
+        APPROVER,
+        None,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let jobs = v
+            .ok(Method::GET, &format!("{path}/jobs?limit=2"), READER, None)
+            .await;
+        let newest = &jobs["jobs"][0];
+        if newest["reason"] == "trustList" && newest["state"] == "succeeded" {
+            assert_eq!(jobs["jobs"][1]["id"], waiting["id"]);
+            assert_eq!(jobs["jobs"][1]["state"], "waitingForApproval");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no CRL push while waiting: {jobs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    v.ok(
+        Method::POST,
+        &format!(
+            "/v2/requests/{}/reject",
+            waiting["requestId"].as_str().unwrap()
+        ),
+        APPROVER,
+        None,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = v.ok(Method::GET, &path, READER, None).await;
+        let job = v
+            .ok(
+                Method::GET,
+                &format!("/v2/push/jobs/{}", waiting["id"].as_str().unwrap()),
+                READER,
+                None,
+            )
+            .await;
+        if job["state"] == "failed" {
+            assert_eq!(t["enabled"], false, "{t}");
+            assert!(job["error"].as_str().unwrap().contains("rejected"), "{job}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rejection did not end the job: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    v.refused(
+        Method::POST,
+        &format!("{path}/jobs"),
+        Some(WRITER),
+        None,
+        409,
+        "BadInvalidState",
+    )
+    .await;
     let one = v
         .ok(
             Method::GET,
@@ -358,6 +437,7 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
         "push.failed",
         "push.succeeded",
         "push.start",
+        "push.target.disabled",
     ] {
         assert!(audit.contains(action), "{action} missing");
     }

@@ -1,8 +1,9 @@
-//! The push engine (OPC UA Part 12 §7.7-§7.8, push model): for every enabled push target it
-//! decides whether the server needs something — a first certificate, a renewal (the group's
-//! renewal window, a revocation, a renewed CA), or fresh CRLs — and runs a job for it
-//! (`sequence`). It wakes every [`ROUND`], when a job is asked for, and when the vault signs a
-//! CRL, so a revocation reaches the servers at once.
+//! The push engine (OPC UA Part 12 §7.7-§7.10, push model): for every enabled push target it
+//! decides whether the server needs something — a first certificate, a renewal of the
+//! certificate it was pushed (renewal window, revocation, renewed CA), or fresh CRLs — and runs
+//! a job for it (`sequence`). It wakes every [`ROUND`], when a job is asked for or a request
+//! decided, and when the vault signs a CRL, so a revocation reaches the servers at once, even
+//! while a certificate request of theirs waits for an approver.
 //!
 //! The vault pushes as the OPC UA application its GDS face is: the same certificate (issued by
 //! its own CA) and PKI folder (`<data-dir>/gds-pki`), so the engine runs with the OPC UA face.
@@ -77,54 +78,100 @@ async fn run(vault: Arc<Vault>, identity: PushIdentity) {
     }
 }
 
+/// Automatic jobs are asked for by the target's registrant (or its last editor).
+fn registrant(target: &PushTargetRow) -> &str {
+    target.updated_by.as_deref().unwrap_or(&target.created_by)
+}
+
 /// One look at every target; jobs run one after the other.
 async fn round(vault: &Arc<Vault>, identity: &PushIdentity) -> Result<()> {
     for target in vault.store.push_targets().await? {
         if !target.enabled || target.next_attempt > now() {
             continue;
         }
-        let open = vault
-            .store
-            .push_jobs(&target.application_id, 1)
+        if !vault
+            .application(&target.application_id)
             .await?
-            .into_iter()
-            .find(PushJobRow::is_open);
-        let job = match open {
-            Some(job) => job,
-            None => match due(vault, &target).await? {
-                Some(reason) => vault.new_push_job(&target.application_id, reason).await?,
-                None => continue,
-            },
+            .is_registered()
+        {
+            continue;
+        }
+        if let Some(job) = vault.store.open_push_job(&target.application_id).await? {
+            if job.target_revision != target.revision {
+                cancel(vault, job, "superseded: the push target was saved again").await?;
+                continue;
+            }
+            if job.state == PushJobState::WaitingForApproval
+                && target.pushed_crl_mark.is_some()
+                && crls_changed(vault, &target).await?
+            {
+                // CRLs do not wait for a decision on a certificate.
+                let crl_job = vault
+                    .new_push_job(&target, PushReason::TrustList, registrant(&target))
+                    .await?;
+                if !run_job(vault, identity, &target, crl_job).await? {
+                    continue;
+                }
+            }
+            run_job(vault, identity, &target, job).await?;
+            continue;
+        }
+        let Some(reason) = due(vault, &target).await? else {
+            continue;
         };
+        let reuse = match reason {
+            PushReason::TrustList => None,
+            _ => sequence::reusable_request(vault, &target).await?,
+        };
+        let job = vault
+            .new_push_job_with(&target, reason, registrant(&target), reuse)
+            .await?;
         run_job(vault, identity, &target, job).await?;
     }
     Ok(())
 }
 
-/// What the server needs, if anything.
+async fn crls_changed(vault: &Vault, target: &PushTargetRow) -> Result<bool> {
+    let list = vault.trust_list(&target.group_id, None).await?;
+    Ok(target.pushed_crl_mark.as_deref() != Some(sequence::crl_mark(&list).as_str()))
+}
+
+/// What the server needs, if anything, judged by the certificate pushed to it (not by other
+/// certificates its application may hold).
 async fn due(vault: &Vault, target: &PushTargetRow) -> Result<Option<PushReason>> {
-    if target.pushed_serial.is_none() {
+    let Some(serial) = &target.pushed_serial else {
         return Ok(Some(PushReason::Initial));
-    }
-    let status = vault
-        .certificate_status(&target.application_id, &target.group_id, None)
-        .await?;
-    if status.update_required {
+    };
+    let group = vault.group(&target.group_id).await?;
+    let renew = match vault.store.request_by_cert_serial(serial).await? {
+        Some(pushed) => !vault.renewal_reasons(&pushed, &group).await?.is_empty(),
+        None => true,
+    };
+    if renew {
         return Ok(Some(PushReason::Renewal));
     }
-    let mark = sequence::crl_mark(vault, &target.group_id).await?;
-    if target.pushed_crl_mark.as_deref() != Some(mark.as_str()) {
+    if crls_changed(vault, target).await? {
         return Ok(Some(PushReason::TrustList));
     }
     Ok(None)
 }
 
+/// Ends a job that will not go on, withdrawing its pending request.
+async fn cancel(vault: &Vault, mut job: PushJobRow, why: &str) -> Result<()> {
+    vault.withdraw_push_request(&job).await?;
+    job.state = PushJobState::Failed;
+    job.error = Some(why.to_owned());
+    job.updated_at = now();
+    vault.store.update_push_job(&job).await
+}
+
+/// Runs a job and records its end; answers whether it succeeded.
 async fn run_job(
     vault: &Arc<Vault>,
     identity: &PushIdentity,
     target: &PushTargetRow,
     mut job: PushJobRow,
-) -> Result<()> {
+) -> Result<bool> {
     let outcome = sequence::run(vault, identity, target, &mut job).await;
     job.updated_at = now();
     match outcome {
@@ -132,6 +179,7 @@ async fn run_job(
             job.state = PushJobState::WaitingForApproval;
             job.step = "approval".into();
             vault.store.update_push_job(&job).await?;
+            Ok(false)
         }
         Ok(sequence::Outcome::Done {
             certificate,
@@ -167,6 +215,7 @@ async fn run_job(
                 )
                 .await?;
             info!(application = %target.application_id, job = %job.id, "push succeeded");
+            Ok(true)
         }
         Err(failure) => {
             job.state = PushJobState::Failed;
@@ -191,6 +240,21 @@ async fn run_job(
                     &format!("job {} at {}: {failure}", job.id, job.step),
                 )
                 .await?;
+            if failure.disable {
+                vault
+                    .store
+                    .disable_push_target(&target.application_id)
+                    .await?;
+                vault
+                    .store
+                    .audit(
+                        "system:push",
+                        "push.target.disabled",
+                        &target.application_id,
+                        "its certificate request was rejected",
+                    )
+                    .await?;
+            }
             warn!(
                 application = %target.application_id,
                 job = %job.id,
@@ -199,7 +263,7 @@ async fn run_job(
                 retry_in_secs = delay,
                 "push failed"
             );
+            Ok(false)
         }
     }
-    Ok(())
 }

@@ -1,8 +1,9 @@
 //! One push job: connect as the target's SecurityAdmin, get a CSR from the server, issue the
 //! certificate through the workflow (approval included), UpdateCertificate with the issuer,
 //! the group's trust list with its CRLs, ApplyChanges, then reconnect and check that the
-//! server presents the new certificate. A trust-list job does only the trust list. The job row
-//! records each step as it is reached, so the API shows where a push stands or failed.
+//! server presents the new certificate; only then is the request accepted. A trust-list job
+//! does only the trust list. The job row records each step as it is reached, so the API shows
+//! where a push stands or failed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,20 +14,23 @@ use iiot_gds::push_client::{PushClient, PushError};
 use iiot_gds::session::{self, ConnectError};
 use iiot_gds::trust_list::{TrustLists, ALL};
 use opcua::client::{Client, ClientBuilder};
-use opcua::types::StatusCode;
+use opcua::types::{EndpointDescription, StatusCode};
 
 use super::{server_trust, PushIdentity};
 use crate::error::{Result, VaultError};
 use crate::model::{
     now, CertificateRequestState, CertificateRequestType, PushReason, StartSigningRequest,
+    TrustList,
 };
 use crate::service::Vault;
-use crate::store::{PushJobRow, PushTargetRow};
+use crate::store::{PushJobRow, PushTargetRow, RequestRow};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the server may take to present its new certificate after ApplyChanges
 /// (node-opcua restarts its endpoints 2 s later).
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A server's answer quoted in a job's error is cut here (it goes into the audit log).
+const MAX_MESSAGE: usize = 400;
 
 /// How a job ended, when it did not fail.
 pub enum Outcome {
@@ -42,33 +46,43 @@ pub enum Outcome {
 /// Why a job failed: its step, and the OPC UA status where there is one.
 #[derive(Debug)]
 pub struct Failure {
-    step: &'static str,
+    pub step: &'static str,
     status: Option<StatusCode>,
     message: String,
+    /// The target must not be retried until an operator acts (its request was rejected).
+    pub disable: bool,
 }
 
 impl Failure {
     pub fn new(step: &'static str, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        if message.len() > MAX_MESSAGE {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
         Failure {
             step,
             status: None,
-            message: message.into(),
+            message,
+            disable: false,
         }
     }
 
     pub fn status(step: &'static str, status: StatusCode, message: impl Into<String>) -> Self {
         Failure {
-            step,
             status: Some(status),
-            message: message.into(),
+            ..Failure::new(step, message)
         }
     }
 
     fn push(step: &'static str, e: PushError) -> Self {
         Failure {
-            step,
             status: e.status(),
-            message: e.to_string(),
+            ..Failure::new(step, e.to_string())
         }
     }
 
@@ -86,15 +100,16 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// What the group's CRLs and CAs are now; a target whose pushed mark differs gets them.
-pub async fn crl_mark(vault: &Vault, group_id: &str) -> Result<String> {
-    let list = vault.trust_list(group_id, None).await?;
+type Step<T> = std::result::Result<T, Failure>;
+
+/// What the group's CAs and CRLs are in `list`; a target whose pushed mark differs gets them.
+pub fn crl_mark(list: &TrustList) -> String {
     let mut all = String::new();
     for item in list.trusted_certificates.iter().chain(&list.trusted_crls) {
         all.push_str(item);
         all.push('\n');
     }
-    Ok(iiot_gds::pki::thumbprint(all.as_bytes()))
+    iiot_gds::pki::thumbprint(all.as_bytes())
 }
 
 fn decode_all(items: &[String]) -> Vec<Vec<u8>> {
@@ -104,14 +119,13 @@ fn decode_all(items: &[String]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// The request is the registrant's: the person who set up the target asked for what it
-/// pushes, so the requester ≠ approver rule keeps them from approving it themselves.
-fn requester(target: &PushTargetRow) -> Principal {
-    let name = target.updated_by.as_ref().unwrap_or(&target.created_by);
-    Principal::new(name.clone(), [Role::Writer])
+/// The request is submitted (and collected) in the name of whoever asked for the job, so the
+/// requester ≠ approver rule keeps that principal from approving it.
+fn requester(job: &PushJobRow) -> Principal {
+    Principal::new(job.requested_by.clone(), [Role::Writer])
 }
 
-fn build_client(identity: &PushIdentity) -> std::result::Result<Client, Failure> {
+fn build_client(identity: &PushIdentity) -> Step<Client> {
     ClientBuilder::new()
         .application_name(identity.application_name.clone())
         .application_uri(identity.application_uri.clone())
@@ -127,10 +141,39 @@ fn build_client(identity: &PushIdentity) -> std::result::Result<Client, Failure>
         .map_err(|e| Failure::new("connect", format!("OPC UA client: {}", e.join("; "))))
 }
 
-async fn progress(vault: &Vault, job: &mut PushJobRow, step: &str) -> Result<()> {
+async fn progress(vault: &Vault, job: &mut PushJobRow, step: &str) -> Step<()> {
     job.step = step.to_owned();
     job.updated_at = now();
-    vault.store.update_push_job(job).await
+    vault
+        .store
+        .update_push_job(job)
+        .await
+        .map_err(|e| Failure::vault("progress", e))
+}
+
+/// The request a job goes on with: Waiting while it is New.
+async fn decided_request(vault: &Vault, id: &str) -> Step<Option<RequestRow>> {
+    let request = vault
+        .request(id)
+        .await
+        .map_err(|e| Failure::vault("approval", e))?;
+    match request.state {
+        CertificateRequestState::New => Ok(None),
+        CertificateRequestState::Approved | CertificateRequestState::Accepted => Ok(Some(request)),
+        CertificateRequestState::Rejected => Err(Failure {
+            disable: true,
+            ..Failure::new(
+                "approval",
+                format!(
+                    "request {id} was rejected; the target is disabled until it is saved again"
+                ),
+            )
+        }),
+        other => Err(Failure::new(
+            "approval",
+            format!("request {id} is {}", other.as_str()),
+        )),
+    }
 }
 
 /// Runs `job` against `target` as far as it can go now.
@@ -139,51 +182,47 @@ pub async fn run(
     identity: &PushIdentity,
     target: &PushTargetRow,
     job: &mut PushJobRow,
-) -> std::result::Result<Outcome, Failure> {
+) -> Step<Outcome> {
     let wants_certificate = job.reason != PushReason::TrustList;
     // A job waiting for approval goes on only once the request is decided.
     let mut issued = None;
     if let Some(id) = job.request_id.clone() {
-        let request = vault
-            .request(&id)
-            .await
-            .map_err(|e| Failure::vault("approval", e))?;
-        match request.state {
-            CertificateRequestState::New => return Ok(Outcome::Waiting),
-            CertificateRequestState::Approved | CertificateRequestState::Accepted => {
-                issued = Some(request)
-            }
-            other => {
-                return Err(Failure::new(
-                    "approval",
-                    format!("request {id} was {}", other.as_str()),
-                ))
-            }
+        match decided_request(vault, &id).await? {
+            None => return Ok(Outcome::Waiting),
+            Some(r) => issued = Some(r),
         }
     }
-
-    progress(vault, job, "connect")
+    let app = vault
+        .application(&target.application_id)
         .await
         .map_err(|e| Failure::vault("connect", e))?;
+
+    progress(vault, job, "connect").await?;
     let password = vault
         .push_password(target)
         .map_err(|e| Failure::vault("connect", e))?;
+    // One snapshot: what is pushed is what the job records as pushed.
     let trust = vault
         .trust_list(&target.group_id, None)
         .await
         .map_err(|e| Failure::vault("trustList", e))?;
-    let vault_cas = decode_all(&trust.trusted_certificates);
     let mut client = build_client(identity)?;
-    let presented = server_trust::presented_certificate(&client, &target.endpoint_url).await?;
-    server_trust::admit(
+    let (endpoint, presented) = server_trust::endpoint(&client, &target.endpoint_url).await?;
+    let holder = vault
+        .certificate_holder(&presented)
+        .await
+        .map_err(|e| Failure::vault("connect", e))?;
+    let pinned = server_trust::admit(
         &identity.pki_dir,
         &presented,
         target.server_thumbprint.as_deref(),
-        &vault_cas,
+        &app.id,
+        &app.application_uri,
+        holder.as_ref(),
     )?;
-    let open = session::open(
+    let open = session::open_endpoint(
         &mut client,
-        &target.endpoint_url,
+        endpoint,
         &target.user_name,
         &password,
         CONNECT_TIMEOUT,
@@ -194,29 +233,41 @@ pub async fn run(
         ConnectError::Failed(why) => Failure::new("connect", why),
     })?;
     let push = PushClient::new(open.session.clone());
-    let result = push_over(vault, target, job, &push, issued, wants_certificate, trust).await;
+    let result = push_over(vault, target, job, &push, issued, wants_certificate, &trust).await;
     open.close().await;
+    drop(pinned);
     let pushed = match result? {
         Pushed::Waiting => return Ok(Outcome::Waiting),
         Pushed::Done(pushed) => pushed,
     };
 
     let certificate = match pushed {
-        Some((der, serial, not_after)) => {
-            progress(vault, job, "verify")
+        Some(boxed) => {
+            let (request, der) = *boxed;
+            progress(vault, job, "verify").await?;
+            verify(identity, target, &password, &der).await?;
+            // Collected only now: a certificate the server never presented stays Approved,
+            // and the next job installs it without a new approval.
+            let fetched = vault
+                .fetch(
+                    &requester(job),
+                    &request.id,
+                    CertificateRequestType::SigningRequest,
+                    None,
+                )
                 .await
                 .map_err(|e| Failure::vault("verify", e))?;
-            verify(identity, target, &password, &der).await?;
-            Some((serial, not_after))
+            job.cert_serial = fetched.certificate.map(|c| c.serial_number);
+            Some((
+                job.cert_serial.clone().unwrap_or_default(),
+                request.not_after.unwrap_or(0),
+            ))
         }
         None => None,
     };
-    let crl_mark = crl_mark(vault, &target.group_id)
-        .await
-        .map_err(|e| Failure::vault("done", e))?;
     Ok(Outcome::Done {
         certificate,
-        crl_mark,
+        crl_mark: crl_mark(&trust),
     })
 }
 
@@ -224,8 +275,8 @@ pub async fn run(
 enum Pushed {
     /// The new request waits for an approver: nothing was changed on the server.
     Waiting,
-    /// The certificate pushed (DER, serial, notAfter), if one was.
-    Done(Option<(Vec<u8>, String, i64)>),
+    /// The request and certificate pushed, if one was.
+    Done(Option<Box<(RequestRow, Vec<u8>)>>),
 }
 
 /// The steps on the open session.
@@ -234,25 +285,24 @@ async fn push_over(
     target: &PushTargetRow,
     job: &mut PushJobRow,
     push: &PushClient,
-    issued: Option<crate::store::RequestRow>,
+    issued: Option<RequestRow>,
     wants_certificate: bool,
-    trust: crate::model::TrustList,
-) -> std::result::Result<Pushed, Failure> {
+    trust: &TrustList,
+) -> Step<Pushed> {
     let mut pushed = None;
+    let mut apply = false;
     if wants_certificate {
         let request = match issued {
             Some(r) => r,
             None => {
-                progress(vault, job, "createSigningRequest")
-                    .await
-                    .map_err(|e| Failure::vault("createSigningRequest", e))?;
+                progress(vault, job, "createSigningRequest").await?;
                 let csr = push
                     .create_signing_request(target.regenerate_key)
                     .await
                     .map_err(|e| Failure::push("createSigningRequest", e))?;
                 let id = vault
                     .submit_signing_request(
-                        &requester(target),
+                        &requester(job),
                         &StartSigningRequest {
                             entity_id: target.application_id.clone(),
                             group_id: target.group_id.clone(),
@@ -264,32 +314,18 @@ async fn push_over(
                     .await
                     .map_err(|e| Failure::vault("createSigningRequest", e))?;
                 job.request_id = Some(id.clone());
-                progress(vault, job, "approval")
-                    .await
-                    .map_err(|e| Failure::vault("approval", e))?;
-                let request = vault
-                    .request(&id)
-                    .await
-                    .map_err(|e| Failure::vault("approval", e))?;
-                if request.state == CertificateRequestState::New {
-                    return Ok(Pushed::Waiting);
+                progress(vault, job, "approval").await?;
+                match decided_request(vault, &id).await? {
+                    None => return Ok(Pushed::Waiting),
+                    Some(r) => r,
                 }
-                request
             }
         };
-        progress(vault, job, "updateCertificate")
-            .await
-            .map_err(|e| Failure::vault("updateCertificate", e))?;
-        // Collecting the certificate accepts the request, as a pull client's fetch does.
-        let fetched = vault
-            .fetch(
-                &requester(target),
-                &request.id,
-                CertificateRequestType::SigningRequest,
-                None,
-            )
-            .await
-            .map_err(|e| Failure::vault("updateCertificate", e))?;
+        progress(vault, job, "updateCertificate").await?;
+        // Read again: a revocation since the job started must not reach the server.
+        let request = decided_request(vault, &request.id)
+            .await?
+            .ok_or_else(|| Failure::new("updateCertificate", "the request is pending again"))?;
         let der = request
             .cert_der
             .clone()
@@ -301,63 +337,62 @@ async fn push_over(
                 .map_err(|e| Failure::vault("updateCertificate", e))?],
             None => Vec::new(),
         };
-        push.update_certificate(&der, &issuer, None)
+        apply |= push
+            .update_certificate(&der, &issuer, None)
             .await
             .map_err(|e| Failure::push("updateCertificate", e))?;
-        job.cert_serial = fetched
-            .certificate
-            .as_ref()
-            .map(|c| c.serial_number.clone());
-        job.thumbprint = Some(iiot_gds::pki::thumbprint(&der));
-        let not_after = request.not_after.unwrap_or(0);
-        pushed = Some((der, job.cert_serial.clone().unwrap_or_default(), not_after));
+        job.thumbprint = Some(iiot_gds::pki::thumbprint(&der).to_ascii_uppercase());
+        pushed = Some(Box::new((request, der)));
     }
 
-    progress(vault, job, "trustList")
-        .await
-        .map_err(|e| Failure::vault("trustList", e))?;
+    progress(vault, job, "trustList").await?;
     let lists = TrustLists {
         trusted_certificates: decode_all(&trust.trusted_certificates),
         trusted_crls: decode_all(&trust.trusted_crls),
         issuer_certificates: decode_all(&trust.issuer_certificates),
         issuer_crls: decode_all(&trust.issuer_crls),
     };
-    push_trust_list(push, job, &lists).await?;
+    apply |= push_trust_list(push, job, &lists).await?;
 
-    progress(vault, job, "applyChanges")
-        .await
-        .map_err(|e| Failure::vault("applyChanges", e))?;
-    push.apply_changes()
-        .await
-        .map_err(|e| Failure::push("applyChanges", e))?;
+    if apply || pushed.is_some() {
+        progress(vault, job, "applyChanges").await?;
+        match push.apply_changes().await {
+            Ok(()) => {}
+            // Part 12 §7.10.7: nothing left to apply (the server applied as it went).
+            Err(PushError::Refused { status, .. }) if status == StatusCode::BadNothingToDo => {}
+            Err(e) => return Err(Failure::push("applyChanges", e)),
+        }
+    }
     Ok(Pushed::Done(pushed))
 }
 
 /// Replaces the server's trust list with the group's (CAs and CRLs); a server that cannot
 /// replace its list, or silently keeps it (node-opcua 2.157), gets the CA certificates by
-/// AddCertificate, without CRLs.
+/// AddCertificate, without CRLs. Answers whether ApplyChanges is needed.
 async fn push_trust_list(
     push: &PushClient,
     job: &mut PushJobRow,
     lists: &TrustLists,
-) -> std::result::Result<(), Failure> {
+) -> Step<bool> {
     let written = push.write_trust_list(lists, ALL).await;
-    let replaced = match written {
+    let (replaced, apply) = match written {
         // node-opcua 2.157 answers CloseAndUpdate Good without its output argument (and does
         // nothing): what the server holds decides, not what it said.
         Ok(_) | Err(PushError::Answer(_)) => {
+            let apply = matches!(written, Ok(true));
             let back = push
                 .read_trust_list(ALL)
                 .await
                 .map_err(|e| Failure::push("trustList", e))?;
-            lists
+            let holds = lists
                 .trusted_crls
                 .iter()
                 .all(|crl| back.trusted_crls.contains(crl))
                 && lists
                     .trusted_certificates
                     .iter()
-                    .all(|c| back.trusted_certificates.contains(c))
+                    .all(|c| back.trusted_certificates.contains(c));
+            (holds, apply)
         }
         Err(PushError::Refused { status, .. })
             if [
@@ -369,14 +404,14 @@ async fn push_trust_list(
             ]
             .contains(&status) =>
         {
-            false
+            (false, false)
         }
         Err(e) => return Err(Failure::push("trustList", e)),
     };
     if replaced {
         job.trust_list_mode = Some("replaced".into());
         job.crls_pushed = !lists.trusted_crls.is_empty();
-        return Ok(());
+        return Ok(apply);
     }
     for ca in &lists.trusted_certificates {
         push.add_certificate(ca, true)
@@ -385,41 +420,41 @@ async fn push_trust_list(
     }
     job.trust_list_mode = Some("addCertificate".into());
     job.crls_pushed = false;
-    Ok(())
+    Ok(apply)
 }
 
-/// Reconnects until the server presents `der`, then opens a SignAndEncrypt session, which
-/// proves the server holds its key.
+/// Reconnects until the server presents `der`, then opens a SignAndEncrypt session on that
+/// endpoint, which proves the server holds its key.
 async fn verify(
     identity: &PushIdentity,
     target: &PushTargetRow,
     password: &str,
     der: &[u8],
-) -> std::result::Result<(), Failure> {
+) -> Step<()> {
     let deadline = Instant::now() + VERIFY_TIMEOUT;
     let client = build_client(identity)?;
-    loop {
-        match server_trust::presented_certificate(&client, &target.endpoint_url).await {
-            Ok(presented) if presented == der => break,
+    let endpoint: EndpointDescription = loop {
+        match server_trust::endpoint(&client, &target.endpoint_url).await {
+            Ok((endpoint, presented)) if presented == der => break endpoint,
             Ok(_) | Err(_) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            Ok(presented) => {
+            Ok((_, presented)) => {
                 return Err(Failure::new(
                     "verify",
                     format!(
                         "after ApplyChanges the server still presents {}",
-                        iiot_gds::pki::thumbprint(&presented)
+                        iiot_gds::pki::thumbprint(&presented).to_ascii_uppercase()
                     ),
                 ))
             }
             Err(e) => return Err(e),
         }
-    }
+    };
     let mut client = build_client(identity)?;
-    let open = session::open(
+    let open = session::open_endpoint(
         &mut client,
-        &target.endpoint_url,
+        endpoint,
         &target.user_name,
         password,
         CONNECT_TIMEOUT,
@@ -433,4 +468,34 @@ async fn verify(
     })?;
     open.close().await;
     Ok(())
+}
+
+/// An approved request a failed job of the same target configuration left, which the next
+/// job installs without a new approval; `None` if there is none.
+pub async fn reusable_request(vault: &Vault, target: &PushTargetRow) -> Result<Option<String>> {
+    let Some(last) = vault
+        .store
+        .push_jobs(&target.application_id, 1)
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let Some(id) = last.request_id.filter(|_| {
+        last.state == crate::model::PushJobState::Failed && last.target_revision == target.revision
+    }) else {
+        return Ok(None);
+    };
+    let request = vault.request(&id).await?;
+    if request.state != CertificateRequestState::Approved {
+        return Ok(None);
+    }
+    if last.step == "updateCertificate" {
+        // The server refused this certificate (its key is gone, say): it will never be
+        // installed, so it must not stay a valid certificate nobody holds.
+        vault.revoke(&crate::service::push_system(), &id).await?;
+        return Ok(None);
+    }
+    Ok(request.not_after.is_some_and(|t| t > now()).then_some(id))
 }

@@ -211,6 +211,22 @@ impl Vault {
                 certificate: None,
             });
         };
+        let reasons = self.renewal_reasons(&req, &group).await?;
+        Ok(CertificateStatus {
+            update_required: !reasons.is_empty(),
+            reasons,
+            certificate: req.cert_der.as_deref().map(ca::describe).transpose()?,
+        })
+    }
+
+    /// Why a certificate of `group` must be renewed (none: it need not be): revoked, inside
+    /// the renewal window, from a CA that has been renewed, or weaker than the group's policy.
+    pub async fn renewal_reasons(
+        &self,
+        req: &crate::store::RequestRow,
+        group: &crate::store::GroupRow,
+    ) -> Result<Vec<String>> {
+        let t = Self::cert_type_of(group, Some(&req.cert_type))?;
         let mut reasons = Vec::new();
         if req.state == CertificateRequestState::Revoked {
             reasons.push("revoked".to_string());
@@ -236,10 +252,6 @@ impl Vault {
                 }
             }
         }
-        Ok(CertificateStatus {
-            update_required: !reasons.is_empty(),
-            reasons,
-            certificate: req.cert_der.as_deref().map(ca::describe).transpose()?,
-        })
+        Ok(reasons)
     }
 }

@@ -26,6 +26,7 @@ use crate::kek::Kek;
 use crate::store::{CaRow, GroupRow, Store};
 
 pub use certificates::{Revocation, ServerCertificate};
+pub(crate) use push::push_system;
 pub use issuing::parse_subject;
 
 /// The identity recorded for approvals made by a group's auto-approve policy.

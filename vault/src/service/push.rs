@@ -16,6 +16,11 @@ const MAX_URL: usize = 1024;
 const MAX_USER: usize = 256;
 const MAX_PASSWORD: usize = 1024;
 
+/// Who the engine acts as where no person does (rejecting a withdrawn request).
+pub(crate) fn push_system() -> Principal {
+    Principal::new("system:push", [iiot_auth::Role::Approver])
+}
+
 fn sealing_context(application_id: &str) -> String {
     format!("push-target:{application_id}")
 }
@@ -166,6 +171,9 @@ impl Vault {
     }
 
     pub async fn delete_push_target(&self, who: &Principal, application_id: &str) -> Result<()> {
+        for job in self.store.open_push_jobs_of(application_id).await? {
+            self.withdraw_push_request(&job).await?;
+        }
         if !self.store.delete_push_target(application_id).await? {
             return Err(not_found("push target of application", application_id));
         }
@@ -186,13 +194,7 @@ impl Vault {
                 "the push target of {application_id} is disabled"
             )));
         }
-        if let Some(open) = self
-            .store
-            .push_jobs(application_id, 1)
-            .await?
-            .into_iter()
-            .find(PushJobRow::is_open)
-        {
+        if let Some(open) = self.store.open_push_job(application_id).await? {
             return Err(VaultError::InvalidState(format!(
                 "push job {} of {application_id} is still {}",
                 open.id,
@@ -200,7 +202,7 @@ impl Vault {
             )));
         }
         let job = self
-            .new_push_job(application_id, PushReason::Manual)
+            .new_push_job(&target, PushReason::Manual, &who.name)
             .await?;
         self.store
             .audit(&who.name, "push.start", application_id, &job.id)
@@ -209,21 +211,36 @@ impl Vault {
         Ok(job.to_model())
     }
 
-    /// A job in state pending, for the engine to run.
+    /// A job in state pending for `target`'s current configuration, for the engine to run.
     pub(crate) async fn new_push_job(
         &self,
-        application_id: &str,
+        target: &PushTargetRow,
         reason: PushReason,
+        requested_by: &str,
+    ) -> Result<PushJobRow> {
+        self.new_push_job_with(target, reason, requested_by, None)
+            .await
+    }
+
+    /// [`Vault::new_push_job`] going on with an approved request a failed job left.
+    pub(crate) async fn new_push_job_with(
+        &self,
+        target: &PushTargetRow,
+        reason: PushReason,
+        requested_by: &str,
+        request_id: Option<String>,
     ) -> Result<PushJobRow> {
         let at = now();
         let job = PushJobRow {
             // Time-ordered, so jobs made in one second still list in order.
             id: uuid::Uuid::now_v7().to_string(),
-            application_id: application_id.to_owned(),
+            application_id: target.application_id.clone(),
             reason,
             state: PushJobState::Pending,
             step: "pending".into(),
-            request_id: None,
+            requested_by: requested_by.to_owned(),
+            target_revision: target.revision,
+            request_id,
             cert_serial: None,
             thumbprint: None,
             trust_list_mode: None,
@@ -259,6 +276,18 @@ impl Vault {
             .await?
             .ok_or_else(|| not_found("push job", id))?
             .to_model())
+    }
+
+    /// Rejects the request a job left waiting for approval, when the job will not go on (its
+    /// target changed or was deleted): no approver should issue a certificate nobody pushes.
+    pub(crate) async fn withdraw_push_request(&self, job: &PushJobRow) -> Result<()> {
+        let Some(id) = &job.request_id else {
+            return Ok(());
+        };
+        if self.request(id).await?.state == CertificateRequestState::New {
+            self.reject(&push_system(), id).await?;
+        }
+        Ok(())
     }
 
     /// The target's password, for the engine's session only.

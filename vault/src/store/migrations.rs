@@ -65,6 +65,8 @@ CREATE TABLE push_jobs (
     reason TEXT NOT NULL,
     state TEXT NOT NULL,
     step TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    target_revision BIGINT NOT NULL,
     request_id TEXT,
     cert_serial TEXT,
     thumbprint TEXT,

@@ -98,6 +98,11 @@ pub struct PushJobRow {
     pub reason: PushReason,
     pub state: PushJobState,
     pub step: String,
+    /// Who asked for it: the caller of a manual push, else the target's registrant. Its
+    /// certificate request is submitted in that name, so that principal cannot approve it.
+    pub requested_by: String,
+    /// The target configuration it runs for; a job of an older one is cancelled.
+    pub target_revision: i64,
     pub request_id: Option<String>,
     pub cert_serial: Option<String>,
     pub thumbprint: Option<String>,
@@ -146,6 +151,8 @@ impl PushJobRow {
             reason,
             state,
             step: r.col("step")?,
+            requested_by: r.col("requested_by")?,
+            target_revision: r.col("target_revision")?,
             request_id: r.col("request_id")?,
             cert_serial: r.col("cert_serial")?,
             thumbprint: r.col("thumbprint")?,
@@ -195,7 +202,13 @@ impl Store {
              ON CONFLICT (application_id) DO UPDATE SET endpoint_url = $2, user_name = $3, \
              password_sealed = $4, server_thumbprint = $5, regenerate_key = $6, group_id = $7, \
              enabled = $8, updated_by = $9, updated_at = $10, next_attempt = 0, failures = 0, \
-             revision = push_targets.revision + 1",
+             revision = push_targets.revision + 1, \
+             pushed_serial = CASE WHEN push_targets.endpoint_url = $2 \
+                 THEN push_targets.pushed_serial END, \
+             pushed_not_after = CASE WHEN push_targets.endpoint_url = $2 \
+                 THEN push_targets.pushed_not_after END, \
+             pushed_crl_mark = CASE WHEN push_targets.endpoint_url = $2 \
+                 THEN push_targets.pushed_crl_mark END",
         )
         .bind(&t.application_id)
         .bind(&t.endpoint_url)
@@ -295,14 +308,18 @@ impl Store {
 
     pub async fn insert_push_job(&self, j: &PushJobRow) -> Result<()> {
         sqlx::query(
-            "INSERT INTO push_jobs (id, application_id, reason, state, step, crls_pushed, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+            "INSERT INTO push_jobs (id, application_id, reason, state, step, requested_by, \
+             target_revision, request_id, crls_pushed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $9)",
         )
         .bind(&j.id)
         .bind(&j.application_id)
         .bind(reason_str(j.reason))
         .bind(state_str(j.state))
         .bind(&j.step)
+        .bind(&j.requested_by)
+        .bind(j.target_revision)
+        .bind(j.request_id.clone())
         .bind(j.created_at)
         .execute(self.pool())
         .await?;
@@ -328,6 +345,43 @@ impl Store {
         .bind(j.updated_at)
         .execute(self.pool())
         .await?;
+        Ok(())
+    }
+
+    /// The newest job still to finish (pending or waiting for approval).
+    pub async fn open_push_job(&self, application_id: &str) -> Result<Option<PushJobRow>> {
+        sqlx::query(
+            "SELECT * FROM push_jobs WHERE application_id = $1 \
+             AND state IN ('pending', 'waitingForApproval') ORDER BY id DESC LIMIT 1",
+        )
+        .bind(application_id)
+        .fetch_optional(self.pool())
+        .await?
+        .as_ref()
+        .map(PushJobRow::from_row)
+        .transpose()
+    }
+
+    /// Every job still to finish, of every target.
+    pub async fn open_push_jobs_of(&self, application_id: &str) -> Result<Vec<PushJobRow>> {
+        sqlx::query(
+            "SELECT * FROM push_jobs WHERE application_id = $1 \
+             AND state IN ('pending', 'waitingForApproval') ORDER BY id DESC",
+        )
+        .bind(application_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(PushJobRow::from_row)
+        .collect()
+    }
+
+    /// Disables a target (a rejected request must not be asked for again and again).
+    pub async fn disable_push_target(&self, application_id: &str) -> Result<()> {
+        sqlx::query("UPDATE push_targets SET enabled = 0 WHERE application_id = $1")
+            .bind(application_id)
+            .execute(self.pool())
+            .await?;
         Ok(())
     }
 
