@@ -20,7 +20,12 @@ pub const MODE_APPEND: u8 = 0x8;
 const MAX_OPEN_PER_SESSION: usize = 8;
 const MAX_OPEN: usize = 1024;
 /// A handle unused this long is dropped, so sessions that vanish without Close leak nothing.
-const IDLE: Duration = Duration::from_secs(600);
+/// Readers may pause long between Reads and block nobody.
+const READER_IDLE: Duration = Duration::from_secs(600);
+/// A writer excludes everyone else from its file (Open, AddCertificate, RemoveCertificate), so
+/// the handle of a session that died must not hold the file for long; a live writer sends its
+/// Writes back to back.
+const WRITER_IDLE: Duration = Duration::from_secs(60);
 /// The largest Read answered at once; a client asking more gets this much and reads on.
 const MAX_READ: usize = 1 << 20;
 
@@ -38,6 +43,8 @@ struct OpenFile {
 pub struct OpenFiles {
     files: Mutex<(u32, HashMap<u32, OpenFile>)>,
     max_size: usize,
+    reader_idle: Duration,
+    writer_idle: Duration,
 }
 
 impl Default for OpenFiles {
@@ -50,9 +57,17 @@ impl OpenFiles {
     /// A table whose files written through it grow to `max_size` bytes at most
     /// (Bad_EncodingLimitsExceeded beyond).
     pub fn new(max_size: usize) -> Self {
+        OpenFiles::with_idle_limits(max_size, READER_IDLE, WRITER_IDLE)
+    }
+
+    /// A table whose handles opened to read expire after `reader_idle` unused, and those
+    /// opened to write after `writer_idle`.
+    pub fn with_idle_limits(max_size: usize, reader_idle: Duration, writer_idle: Duration) -> Self {
         OpenFiles {
             files: Mutex::new((0, HashMap::new())),
             max_size,
+            reader_idle,
+            writer_idle,
         }
     }
 
@@ -65,7 +80,15 @@ impl OpenFiles {
             .lock()
             .map_err(|_| StatusCode::BadInternalError)?;
         let (next, files) = &mut *guard;
-        files.retain(|_, file| file.used.elapsed() < IDLE);
+        let (reader_idle, writer_idle) = (self.reader_idle, self.writer_idle);
+        files.retain(|_, file| {
+            let idle = if file.writing {
+                writer_idle
+            } else {
+                reader_idle
+            };
+            file.used.elapsed() < idle
+        });
         f(next, files)
     }
 
@@ -230,7 +253,13 @@ impl OpenFiles {
         })
     }
 
-    /// How many handles are open on a file (its OpenCount).
+    /// Whether a live handle writes `file`.
+    pub fn is_open_to_write(&self, file: usize) -> bool {
+        self.with(|_, files| Ok(files.values().any(|f| f.file == file && f.writing)))
+            .unwrap_or(false)
+    }
+
+    /// How many handles are open on a file (its OpenCount), expired ones not counted.
     pub fn open_count(&self, file: usize) -> u16 {
         self.with(|_, files| Ok(files.values().filter(|f| f.file == file).count() as u16))
             .unwrap_or(0)
@@ -296,5 +325,41 @@ mod tests {
         );
         assert_eq!(files.close_written(2, 0, w).unwrap(), vec![1, 9, 3, 4]);
         assert_eq!(files.open_count(0), 0);
+    }
+
+    #[test]
+    fn a_dead_writer_lets_go_of_its_file_sooner_than_a_reader() {
+        let files = OpenFiles::with_idle_limits(
+            usize::MAX,
+            Duration::from_secs(600),
+            Duration::from_millis(50),
+        );
+        let w = files.open_to_write(1, 0).unwrap();
+        let r = files.open(2, 1, vec![1, 2]).unwrap();
+        assert_eq!(files.open(3, 0, vec![]), Err(StatusCode::BadInvalidState));
+        assert_eq!(files.open_count(0), 1);
+        assert!(files.is_open_to_write(0) && !files.is_open_to_write(1));
+        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(files.open_count(0), 0, "the idle writer still counts");
+        assert!(!files.is_open_to_write(0));
+        assert_eq!(
+            files.write(1, 0, w, &[1]),
+            Err(StatusCode::BadInvalidArgument)
+        );
+        assert!(files.open_to_write(3, 0).is_ok(), "the file is free again");
+        assert_eq!(files.open_count(1), 1, "the reader outlives the writer");
+        assert_eq!(files.read(2, 1, r, 1).unwrap(), vec![1]);
+        // Use keeps a writer alive.
+        let files = OpenFiles::with_idle_limits(
+            usize::MAX,
+            Duration::from_secs(600),
+            Duration::from_millis(200),
+        );
+        let w = files.open_to_write(1, 0).unwrap();
+        for _ in 0..4 {
+            std::thread::sleep(Duration::from_millis(80));
+            files.write(1, 0, w, &[1]).unwrap();
+        }
+        assert_eq!(files.close_written(1, 0, w).unwrap(), vec![1; 4]);
     }
 }

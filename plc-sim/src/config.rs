@@ -82,7 +82,8 @@ pub struct PlcSimConfig {
     /// password would travel in clear).
     pub users: Vec<(String, String)>,
     /// Username/password pairs with Part 12's SecurityAdmin role: over SignAndEncrypt they may
-    /// push a certificate and trust list (`ServerConfiguration`). Empty: nobody may.
+    /// push a certificate and trust list (`ServerConfiguration`). Empty: nobody may. They can
+    /// sign in on SignAndEncrypt endpoints only, and under a name no entry of `users` has.
     pub security_admins: Vec<(String, String)>,
     /// Trust any client certificate instead of parking it in `pki_dir/rejected`.
     pub auto_accept: bool,
@@ -275,6 +276,19 @@ impl PlcSimConfig {
                 return err(format!("user {user:?} is configured twice"));
             }
         }
+        // A security administrator shares the authenticator's name lookup with the users:
+        // under a user's name (or twice) the first entry would answer and the administrator
+        // could never sign in.
+        for (admin, password) in &self.security_admins {
+            if admin.is_empty() || password.is_empty() {
+                return err("security administrators need a name and a password".to_owned());
+            }
+            if !seen.insert(admin.as_str()) {
+                return err(format!(
+                    "security administrator {admin:?} is configured twice or is also a user"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -292,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn rejects_zero_rate_huge_tree_and_duplicate_users() {
+    fn rejects_zero_rate_huge_tree_and_duplicate_users_or_admins() {
         let c = PlcSimConfig {
             fast_rate_ms: 0,
             ..Default::default()
@@ -307,6 +321,21 @@ mod tests {
 
         let c = PlcSimConfig {
             users: vec![("a".into(), "x".into()), ("a".into(), "y".into())],
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(PlcSimError::Config(_))));
+
+        let admin = |name: &str, password: &str| PlcSimConfig {
+            security_admins: vec![(name.into(), password.into())],
+            ..Default::default()
+        };
+        admin("admin", "secret").validate().unwrap();
+        for (name, password) in [("user1", "secret"), ("", "secret"), ("admin", "")] {
+            let e = admin(name, password).validate().unwrap_err();
+            assert!(matches!(e, PlcSimError::Config(_)), "{name:?}/{password:?}");
+        }
+        let c = PlcSimConfig {
+            security_admins: vec![("a".into(), "x".into()), ("a".into(), "y".into())],
             ..Default::default()
         };
         assert!(matches!(c.validate(), Err(PlcSimError::Config(_))));

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use iiot_gds::pki::{OWN_CERT, OWN_KEY};
 use opcua::{
     crypto::{CertificateStore, X509Data},
     types::{ApplicationDescription, DateTime},
@@ -9,11 +10,6 @@ use opcua::{
 use tracing::info;
 
 use crate::PlcSimError;
-
-/// Certificate path inside the PKI directory, as async-opcua expects it.
-pub(crate) const OWN_CERT: &str = "own/cert.der";
-/// Private key path inside the PKI directory, as async-opcua expects it.
-pub(crate) const OWN_KEY: &str = "private/private.pem";
 
 fn pki_err(path: &Path, message: impl Into<String>) -> PlcSimError {
     PlcSimError::Pki {
@@ -51,6 +47,8 @@ pub(crate) fn ensure_own_certificate(
     }
     let cert_path = pki_dir.join(OWN_CERT);
     let key_path = pki_dir.join(OWN_KEY);
+    // `private/` also holds a key waiting for its pushed certificate: owner-only.
+    iiot_gds::pki::ensure_key_dir(&key_path).map_err(|e| pki_err(&key_path, e.to_string()))?;
     let application_uri = description.application_uri.as_ref().to_owned();
 
     match existing_certificate_problem(&cert_path, &key_path, &application_uri, host) {

@@ -321,9 +321,14 @@ fn build_server(
         builder = builder.add_user_token(id, ServerUserToken::user_pass(user, pass));
     }
     let anonymous = vec![ANONYMOUS_USER_TOKEN_ID.to_owned()];
-    let mut secure_tokens = anonymous.clone();
-    secure_tokens.extend(user_ids);
-    secure_tokens.extend(admin_ids);
+    let mut sign_tokens = anonymous.clone();
+    sign_tokens.extend(user_ids);
+    // Security administrators only where keys and trust lists travel encrypted (Part 12): a
+    // session's security mode is fixed at CreateSession, so the per-call check alone would let
+    // an administrator's session re-activated on a Sign channel through; not offering the
+    // token there refuses that activation.
+    let mut sign_encrypt_tokens = sign_tokens.clone();
+    sign_encrypt_tokens.extend(admin_ids);
 
     // Anonymous only on None: a UserName token there would carry the password in clear.
     builder = builder.add_endpoint(
@@ -340,13 +345,17 @@ fn build_server(
         ("aes128_sha256_rsaoaep", SecurityPolicy::Aes128Sha256RsaOaep),
         ("aes256_sha256_rsapss", SecurityPolicy::Aes256Sha256RsaPss),
     ] {
-        for (suffix, mode) in [
-            ("sign", MessageSecurityMode::Sign),
-            ("sign_encrypt", MessageSecurityMode::SignAndEncrypt),
+        for (suffix, mode, tokens) in [
+            ("sign", MessageSecurityMode::Sign, &sign_tokens),
+            (
+                "sign_encrypt",
+                MessageSecurityMode::SignAndEncrypt,
+                &sign_encrypt_tokens,
+            ),
         ] {
             builder = builder.add_endpoint(
                 format!("{name}_{suffix}"),
-                ServerEndpoint::new("/", policy, mode, &secure_tokens),
+                ServerEndpoint::new("/", policy, mode, tokens),
             );
         }
     }

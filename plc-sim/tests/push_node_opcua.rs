@@ -3,7 +3,8 @@
 //! administrator gets a CSR, installs the CA-signed certificate with its chain, pushes the CA
 //! and its CRL into the trust list, applies, and the server presents the new certificate on the
 //! next connection and keeps it across a restart. Users without the role, and sessions
-//! without encryption, are refused.
+//! without encryption, are refused. plc-sim takes no CA by AddCertificate (it needs its CRL):
+//! the client's CA reaches the trust list with the CRL through the full trust list write.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -205,7 +206,10 @@ async fn node_opcua_pushes_a_certificate_and_trust_list_into_plc_sim() {
         ],
     );
     assert!(ok, "{last}");
-    assert_eq!(last["denied"], "BadSecurityModeInsufficient");
+    // The administrator's token is offered on SignAndEncrypt endpoints only: ActivateSession
+    // over Sign fails before any push call.
+    assert_eq!(last["denied"], "BadIdentityTokenRejected");
+    assert_eq!(last["deniedAt"], "activateSession");
     assert_eq!(sim.server_certificate_der(), self_signed);
 
     // The administrator over SignAndEncrypt: CSR → CA-signed certificate → trust list with the

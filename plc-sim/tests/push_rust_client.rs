@@ -1,7 +1,8 @@
 //! plc-sim's Part 12 push face driven by our own push client (`iiot_gds::push_client`): who
 //! may push, a full push (CSR → CA-signed certificate → trust list → ApplyChanges) seen by the
-//! next session, a server-made key, and bad input that must be refused with its exact status
-//! and change nothing.
+//! next session, a server-made key (kept across a restart), a staged certificate that belongs
+//! to its session and survives a failed ApplyChanges, and bad input that must be refused with
+//! its exact status and change nothing.
 
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -31,6 +32,8 @@ use openssl::x509::{X509Builder, X509CrlBuilder, X509Extension, X509NameBuilder,
 use openssl::x509::{X509Req, X509};
 
 const ADMIN: (&str, &str) = ("admin", "admin-secret");
+/// Where plc-sim keeps a key it made until the certificate for it is applied.
+const PENDING_KEY: &str = "private/push-pending-key.pem";
 const USER: (&str, &str) = ("user1", "password");
 
 /// The status of a refused push call; anything else fails the test.
@@ -239,6 +242,17 @@ struct Setup {
     admin: PushClient,
 }
 
+fn sim_config(pki: &Path) -> PlcSimConfig {
+    PlcSimConfig {
+        port: 0,
+        pki_dir: pki.to_path_buf(),
+        security_admins: vec![(ADMIN.0.into(), ADMIN.1.into())],
+        fast_nodes: 1,
+        slow_nodes: 1,
+        ..Default::default()
+    }
+}
+
 async fn setup(name: &str) -> Setup {
     let dir = scratch(name);
     let pki = dir.join("server");
@@ -247,16 +261,7 @@ async fn setup(name: &str) -> Setup {
     std::fs::create_dir_all(&trusted).unwrap();
     let name = stack_file_name(&client_cert).unwrap();
     std::fs::write(trusted.join(name), &client_cert).unwrap();
-    let sim = PlcSim::start(PlcSimConfig {
-        port: 0,
-        pki_dir: pki.clone(),
-        security_admins: vec![(ADMIN.0.into(), ADMIN.1.into())],
-        fast_nodes: 1,
-        slow_nodes: 1,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let sim = PlcSim::start(sim_config(&pki)).await.unwrap();
     let url = sim.endpoint_url();
     let admin = push_client(&mut client, &url, SignAndEncrypt).await;
     Setup {
@@ -276,12 +281,15 @@ async fn admins_push_a_certificate_and_trust_list_that_new_sessions_see() {
     let admin = &s.admin;
     let self_signed = s.sim.server_certificate_der();
 
-    // Only a security administrator, and only over SignAndEncrypt.
+    // Only a security administrator, and only over SignAndEncrypt: over Sign the administrator
+    // cannot even sign in, and any session there is refused the calls.
     let user = connect(&mut s.client, &s.url, SignAndEncrypt, USER).await;
     let user = PushClient::new(user.unwrap());
     refuses!(user.create_signing_request(false) => BadUserAccessDenied);
     refuses!(user.read_trust_list(ALL) => BadUserAccessDenied);
-    let signed = push_client(&mut s.client, &s.url, Sign).await;
+    let signed = connect(&mut s.client, &s.url, Sign, ADMIN).await;
+    assert_eq!(signed.err(), Some(StatusCode::BadIdentityTokenRejected));
+    let signed = PushClient::new(connect(&mut s.client, &s.url, Sign, USER).await.unwrap());
     refuses!(signed.create_signing_request(false) => BadSecurityModeInsufficient);
     refuses!(signed.add_certificate(&s.client_cert, true) => BadSecurityModeInsufficient);
 
@@ -345,6 +353,10 @@ async fn admins_push_a_certificate_and_trust_list_that_new_sessions_see() {
     assert!(key_of(&renewed).public_eq(&new_key));
     let stored = iiot_gds::pki::read_private_key(&s.pki.join("private/private.pem"));
     assert!(stored.unwrap().unwrap().public_eq(&new_key), "key file");
+    assert!(
+        !s.pki.join(PENDING_KEY).exists(),
+        "the installed key is still pending"
+    );
     s.sim.shutdown().await;
 }
 
@@ -395,8 +407,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
     };
     let result = admin.session().call_one(unknown_group).await.unwrap();
     assert_eq!(result.status_code, StatusCode::BadInvalidArgument);
-    // Nothing was staged: ApplyChanges keeps the certificate.
-    admin.apply_changes().await.unwrap();
+    // Nothing was staged (Part 12 §7.10.7): the certificate stays.
+    refuses!(admin.apply_changes() => BadNothingToDo);
     assert_eq!(s.sim.server_certificate_der(), current);
 
     // Trust list writes that must leave the list as it was.
@@ -433,8 +445,114 @@ async fn bad_input_is_refused_and_changes_nothing() {
     let after = admin.read_trust_list(ALL).await.unwrap();
     assert_eq!(after.trusted_certificates, only_client);
     assert!(after.trusted_crls.is_empty(), "the CA's CRL stayed");
-    admin.add_certificate(&ca.der(), false).await.unwrap();
-    let after = admin.read_trust_list(ALL).await.unwrap();
-    assert_eq!(after.issuer_certificates, [ca.der()]);
+
+    // AddCertificate takes no CA (its CRL cannot come along) and nothing untrusted (an
+    // issuer is a CA): Part 12 §7.8.2.6. An application certificate it adds.
+    refuses!(admin.add_certificate(&ca.der(), true) => BadCertificateInvalid);
+    refuses!(admin.add_certificate(&ca.der(), false) => BadCertificateInvalid);
+    refuses!(admin.add_certificate(&good, false) => BadCertificateInvalid);
+    assert_eq!(admin.read_trust_list(ALL).await.unwrap(), after);
+    admin.add_certificate(&good, true).await.unwrap();
+    let added = admin.read_trust_list(ALL).await.unwrap();
+    let wanted = sorted(vec![good.clone(), s.client_cert.clone()]);
+    assert_eq!(sorted(added.trusted_certificates), wanted);
+    assert!(added.issuer_certificates.is_empty());
     s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staging_belongs_to_its_session_and_survives_a_failed_apply() {
+    let mut s = setup("push-staging").await;
+    let admin = &s.admin;
+    let other = push_client(&mut s.client, &s.url, SignAndEncrypt).await;
+    let ca = Ca::new("push test CA");
+    let current = s.sim.server_certificate_der();
+    let key_file = s.pki.join("private/private.pem");
+    let old_key = std::fs::read(&key_file).unwrap();
+
+    let csr = admin.create_signing_request(true).await.unwrap();
+    let cert = ca.sign(&csr);
+    assert!(admin
+        .update_certificate(&cert, &[ca.der()], None)
+        .await
+        .unwrap());
+
+    // Another session's ApplyChanges has nothing of its own to apply.
+    refuses!(other.apply_changes() => BadNothingToDo);
+    assert_eq!(s.sim.server_certificate_der(), current);
+
+    // Not while a TrustList is open for writing (Part 12 §7.10.7), whoever writes it.
+    let handle = other.open(0x06).await.unwrap();
+    refuses!(admin.apply_changes() => BadInvalidState);
+    other.close(handle).await.unwrap();
+
+    // The certificate cannot be stored: nothing changes, on disk or in the server, and the
+    // staged certificate waits for a retry.
+    let cert_file = s.pki.join("own/cert.der");
+    let own_cert = std::fs::read(&cert_file).unwrap();
+    std::fs::remove_file(&cert_file).unwrap();
+    std::fs::create_dir_all(cert_file.join("in-the-way")).unwrap();
+    refuses!(admin.apply_changes() => BadInternalError);
+    assert_eq!(s.sim.server_certificate_der(), current);
+    assert_eq!(
+        std::fs::read(&key_file).unwrap(),
+        old_key,
+        "the key changed alone"
+    );
+    assert!(s.pki.join(PENDING_KEY).exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&s.pki)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&cert_file).unwrap();
+    std::fs::write(&cert_file, own_cert).unwrap();
+
+    admin.apply_changes().await.unwrap();
+    assert_eq!(s.sim.server_certificate_der(), cert);
+    let stored = iiot_gds::pki::read_private_key(&key_file).unwrap().unwrap();
+    assert!(stored.public_eq(&csr_key(&csr)));
+    assert_eq!(std::fs::read(&cert_file).unwrap(), cert);
+    assert!(!s.pki.join(PENDING_KEY).exists());
+    refuses!(admin.apply_changes() => BadNothingToDo);
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_key_waits_on_disk_for_its_certificate_across_a_restart() {
+    let mut s = setup("push-pending-key").await;
+    let ca = Ca::new("push test CA");
+    let csr = s.admin.create_signing_request(true).await.unwrap();
+    let pending = s.pki.join(PENDING_KEY);
+    let stored = iiot_gds::pki::read_private_key(&pending).unwrap().unwrap();
+    assert!(stored.public_eq(&csr_key(&csr)));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&pending), 0o600);
+        assert_eq!(mode(&s.pki.join("private")), 0o700);
+    }
+
+    // A later request for a new key replaces the pending one.
+    let csr = s.admin.create_signing_request(true).await.unwrap();
+    let stored = iiot_gds::pki::read_private_key(&pending).unwrap().unwrap();
+    assert!(stored.public_eq(&csr_key(&csr)));
+
+    // The certificate manager answers after a restart.
+    s.sim.shutdown().await;
+    let sim = PlcSim::start(sim_config(&s.pki)).await.unwrap();
+    let admin = push_client(&mut s.client, &sim.endpoint_url(), SignAndEncrypt).await;
+    let cert = ca.sign(&csr);
+    assert!(admin
+        .update_certificate(&cert, &[ca.der()], None)
+        .await
+        .unwrap());
+    admin.apply_changes().await.unwrap();
+    assert_eq!(sim.server_certificate_der(), cert);
+    assert!(!pending.exists(), "the installed key is still pending");
+    let key = iiot_gds::pki::read_private_key(&s.pki.join("private/private.pem"));
+    assert!(key.unwrap().unwrap().public_eq(&csr_key(&csr)));
+    sim.shutdown().await;
 }

@@ -387,23 +387,36 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PushTargetRequest {
-    /// `opc.tcp://host:port[/path]` of the server's endpoint.
+    /// `opc.tcp://host[:port][/path]` of the server's endpoint.
+    #[schema(
+        max_length = 1024,
+        pattern = r"^opc\.tcp://(\[[0-9A-Fa-f:.]+\]|[^\s/:@\[\]\x00-\x1f\x7f-\x9f]+)(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[^\s\x00-\x1f\x7f-\x9f]*)?$"
+    )]
     pub endpoint_url: String,
     /// A user with the SecurityAdmin role on that server.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub user_name: String,
     /// Its password; stored sealed with the vault's key-encryption key, never returned.
+    #[schema(min_length = 1, max_length = 1024)]
     pub password: String,
     /// SHA-1 thumbprint (hex) of the certificate the server presents before its first push,
     /// when that certificate is not one this vault issued: the vault connects to no server it
     /// cannot authenticate.
     #[serde(default)]
+    #[schema(pattern = r"^[0-9A-Fa-f]{40}$")]
     pub server_thumbprint: Option<String>,
     /// Ask the server for a new key pair with every certificate (CreateSigningRequest's
     /// regeneratePrivateKey).
     #[serde(default)]
     pub regenerate_private_key: bool,
-    /// The certificate group; `DefaultApplicationGroup` when absent.
+    /// The certificate group of application instance certificates (the vault has one);
+    /// `DefaultApplicationGroup` when absent.
     #[serde(default)]
+    #[schema(pattern = "^DefaultApplicationGroup$")]
     pub group_id: Option<String>,
     /// Pushes run only while enabled (default true).
     #[serde(default)]

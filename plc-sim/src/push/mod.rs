@@ -11,6 +11,8 @@ mod certificate;
 mod trust_list;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use iiot_gds::{args::Args, file::OpenFiles};
@@ -36,6 +38,10 @@ pub(crate) const MAX_TRUST_LIST_SIZE: u32 = 1 << 20;
 
 /// Index of the only certificate group's file in the handle table.
 const TRUST_LIST_FILE: usize = 0;
+
+/// How often the TrustList's OpenCount is checked for handles that expired unused (their
+/// session went away without Close), which no call announces.
+const OPEN_COUNT_REFRESH: Duration = Duration::from_secs(5);
 
 /// Prefix of the user token ids of security administrators (`PlcSimConfig::security_admins`).
 pub(crate) const SECURITY_ADMIN_TOKEN_PREFIX: &str = "plc-sim-security-admin-";
@@ -88,15 +94,26 @@ pub(crate) struct PushManager {
     context: ServerContext,
     staging: Staging,
     files: OpenFiles,
+    /// The OpenCount last published; `u32::MAX` before the first publication.
+    published_open_count: AtomicU32,
 }
 
 impl PushManager {
     pub(crate) fn new(config: PushConfig, context: ServerContext) -> Self {
         PushManager {
+            staging: Staging::new(config.pki_dir.clone()),
             config,
             context,
-            staging: Staging::default(),
             files: OpenFiles::new(MAX_TRUST_LIST_SIZE as usize),
+            published_open_count: AtomicU32::new(u32::MAX),
+        }
+    }
+
+    /// Publishes the TrustList's state again when handles expired since it was published.
+    fn refresh_open_count(&self) {
+        let open = u32::from(self.files.open_count(TRUST_LIST_FILE));
+        if open != self.published_open_count.load(Ordering::Relaxed) {
+            self.publish_trust_list_state();
         }
     }
 
@@ -143,6 +160,9 @@ impl PushManager {
     /// Size, OpenCount and LastUpdateTime of the TrustList, after every change to it.
     fn publish_trust_list_state(&self) {
         use VariableId as V;
+        let open_count = self.files.open_count(TRUST_LIST_FILE);
+        self.published_open_count
+            .store(u32::from(open_count), Ordering::Relaxed);
         let size = trust_list::read(&self.config.pki_dir, iiot_gds::trust_list::ALL)
             .map(|data| data.len() as u64)
             .unwrap_or(0);
@@ -153,7 +173,7 @@ impl PushManager {
             ),
             (
                 V::ServerConfiguration_CertificateGroups_DefaultApplicationGroup_TrustList_OpenCount,
-                Variant::UInt16(self.files.open_count(TRUST_LIST_FILE)),
+                Variant::UInt16(open_count),
             ),
             (
                 V::ServerConfiguration_CertificateGroups_DefaultApplicationGroup_TrustList_LastUpdateTime,
@@ -231,6 +251,7 @@ impl PushManager {
                 let required = self.staging.update_certificate(
                     &context.info,
                     &self.config.application_uri,
+                    session,
                     certificate::UpdateArgs {
                         group: args.node_id(0)?,
                         certificate_type: args.node_id(1)?,
@@ -243,7 +264,11 @@ impl PushManager {
                 vec![Variant::Boolean(required)]
             }
             APPLY_CHANGES => {
-                self.staging.apply(&context.info, pki)?;
+                // Part 12 §7.10.7: not while a TrustList is being written.
+                if self.files.is_open_to_write(file) {
+                    return Err(StatusCode::BadInvalidState);
+                }
+                self.staging.apply(&context.info, session)?;
                 Vec::new()
             }
             GET_REJECTED_LIST => {
@@ -354,13 +379,28 @@ impl NodeManager for PushManager {
         Vec::new()
     }
 
-    async fn init(&self, _type_tree: &mut DefaultTypeTree, _context: ServerContext) {}
+    async fn init(&self, _type_tree: &mut DefaultTypeTree, context: ServerContext) {
+        // Holds the node managers weakly: the task ends once the server is dropped.
+        let managers = context.node_managers.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(OPEN_COUNT_REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match managers.get_of_type::<PushManager>() {
+                    Some(push) => push.refresh_open_count(),
+                    None => break,
+                }
+            }
+        });
+    }
 
     async fn call(
         &self,
         context: &RequestContext,
         methods_to_call: &mut [&mut MethodCall],
     ) -> Result<(), StatusCode> {
+        self.refresh_open_count();
         for call in methods_to_call.iter_mut() {
             match self.call_one(context, call) {
                 Ok(outputs) => {

@@ -3,7 +3,7 @@
 //! a change takes effect without ApplyChanges. A push replaces the lists it specifies whole:
 //! the certificate manager owns the server's trust list (Part 12 §7.8.2).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use iiot_gds::pki::{self, PkiError, ISSUER_CERTS, ISSUER_CRLS, TRUSTED_CERTS, TRUSTED_CRLS};
 use iiot_gds::trust_list::{self, TrustLists};
@@ -68,7 +68,11 @@ fn file_name(der: &[u8], crl: bool) -> Result<String, PkiError> {
 }
 
 /// CloseAndUpdate: replaces the lists the written file specifies, after checking every
-/// certificate and CRL in it (one bad entry changes nothing).
+/// certificate and CRL in it (one bad entry changes nothing). Every folder gets its new files
+/// before any loses an old one, so an I/O error never leaves one list new and another old: a
+/// failed write phase is undone, a failed removal leaves old files beside the new ones. Old
+/// certificates go before old CRLs (the order of `FOLDERS`), so a removal failing halfway
+/// leaves a stray CRL rather than a CA without its CRL.
 pub(crate) fn replace(pki_dir: &Path, data: &[u8]) -> Result<(), StatusCode> {
     let (masks, mut lists) =
         TrustLists::decode_specified(data).map_err(|_| StatusCode::BadDecodingError)?;
@@ -77,17 +81,29 @@ pub(crate) fn replace(pki_dir: &Path, data: &[u8]) -> Result<(), StatusCode> {
             pki::check_der(der, crl).map_err(|_| StatusCode::BadCertificateInvalid)?;
         }
     }
+    // Per folder written: its path, the files it had, the files it has to keep.
+    let mut written: Vec<(PathBuf, Vec<String>, Vec<String>)> = Vec::new();
     for (folder, bit, crl) in FOLDERS {
-        if masks & bit != 0 {
-            let items = lists_mut(&mut lists, bit);
-            pki::replace_folder(
-                &pki_dir.join(folder),
-                items,
-                |d| file_name(d, crl),
-                |_| true,
-            )
-            .map_err(internal)?;
+        if masks & bit == 0 {
+            continue;
         }
+        let dir = pki_dir.join(folder);
+        let items = lists_mut(&mut lists, bit);
+        let phase = pki::file_names(&dir).and_then(|before| {
+            pki::write_items(&dir, items, |d| file_name(d, crl)).map(|names| (before, names))
+        });
+        match phase {
+            Ok((before, names)) => written.push((dir, before, names)),
+            Err(e) => {
+                for (dir, before, names) in &written {
+                    pki::remove_new(dir, names, before);
+                }
+                return Err(internal(e));
+            }
+        }
+    }
+    for (dir, _, names) in &written {
+        pki::remove_others(dir, names, |_| true).map_err(internal)?;
     }
     info!(
         masks,
@@ -100,15 +116,29 @@ pub(crate) fn replace(pki_dir: &Path, data: &[u8]) -> Result<(), StatusCode> {
     Ok(())
 }
 
-/// AddCertificate: one certificate into the trusted (or issuer) list.
+/// AddCertificate (Part 12 §7.8.2.6): one certificate into the trusted list. Refused with
+/// Bad_CertificateInvalid: a CA certificate, because trusting a CA takes its CRL too, which only
+/// a Write of the whole list carries (the stack refuses a CA's certificates without it); and
+/// isTrustedCertificate false, because an issuer, too, is a CA.
 pub(crate) fn add(pki_dir: &Path, der: &[u8], trusted: bool) -> Result<(), StatusCode> {
     pki::check_der(der, false).map_err(|_| StatusCode::BadCertificateInvalid)?;
-    let folder = pki_dir.join(if trusted { TRUSTED_CERTS } else { ISSUER_CERTS });
+    if !trusted || is_ca(der) != Some(false) {
+        return Err(StatusCode::BadCertificateInvalid);
+    }
+    let folder = pki_dir.join(TRUSTED_CERTS);
     std::fs::create_dir_all(&folder).map_err(|e| internal(PkiError::Io(folder.clone(), e)))?;
     let name = file_name(der, false).map_err(|_| StatusCode::BadCertificateInvalid)?;
     pki::write_atomically(&folder.join(name), der).map_err(internal)?;
-    info!(thumbprint = %pki::thumbprint(der), trusted, "push: certificate added to the trust list");
+    info!(thumbprint = %pki::thumbprint(der), "push: certificate added to the trust list");
     Ok(())
+}
+
+/// Whether a DER certificate carries basicConstraints with cA TRUE (RFC 5280 §4.2.1.9);
+/// `None` when it cannot be parsed. (The openssl crate has no accessor for it.)
+fn is_ca(der: &[u8]) -> Option<bool> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let constraints = cert.basic_constraints().ok()?;
+    Some(constraints.is_some_and(|bc| bc.value.ca))
 }
 
 /// RemoveCertificate: the certificate with this SHA-1 thumbprint (hex, any case) leaves the
@@ -151,4 +181,133 @@ pub(crate) fn rejected(pki_dir: &Path) -> Result<Vec<Vec<u8>>, StatusCode> {
         .into_iter()
         .map(|(_, der)| der)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::x509::extension::BasicConstraints;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+
+    fn certificate(constraints: Option<BasicConstraints>) -> Vec<u8> {
+        let key = pki::new_rsa_key(2048).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "basicConstraints test")
+            .unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        if let Some(bc) = constraints {
+            b.append_extension(bc.build().unwrap()).unwrap();
+        }
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build().to_der().unwrap()
+    }
+
+    /// An empty CRL of a throw-away CA (the openssl crate wants the CA's key identifier in it).
+    fn crl() -> Vec<u8> {
+        use openssl::x509::extension::{AuthorityKeyIdentifier, CrlNumber, SubjectKeyIdentifier};
+        let key = pki::new_rsa_key(2048).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "crl test").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        let ski = SubjectKeyIdentifier::new()
+            .build(&b.x509v3_context(None, None))
+            .unwrap();
+        b.append_extension(ski).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let ca = b.build();
+        let mut crl = openssl::x509::X509CrlBuilder::new().unwrap();
+        crl.set_issuer_name(&name).unwrap();
+        crl.set_last_update(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        crl.set_next_update(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        let context = X509Builder::new().unwrap();
+        let aki = AuthorityKeyIdentifier::new()
+            .keyid(true)
+            .build(&context.x509v3_context(Some(&ca), None))
+            .unwrap();
+        crl.append_extension(aki).unwrap();
+        let number = CrlNumber::new(openssl::bn::BigNum::from_u32(1).unwrap()).unwrap();
+        crl.append_extension(number.build().unwrap()).unwrap();
+        crl.sign(&key, MessageDigest::sha256()).unwrap();
+        crl.build().unwrap().to_der().unwrap()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names = pki::file_names(dir).unwrap();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_replacement_failing_in_one_folder_changes_no_folder() {
+        let dir = std::env::temp_dir().join(format!("iiot-plc-sim-tl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for folder in ["private", TRUSTED_CERTS, TRUSTED_CRLS] {
+            std::fs::create_dir_all(dir.join(folder)).unwrap();
+        }
+        std::fs::write(dir.join(TRUSTED_CERTS).join("old.der"), certificate(None)).unwrap();
+        let (cert, crl) = (certificate(None), crl());
+        let lists = TrustLists {
+            trusted_certificates: vec![cert.clone()],
+            trusted_crls: vec![crl.clone()],
+            ..Default::default()
+        };
+        let masks = trust_list::TRUSTED_CERTIFICATES | trust_list::TRUSTED_CRLS;
+        let data = lists.encode(masks);
+        // Something in the way of the CRL's file: the CRL folder cannot be written.
+        let blocked = dir.join(TRUSTED_CRLS).join(file_name(&crl, true).unwrap());
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert_eq!(replace(&dir, &data), Err(StatusCode::BadInternalError));
+        assert_eq!(files(&dir.join(TRUSTED_CERTS)), ["old.der"]);
+        assert!(files(&dir.join(TRUSTED_CRLS)).is_empty());
+        assert!(files(&dir).is_empty(), "temporary files left");
+
+        std::fs::remove_dir_all(&blocked).unwrap();
+        replace(&dir, &data).unwrap();
+        let cert_name = file_name(&cert, false).unwrap();
+        assert_eq!(files(&dir.join(TRUSTED_CERTS)), [cert_name]);
+        assert_eq!(
+            files(&dir.join(TRUSTED_CRLS)),
+            [file_name(&crl, true).unwrap()]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn tells_ca_certificates_from_others() {
+        let mut ca = BasicConstraints::new();
+        ca.critical().ca();
+        assert_eq!(is_ca(&certificate(Some(ca))), Some(true));
+        let mut with_path = BasicConstraints::new();
+        with_path.ca().pathlen(0);
+        assert_eq!(is_ca(&certificate(Some(with_path))), Some(true));
+        let mut leaf = BasicConstraints::new();
+        leaf.critical();
+        assert_eq!(is_ca(&certificate(Some(leaf))), Some(false));
+        assert_eq!(is_ca(&certificate(None)), Some(false));
+        let der = certificate(None);
+        assert_eq!(is_ca(&der[..der.len() / 2]), None);
+        assert_eq!(is_ca(b""), None);
+    }
 }

@@ -293,8 +293,15 @@ async fn prepare_pki(vault: &Vault, config: &GdsConfig, pki_dir: &Path) -> Resul
             .await?
         {
             Some(issued) => {
-                std::fs::write(&cert_path, &issued.cert_der).map_err(|e| io(&cert_path, e))?;
-                write_private(&key_path, issued.key_pem.as_bytes())?;
+                // Key first, each renamed into place, the key owner-only from its first byte.
+                iiot_gds::pki::write_atomically_mode(
+                    &key_path,
+                    issued.key_pem.as_bytes(),
+                    Some(0o600),
+                )
+                .map_err(|e| io(&key_path, e))?;
+                iiot_gds::pki::write_atomically(&cert_path, &issued.cert_der)
+                    .map_err(|e| io(&cert_path, e))?;
             }
             None => {
                 use opcua::crypto::{CertificateStore, X509Data};
@@ -314,21 +321,6 @@ async fn prepare_pki(vault: &Vault, config: &GdsConfig, pki_dir: &Path) -> Resul
         }
     }
     sync_trust_store(vault, pki_dir).await
-}
-
-/// Writes a private key readable by the owner only (async-opcua reads it from this file).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(path).map_err(|e| io(path, e))?;
-    f.write_all(bytes).map_err(|e| io(path, e))?;
-    f.sync_all().map_err(|e| io(path, e))
 }
 
 /// `None` when the stored certificate and key can serve: present, for this URI and host name,
@@ -410,11 +402,13 @@ pub async fn sync_trust_store(vault: &Vault, pki_dir: &Path) -> Result<()> {
     let mut keep = Vec::new();
     for (serial, cert, crl) in &cas {
         let name = format!("vault-ca-{serial}.der");
-        replace_file(pki_dir, &pki_dir.join("trusted").join(&name), cert)?;
+        iiot_gds::pki::write_atomically(&pki_dir.join("trusted").join(&name), cert)
+            .map_err(|e| io(pki_dir, e))?;
         keep.push(name);
         if let Some(crl) = crl {
             let name = format!("vault-ca-{serial}.crl");
-            replace_file(pki_dir, &pki_dir.join("trusted/crl").join(&name), crl)?;
+            iiot_gds::pki::write_atomically(&pki_dir.join("trusted/crl").join(&name), crl)
+                .map_err(|e| io(pki_dir, e))?;
             keep.push(name);
         }
     }
@@ -430,16 +424,4 @@ pub async fn sync_trust_store(vault: &Vault, pki_dir: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Writes `bytes` to a temporary file in `pki_dir` and renames it to `path`.
-fn replace_file(pki_dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = pki_dir.join(format!(
-        ".tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
-    std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(path, e))
 }

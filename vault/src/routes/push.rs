@@ -77,7 +77,7 @@ pub(super) async fn get_target(
     delete,
     path = "/v2/applications/{id}/push",
     tag = "Push",
-    summary = "Stop pushing to an application's server (admin); its jobs are deleted",
+    summary = "Stop pushing to an application's server (admin); its jobs are deleted, a request they left waiting is rejected; 204 also when there was no target",
     params(("id" = String, Path, description = "Application id")),
     responses(
         (status = 204, description = "Deleted"),

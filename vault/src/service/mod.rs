@@ -26,8 +26,8 @@ use crate::kek::Kek;
 use crate::store::{CaRow, GroupRow, Store};
 
 pub use certificates::{Revocation, ServerCertificate};
-pub(crate) use push::push_system;
 pub use issuing::parse_subject;
+pub(crate) use push::push_system;
 
 /// The identity recorded for approvals made by a group's auto-approve policy.
 pub const AUTO_APPROVER: &str = "policy:auto-approve";

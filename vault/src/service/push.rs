@@ -33,27 +33,44 @@ fn printable(s: &str) -> bool {
     !s.chars().any(char::is_control)
 }
 
-/// `opc.tcp://host[:port][/path]`, the only transport a push speaks.
+/// `opc.tcp://host[:port][/path]` (an IPv6 host in brackets), the only transport a push
+/// speaks; the same rule as the OpenAPI document's pattern.
 fn check_endpoint_url(url: &str) -> Result<()> {
-    let rest = url
-        .strip_prefix("opc.tcp://")
-        .ok_or_else(|| invalid("endpointUrl must be an opc.tcp:// URL"))?;
-    let host = rest.split(['/', ':']).next().unwrap_or_default();
-    if host.is_empty()
-        || url.len() > MAX_URL
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(invalid(
-            "endpointUrl must be opc.tcp://host[:port][/path] without spaces",
-        ));
+    let bad = || invalid("endpointUrl must be opc.tcp://host[:port][/path] without spaces");
+    let rest = url.strip_prefix("opc.tcp://").ok_or_else(bad)?;
+    if url.chars().count() > MAX_URL || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
     }
-    if let Some(port) = rest
-        .split('/')
-        .next()
-        .and_then(|authority| authority.rsplit_once(':'))
-        .map(|(_, p)| p)
-    {
-        if port.parse::<u16>().map_or(true, |p| p == 0) {
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or_else(bad)?;
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+        {
+            return Err(bad());
+        }
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (host, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    if host.is_empty() || host.contains(['@', '[', ']']) {
+        return Err(bad());
+    }
+    if let Some(port) = port {
+        let valid = !port.starts_with('0')
+            && port.len() <= 5
+            && port.chars().all(|c| c.is_ascii_digit())
+            && port.parse::<u16>().is_ok_and(|p| p > 0);
+        if !valid {
             return Err(invalid("endpointUrl has an invalid port"));
         }
     }
@@ -73,22 +90,21 @@ impl Vault {
             return Err(not_found("application", application_id));
         }
         if app.application_type == ApplicationType::Client {
-            return Err(invalid(
-                "a push target is a server; this application is registered as a Client",
+            return Err(VaultError::InvalidState(
+                "a push target is a server; this application is registered as a Client".into(),
             ));
         }
         check_endpoint_url(&req.endpoint_url)?;
-        if req.user_name.trim().is_empty()
-            || req.user_name.len() > MAX_USER
-            || !printable(&req.user_name)
-        {
+        let user_chars = req.user_name.chars().count();
+        if user_chars == 0 || user_chars > MAX_USER || !printable(&req.user_name) {
             return Err(invalid("userName must be 1 to 256 printable characters"));
         }
-        if req.password.is_empty() || req.password.len() > MAX_PASSWORD {
-            return Err(invalid("password must be 1 to 1024 bytes"));
+        let password_chars = req.password.chars().count();
+        if password_chars == 0 || password_chars > MAX_PASSWORD {
+            return Err(invalid("password must be 1 to 1024 characters"));
         }
-        let thumbprint = match req.server_thumbprint.as_deref().map(str::trim) {
-            None | Some("") => None,
+        let thumbprint = match req.server_thumbprint.as_deref() {
+            None => None,
             Some(t) if t.len() == 40 && t.chars().all(|c| c.is_ascii_hexdigit()) => {
                 Some(t.to_ascii_lowercase())
             }
@@ -170,12 +186,14 @@ impl Vault {
         Ok(row.to_model(last))
     }
 
+    /// Stops pushing to an application's server. Idempotent: with no target there is nothing
+    /// to stop, which is what the caller wants.
     pub async fn delete_push_target(&self, who: &Principal, application_id: &str) -> Result<()> {
         for job in self.store.open_push_jobs_of(application_id).await? {
             self.withdraw_push_request(&job).await?;
         }
         if !self.store.delete_push_target(application_id).await? {
-            return Err(not_found("push target of application", application_id));
+            return Ok(());
         }
         self.store
             .audit(&who.name, "push.target.delete", application_id, "")
@@ -315,6 +333,7 @@ mod tests {
         assert!(check_endpoint_url("opc.tcp://plc:4840/").is_ok());
         assert!(check_endpoint_url("opc.tcp://10.0.0.1:48400/UA/Server").is_ok());
         assert!(check_endpoint_url("opc.tcp://plc").is_ok());
+        assert!(check_endpoint_url("opc.tcp://[fe80::1]:4840/").is_ok());
         for bad in [
             "http://plc:4840",
             "opc.tcp://",
@@ -323,6 +342,10 @@ mod tests {
             "opc.tcp://plc:99999/",
             "opc.tcp://plc:x/",
             "opc.tcp://pl c:4840/",
+            "opc.tcp://plc:04840/",
+            "opc.tcp://[::1/",
+            "opc.tcp://[zz]:4840",
+            "opc.tcp://user@plc:4840",
         ] {
             assert!(check_endpoint_url(bad).is_err(), "{bad}");
         }
