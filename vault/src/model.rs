@@ -413,6 +413,12 @@ pub struct PushTargetRequest {
     /// regeneratePrivateKey).
     #[serde(default)]
     pub regenerate_private_key: bool,
+    /// The vault makes the key pair and sends the private key (unencrypted PEM, over
+    /// SignAndEncrypt) with the certificate, for servers that cannot make a CSR or whose
+    /// random numbers are not to be trusted; without it the vault does so only when the server
+    /// refuses CreateSigningRequest.
+    #[serde(default)]
+    pub new_key_pair: bool,
     /// The certificate group of application instance certificates (the vault has one);
     /// `DefaultApplicationGroup` when absent.
     #[serde(default)]
@@ -431,6 +437,7 @@ impl std::fmt::Debug for PushTargetRequest {
             .field("password", &"***")
             .field("server_thumbprint", &self.server_thumbprint)
             .field("regenerate_private_key", &self.regenerate_private_key)
+            .field("new_key_pair", &self.new_key_pair)
             .field("group_id", &self.group_id)
             .field("enabled", &self.enabled)
             .finish()
@@ -447,6 +454,7 @@ pub struct PushTarget {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server_thumbprint: Option<String>,
     pub regenerate_private_key: bool,
+    pub new_key_pair: bool,
     pub group_id: String,
     pub enabled: bool,
     #[serde(skip_serializing_if = "Option::is_none")]

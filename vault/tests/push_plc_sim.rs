@@ -426,6 +426,66 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
         .await;
     assert_eq!(one["state"], "succeeded");
 
+    // Saved again with vault-made keys (re-enabled): the vault makes the key pair and sends
+    // the private key with the certificate; plc-sim presents a certificate for that key.
+    let mut body = target(&url, "secadmin", "push-secret", Some(&pin));
+    body["newKeyPair"] = json!(true);
+    let t = v.ok(Method::PUT, &path, ADMIN, Some(&body)).await;
+    assert_eq!(t["enabled"], true);
+    assert_eq!(t["newKeyPair"], true);
+    let before = sim.server_certificate_der();
+    let last = v
+        .ok(Method::GET, &format!("{path}/jobs?limit=1"), READER, None)
+        .await;
+    v.ok(Method::POST, &format!("{path}/jobs"), WRITER, None)
+        .await;
+    let waiting = wait_job(
+        &v,
+        &app,
+        last["jobs"][0]["id"].as_str(),
+        &["waitingForApproval"],
+    )
+    .await;
+    let request = waiting["requestId"].as_str().unwrap().to_string();
+    let record = v
+        .ok(
+            Method::GET,
+            &format!("/v2/requests/{request}"),
+            READER,
+            None,
+        )
+        .await;
+    assert_eq!(record["type"], "KeyPairRequest", "{record}");
+    v.ok(
+        Method::POST,
+        &format!("/v2/requests/{request}/approve"),
+        APPROVER,
+        None,
+    )
+    .await;
+    let keyed = wait_job(&v, &app, None, &["succeeded", "failed"]).await;
+    assert_eq!(keyed["state"], "succeeded", "{keyed}");
+    let after = sim.server_certificate_der();
+    let key_of = |der: &[u8]| {
+        openssl::x509::X509::from_der(der)
+            .unwrap()
+            .public_key()
+            .unwrap()
+    };
+    assert!(
+        !key_of(&after).public_eq(&key_of(&before)),
+        "the vault's key pair was not installed"
+    );
+    let record = v
+        .ok(
+            Method::GET,
+            &format!("/v2/requests/{request}"),
+            READER,
+            None,
+        )
+        .await;
+    assert_eq!(record["state"], "Accepted", "{record}");
+
     // Every step is in the audit log, and no password.
     let audit = v
         .ok(Method::GET, "/v2/audit?limit=1000", ADMIN, None)

@@ -249,12 +249,7 @@ pub async fn run(
             // Collected only now: a certificate the server never presented stays Approved,
             // and the next job installs it without a new approval.
             let fetched = vault
-                .fetch(
-                    &requester(job),
-                    &request.id,
-                    CertificateRequestType::SigningRequest,
-                    None,
-                )
+                .fetch(&requester(job), &request.id, request.request_type, None)
                 .await
                 .map_err(|e| Failure::vault("verify", e))?;
             job.cert_serial = fetched.certificate.map(|c| c.serial_number);
@@ -296,23 +291,7 @@ async fn push_over(
             Some(r) => r,
             None => {
                 progress(vault, job, "createSigningRequest").await?;
-                let csr = push
-                    .create_signing_request(target.regenerate_key)
-                    .await
-                    .map_err(|e| Failure::push("createSigningRequest", e))?;
-                let id = vault
-                    .submit_signing_request(
-                        &requester(job),
-                        &StartSigningRequest {
-                            entity_id: target.application_id.clone(),
-                            group_id: target.group_id.clone(),
-                            certificate_type_id: None,
-                            certificate_request: base64::engine::general_purpose::STANDARD
-                                .encode(&csr),
-                        },
-                    )
-                    .await
-                    .map_err(|e| Failure::vault("createSigningRequest", e))?;
+                let id = request_certificate(vault, target, job, push).await?;
                 job.request_id = Some(id.clone());
                 progress(vault, job, "approval").await?;
                 match decided_request(vault, &id).await? {
@@ -337,10 +316,39 @@ async fn push_over(
                 .map_err(|e| Failure::vault("updateCertificate", e))?],
             None => Vec::new(),
         };
-        apply |= push
-            .update_certificate(&der, &issuer, None)
-            .await
-            .map_err(|e| Failure::push("updateCertificate", e))?;
+        // A key pair's private key leaves the vault once, with the certificate; collecting it
+        // accepts the request, so a certificate the server then refuses is revoked at once.
+        let key = match request.request_type {
+            CertificateRequestType::KeyPairRequest => {
+                let fetched = vault
+                    .fetch(
+                        &requester(job),
+                        &request.id,
+                        CertificateRequestType::KeyPairRequest,
+                        None,
+                    )
+                    .await
+                    .map_err(|e| Failure::vault("updateCertificate", e))?;
+                let key = fetched.private_key.map(|k| k.key).ok_or_else(|| {
+                    Failure::new(
+                        "updateCertificate",
+                        "the key pair's private key was handed out already",
+                    )
+                })?;
+                Some(key)
+            }
+            CertificateRequestType::SigningRequest => None,
+        };
+        let updated = push
+            .update_certificate(&der, &issuer, key.as_deref().map(|k| ("PEM", k.as_bytes())))
+            .await;
+        if key.is_some() && updated.is_err() {
+            vault
+                .revoke(&crate::service::push_system(), &request.id)
+                .await
+                .map_err(|e| Failure::vault("updateCertificate", e))?;
+        }
+        apply |= updated.map_err(|e| Failure::push("updateCertificate", e))?;
         job.thumbprint = Some(iiot_gds::pki::thumbprint(&der).to_ascii_uppercase());
         pushed = Some(Box::new((request, der)));
     }
@@ -364,6 +372,94 @@ async fn push_over(
         }
     }
     Ok(Pushed::Done(pushed))
+}
+
+/// Statuses of a server that makes no CSR (Part 12 makes CreateSigningRequest optional when
+/// the server takes a private key).
+const NO_CSR: [StatusCode; 4] = [
+    StatusCode::BadNotSupported,
+    StatusCode::BadNotImplemented,
+    StatusCode::BadMethodInvalid,
+    StatusCode::BadServiceUnsupported,
+];
+
+/// Submits the certificate request through the workflow: a CSR the server made, or, when the
+/// target asks for vault-made keys or the server makes no CSR, a new key pair whose private
+/// key (unencrypted PEM, sent over SignAndEncrypt only) goes with the certificate.
+async fn request_certificate(
+    vault: &Vault,
+    target: &PushTargetRow,
+    job: &PushJobRow,
+    push: &PushClient,
+) -> Step<String> {
+    if !target.new_key_pair {
+        match push.create_signing_request(target.regenerate_key).await {
+            Ok(csr) => {
+                return vault
+                    .submit_signing_request(
+                        &requester(job),
+                        &StartSigningRequest {
+                            entity_id: target.application_id.clone(),
+                            group_id: target.group_id.clone(),
+                            certificate_type_id: None,
+                            certificate_request: base64::engine::general_purpose::STANDARD
+                                .encode(&csr),
+                        },
+                    )
+                    .await
+                    .map_err(|e| Failure::vault("createSigningRequest", e));
+            }
+            Err(PushError::Refused { status, .. }) if NO_CSR.contains(&status) => {}
+            Err(e) => return Err(Failure::push("createSigningRequest", e)),
+        }
+    }
+    let formats = push
+        .supported_private_key_formats()
+        .await
+        .map_err(|e| Failure::push("createSigningRequest", e))?;
+    if !formats.iter().any(|f| f.eq_ignore_ascii_case("PEM")) {
+        return Err(Failure::new(
+            "createSigningRequest",
+            format!("the server takes no PEM private key (it supports {formats:?})"),
+        ));
+    }
+    let app = vault
+        .application(&target.application_id)
+        .await
+        .map_err(|e| Failure::vault("createSigningRequest", e))?;
+    let mut hosts: Vec<String> = Vec::new();
+    let urls = app
+        .discovery_urls
+        .iter()
+        .chain(std::iter::once(&target.endpoint_url));
+    for host in urls.filter_map(|u| crate::validate::discovery_url_host(u)) {
+        let valid = host.parse::<std::net::IpAddr>().is_ok()
+            || (!host.contains('*') && crate::csr::check_domain_name(&host).is_ok());
+        if valid && !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let name = app
+        .application_names
+        .first()
+        .map(|n| n.text.clone())
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| app.application_uri.clone());
+    vault
+        .submit_keypair_request(
+            &requester(job),
+            &crate::model::StartNewKeyPairRequest {
+                entity_id: target.application_id.clone(),
+                group_id: target.group_id.clone(),
+                certificate_type_id: None,
+                subject_name: Some(format!("CN={}", name.replace([',', '=', '/', '+'], " "))),
+                domain_names: hosts,
+                private_key_format: Some("PEM".into()),
+                private_key_password: None,
+            },
+        )
+        .await
+        .map_err(|e| Failure::vault("createSigningRequest", e))
 }
 
 /// Replaces the server's trust list with the group's (CAs and CRLs); a server that cannot

@@ -133,6 +133,7 @@ impl Vault {
                 .seal(&sealing_context(&app.id), req.password.as_bytes())?,
             server_thumbprint: thumbprint,
             regenerate_key: req.regenerate_private_key,
+            new_key_pair: req.new_key_pair,
             group_id: group.id.clone(),
             enabled: req.enabled.unwrap_or(true),
             created_by: who.name.clone(),

@@ -46,6 +46,7 @@ CREATE TABLE push_targets (
     password_sealed {blob} NOT NULL,
     server_thumbprint TEXT,
     regenerate_key BIGINT NOT NULL,
+    new_key_pair BIGINT NOT NULL,
     group_id TEXT NOT NULL,
     enabled BIGINT NOT NULL,
     created_by TEXT NOT NULL,

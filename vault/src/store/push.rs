@@ -17,6 +17,8 @@ pub struct PushTargetRow {
     pub password_sealed: Vec<u8>,
     pub server_thumbprint: Option<String>,
     pub regenerate_key: bool,
+    /// The vault makes the key pair and sends the private key with the certificate.
+    pub new_key_pair: bool,
     pub group_id: String,
     pub enabled: bool,
     pub created_by: String,
@@ -54,6 +56,7 @@ impl PushTargetRow {
             password_sealed: r.col("password_sealed")?,
             server_thumbprint: r.col("server_thumbprint")?,
             regenerate_key: r.col::<i64>("regenerate_key")? != 0,
+            new_key_pair: r.col::<i64>("new_key_pair")? != 0,
             group_id: r.col("group_id")?,
             enabled: r.col::<i64>("enabled")? != 0,
             created_by: r.col("created_by")?,
@@ -76,6 +79,7 @@ impl PushTargetRow {
             user_name: self.user_name.clone(),
             server_thumbprint: self.server_thumbprint.clone(),
             regenerate_private_key: self.regenerate_key,
+            new_key_pair: self.new_key_pair,
             group_id: self.group_id.clone(),
             enabled: self.enabled,
             registered: OperationContext::from_parts(
@@ -197,11 +201,12 @@ impl Store {
         sqlx::query(
             "INSERT INTO push_targets (application_id, endpoint_url, user_name, password_sealed, \
              server_thumbprint, regenerate_key, group_id, enabled, created_by, created_at, \
-             next_attempt, failures, revision) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, 0, 1) \
+             new_key_pair, next_attempt, failures, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 0, 0, 1) \
              ON CONFLICT (application_id) DO UPDATE SET endpoint_url = $2, user_name = $3, \
              password_sealed = $4, server_thumbprint = $5, regenerate_key = $6, group_id = $7, \
-             enabled = $8, updated_by = $9, updated_at = $10, next_attempt = 0, failures = 0, \
+             enabled = $8, updated_by = $9, updated_at = $10, new_key_pair = $11, \
+             next_attempt = 0, failures = 0, \
              revision = push_targets.revision + 1, \
              pushed_serial = CASE WHEN push_targets.endpoint_url = $2 \
                  THEN push_targets.pushed_serial END, \
@@ -220,6 +225,7 @@ impl Store {
         .bind(i64::from(t.enabled))
         .bind(&t.created_by)
         .bind(t.created_at)
+        .bind(i64::from(t.new_key_pair))
         .execute(self.pool())
         .await?;
         Ok(())
