@@ -226,7 +226,7 @@ async fn module_enrolls_by_pull_and_reads_plc_sim_through_the_vault_ca() {
     .expect("plc-sim start");
     let self_signed = plc.server_certificate_der();
     let push = format!(
-        "/v2/applications/{}/push",
+        "/v2/push/targets/{}",
         app["applicationId"].as_str().unwrap()
     );
     rest.call(

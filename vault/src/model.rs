@@ -381,7 +381,7 @@ fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D
     }
 }
 
-/// `PUT /v2/applications/{id}/push`: where and as whom the vault pushes an application's
+/// `PUT /v2/push/targets/{applicationId}`: where and as whom the vault pushes an application's
 /// certificate and trust list (OPC UA Part 12 push model). Its `Debug` output leaves the
 /// password out.
 #[derive(Clone, Deserialize, utoipa::ToSchema)]
@@ -526,6 +526,12 @@ pub struct PushJob {
     pub error: Option<String>,
     pub created: String,
     pub updated: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PushTargetList {
+    pub targets: Vec<PushTarget>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

@@ -134,7 +134,7 @@ async fn vault_pushes_to_a_node_opcua_server() {
         .as_str()
         .unwrap()
         .to_string();
-    let path = format!("/v2/applications/{app}/push");
+    let path = format!("/v2/push/targets/{app}");
     v.ok(
         Method::PUT,
         &path,

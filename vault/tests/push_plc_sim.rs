@@ -86,7 +86,7 @@ async fn wait_job(v: &Vault, app: &str, previous: Option<&str>, states: &[&str])
         let t = v
             .ok(
                 Method::GET,
-                &format!("/v2/applications/{app}/push"),
+                &format!("/v2/push/targets/{app}"),
                 READER,
                 None,
             )
@@ -130,7 +130,7 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
     let self_signed = sim.server_certificate_der();
     let pin = iiot_gds::pki::thumbprint(&self_signed);
     let app = register_server(&v, &application_uri("127.0.0.1"), &url).await;
-    let path = format!("/v2/applications/{app}/push");
+    let path = format!("/v2/push/targets/{app}");
 
     // Bad input is refused and stores nothing.
     v.refused(
@@ -171,6 +171,8 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
         )
         .await;
     assert!(t.get("password").is_none(), "{t}");
+    let all = v.ok(Method::GET, "/v2/push/targets", READER, None).await;
+    assert_eq!(all["targets"][0]["applicationId"], app.as_str(), "{all}");
     let job = wait_job(&v, &app, None, &["failed"]).await;
     assert!(
         job["error"]

@@ -167,7 +167,7 @@ async fn register_push_target(v: &Vault, key: &str, plc: &PlcTarget) -> Result<S
     };
     v.ok(
         Method::PUT,
-        &format!("/v2/applications/{app}/push"),
+        &format!("/v2/push/targets/{app}"),
         key,
         Some(json!({
             "endpointUrl": plc.endpoint_url,
@@ -210,7 +210,7 @@ async fn approve_own_requests(v: &Vault, approver_key: &str) -> Result<()> {
 
 /// Says once when plc-sim presents its pushed certificate (or why not).
 async fn report_push(v: Vault, key: String, app: String) {
-    let path = format!("/v2/applications/{app}/push");
+    let path = format!("/v2/push/targets/{app}");
     let mut reported_failure = false;
     for _ in 0..300 {
         if let Ok(t) = v.ok(reqwest::Method::GET, &path, &key, None).await {

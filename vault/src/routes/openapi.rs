@@ -43,6 +43,7 @@ use super::{applications, distribution, groups, push, requests};
         requests::revoke,
         distribution::crl,
         distribution::issuer,
+        push::list_targets,
         push::set_target,
         push::get_target,
         push::delete_target,

@@ -1,5 +1,7 @@
-//! `/v2/applications/{id}/push`: where the vault pushes an application's certificate and
-//! trust list (OPC UA Part 12 push model), and the jobs that do it.
+//! `/v2/push`: where the vault pushes an application's certificate and trust list (OPC UA
+//! Part 12 push model), one target per application, and the jobs that do it. A collection of
+//! its own rather than a sub-resource of the application: a registered application has no
+//! target until one is put.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,27 +16,47 @@ use crate::model::*;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/v2/push/targets", get(list_targets))
         .route(
-            "/v2/applications/{id}/push",
+            "/v2/push/targets/{applicationId}",
             put(set_target).get(get_target).delete(delete_target),
         )
         .route(
-            "/v2/applications/{id}/push/jobs",
+            "/v2/push/targets/{applicationId}/jobs",
             get(list_jobs).post(start_job),
         )
         .route("/v2/push/jobs/{jobId}", get(get_job))
 }
 
 #[utoipa::path(
+    get,
+    path = "/v2/push/targets",
+    tag = "Push",
+    summary = "Every push target, each with its newest job",
+    responses(
+        (status = 200, description = "Success", body = PushTargetList),
+        (status = "4XX", description = "problem+json with the OPC UA status symbol"),
+    ),
+    security(("bearer" = []))
+)]
+pub(super) async fn list_targets(
+    State(s): State<AppState>,
+    who: Principal,
+) -> Result<Json<PushTargetList>> {
+    who.require(Role::Reader)?;
+    Ok(Json(s.vault.push_targets().await?))
+}
+
+#[utoipa::path(
     put,
-    path = "/v2/applications/{id}/push",
+    path = "/v2/push/targets/{applicationId}",
     tag = "Push",
     summary = "Register or replace the push target of a server application (admin)",
     description = "The vault then keeps the server's certificate and trust list current over \
                    OPC UA (Part 12 ServerConfiguration): a first certificate, renewals inside \
                    the renewal window, and new CRLs. The password is stored sealed and never \
                    returned.",
-    params(("id" = String, Path, description = "Application id")),
+    params(("applicationId" = String, Path, description = "Application id")),
     request_body = PushTargetRequest,
     responses(
         (status = 200, description = "Registered", body = PushTarget),
@@ -54,10 +76,10 @@ pub(super) async fn set_target(
 
 #[utoipa::path(
     get,
-    path = "/v2/applications/{id}/push",
+    path = "/v2/push/targets/{applicationId}",
     tag = "Push",
     summary = "The push target of an application, with its newest job",
-    params(("id" = String, Path, description = "Application id")),
+    params(("applicationId" = String, Path, description = "Application id")),
     responses(
         (status = 200, description = "Success", body = PushTarget),
         (status = "4XX", description = "problem+json with the OPC UA status symbol"),
@@ -75,10 +97,10 @@ pub(super) async fn get_target(
 
 #[utoipa::path(
     delete,
-    path = "/v2/applications/{id}/push",
+    path = "/v2/push/targets/{applicationId}",
     tag = "Push",
     summary = "Stop pushing to an application's server (admin); its jobs are deleted, a request they left waiting is rejected; 204 also when there was no target",
-    params(("id" = String, Path, description = "Application id")),
+    params(("applicationId" = String, Path, description = "Application id")),
     responses(
         (status = 204, description = "Deleted"),
         (status = "4XX", description = "problem+json with the OPC UA status symbol"),
@@ -97,10 +119,10 @@ pub(super) async fn delete_target(
 
 #[utoipa::path(
     post,
-    path = "/v2/applications/{id}/push/jobs",
+    path = "/v2/push/targets/{applicationId}/jobs",
     tag = "Push",
     summary = "Push now: a new certificate and the trust list (writer)",
-    params(("id" = String, Path, description = "Application id")),
+    params(("applicationId" = String, Path, description = "Application id")),
     responses(
         (status = 202, description = "Job created; it runs in the background", body = PushJob),
         (status = "4XX", description = "problem+json with the OPC UA status symbol"),
@@ -126,11 +148,11 @@ pub(super) struct JobsQuery {
 
 #[utoipa::path(
     get,
-    path = "/v2/applications/{id}/push/jobs",
+    path = "/v2/push/targets/{applicationId}/jobs",
     tag = "Push",
     summary = "An application's push jobs, newest first",
     params(
-        ("id" = String, Path, description = "Application id"),
+        ("applicationId" = String, Path, description = "Application id"),
         ("limit" = Option<i64>, Query, description = "At most this many (1 to 1000, default 100)")
     ),
     responses(

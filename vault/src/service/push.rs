@@ -170,6 +170,22 @@ impl Vault {
         self.push_target(application_id).await
     }
 
+    /// Every target with its newest job.
+    pub async fn push_targets(&self) -> Result<PushTargetList> {
+        let mut targets = Vec::new();
+        for row in self.store.push_targets().await? {
+            let last = self
+                .store
+                .push_jobs(&row.application_id, 1)
+                .await?
+                .into_iter()
+                .next()
+                .map(|j| j.to_model());
+            targets.push(row.to_model(last));
+        }
+        Ok(PushTargetList { targets })
+    }
+
     /// A target with its newest job.
     pub async fn push_target(&self, application_id: &str) -> Result<PushTarget> {
         let row = self
