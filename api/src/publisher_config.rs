@@ -93,6 +93,18 @@ pub struct PublishDiagnosticInfoModel {
     pub outgress_input_buffer_dropped: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub outgress_io_t_message_count: Option<u64>,
+    /// Module-wide, an iiot member OPC Publisher does not have: where the module's certificate
+    /// enrollment with a GDS stands (`--gds-url`): `starting`, `waiting_for_approval`,
+    /// `rejected`, `enrolled` or `failing`; absent without a GDS.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub certificate_enrollment: Option<String>,
+    /// Module-wide: when the certificate the GDS issued expires (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub certificate_not_after: Option<String>,
+    /// Module-wide: when the trust list (CA certificates and their CRLs) last came from the
+    /// GDS (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub trust_list_refreshed: Option<String>,
 }
 
 /// Why a configuration API body could not be read.

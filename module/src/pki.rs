@@ -82,7 +82,8 @@ impl CertificateInfo {
     }
 }
 
-fn rfc3339(unix: i64) -> String {
+/// RFC 3339 text of seconds since 1970 (empty when out of range).
+pub(crate) fn rfc3339(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {

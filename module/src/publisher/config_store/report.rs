@@ -40,6 +40,9 @@ impl ConfigStore {
             messages_acked,
             ..
         } = &diag.pipeline;
+        let enrollment = diag.enrollment.snapshot();
+        let enrolling = enrollment.phase != crate::enrollment::status::Phase::Off;
+        let time = |unix: i64| (enrolling && unix > 0).then(|| crate::pki::rfc3339(unix));
         let mut out = Vec::new();
         for w in sorted_writers(diag) {
             let key = (
@@ -76,6 +79,9 @@ impl ConfigStore {
                 outgress_input_buffer_count: Some(outbox_messages.get()),
                 outgress_input_buffer_dropped: Some(outbox_dropped_messages.get()),
                 outgress_io_t_message_count: Some(messages_acked.get()),
+                certificate_enrollment: enrolling.then(|| enrollment.phase.as_str().to_owned()),
+                certificate_not_after: time(enrollment.not_after),
+                trust_list_refreshed: time(enrollment.trust_list_refreshed),
             });
         }
         Ok(out)

@@ -438,5 +438,24 @@ fn diagnostic_info_reports_each_writer_with_its_entries_and_no_password() {
     assert_eq!(v[0]["monitoredOpcNodesSucceededCount"], 1);
     assert_eq!(v[0]["opcEndpointConnected"], true);
     assert_eq!(v[1]["endpoints"][0]["DataSetWriterGroup"], "gone");
+    assert!(
+        v[0].get("certificateEnrollment").is_none(),
+        "no GDS, no member"
+    );
+
+    // With a GDS the module-wide enrollment state rides along, as the outbox's does.
+    diag.enrollment
+        .set(crate::enrollment::status::Phase::WaitingForApproval);
+    let v = serde_json::to_value(store.diagnostic_info(&diag).unwrap()).unwrap();
+    assert_eq!(v[0]["certificateEnrollment"], "waiting_for_approval");
+    assert!(v[0].get("certificateNotAfter").is_none());
+    diag.enrollment.enrolled(4_102_444_800);
+    diag.enrollment.trust_list_refreshed();
+    let v = serde_json::to_value(store.diagnostic_info(&diag).unwrap()).unwrap();
+    assert_eq!(v[1]["certificateEnrollment"], "enrolled");
+    assert_eq!(v[1]["certificateNotAfter"], "2100-01-01T00:00:00Z");
+    assert!(v[1]["trustListRefreshed"]
+        .as_str()
+        .is_some_and(|t| t.starts_with("20")));
     let _ = Arc::clone(&store);
 }
