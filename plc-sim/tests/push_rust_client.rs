@@ -324,9 +324,24 @@ async fn admins_push_a_certificate_and_trust_list_that_new_sessions_see() {
     assert_eq!(sorted(read.trusted_certificates), wanted);
     assert_eq!(read.trusted_crls, [crl]);
 
-    // Applied: new channels and GetEndpoints present the new certificate, the chain is kept.
+    // Applied: new channels and GetEndpoints present the new certificate, the chain is kept,
+    // and a channel secured with the old one is closed at its next request (Part 12 §7.10.7).
+    assert!(user.supported_private_key_formats().await.is_ok());
     admin.apply_changes().await.unwrap();
     assert_eq!(s.sim.server_certificate_der(), cert);
+    assert!(
+        user.supported_private_key_formats().await.is_ok(),
+        "grace period"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let cut = user.supported_private_key_formats().await;
+    assert!(
+        cut.as_ref()
+            .err()
+            .and_then(|e| e.status())
+            .is_some_and(|st| st != StatusCode::Good),
+        "the old channel still answers: {cut:?}"
+    );
     let endpoints = s.client.get_server_endpoints_from_url(s.url.as_str()).await;
     let endpoints = endpoints.unwrap().into_iter();
     let secure: Vec<_> = endpoints

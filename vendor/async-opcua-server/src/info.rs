@@ -69,6 +69,9 @@ pub struct ServerInfo {
     /// iiot patch: the application instance certificate and its key, replaceable while the
     /// server runs (OPC UA Part 12 push, `ApplyChanges`); read with [`ServerInfo::server_keys`].
     pub(crate) server_keys: ArcSwap<ServerKeys>,
+    /// iiot patch: when the keys were last replaced; channels of the old ones are closed a
+    /// grace period later (`KEYS_REPLACED_GRACE`).
+    pub(crate) keys_replaced_at: ArcSwap<Option<std::time::Instant>>,
     /// Operational limits
     pub(crate) operational_limits: OperationalLimits,
     /// Current state
@@ -327,6 +330,8 @@ impl ServerInfo {
             certificate: Some(certificate),
             private_key: Some(private_key),
         }));
+        self.keys_replaced_at
+            .store(Arc::new(Some(std::time::Instant::now())));
     }
 
     /// Get a representation of this server as a `RegisteredServer` object.

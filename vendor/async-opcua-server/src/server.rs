@@ -170,6 +170,7 @@ impl Server {
                 certificate: server_certificate,
                 private_key: server_pkey,
             })),
+            keys_replaced_at: ArcSwap::new(Arc::new(None)),
             operational_limits: config.limits.operational.clone(),
             state: ArcSwap::new(Arc::new(ServerState::Shutdown)),
             send_buffer_size,

@@ -27,7 +27,7 @@ use tracing_futures::Instrument;
 
 use crate::{
     authenticator::UserToken,
-    info::ServerInfo,
+    info::{ServerInfo, ServerKeys},
     node_manager::NodeManagers,
     subscriptions::SubscriptionCache,
     transport::tcp::{Request, TcpTransport, TransportPollResult},
@@ -71,6 +71,9 @@ pub(crate) enum ControllerCommand {
 type PendingMessageResponse = dyn Future<Output = Result<Response, String>> + Send + Sync + 'static;
 
 /// Master type managing a single connection.
+/// iiot patch: how long channels of a replaced certificate go on serving (node-opcua waits 2 s).
+const KEYS_REPLACED_GRACE: Duration = Duration::from_secs(2);
+
 pub(crate) struct SessionController {
     channel: SecureChannel,
     transport: TcpTransport,
@@ -81,6 +84,8 @@ pub(crate) struct SessionController {
     pending_messages: FuturesUnordered<Pin<Box<PendingMessageResponse>>>,
     info: Arc<ServerInfo>,
     deadline: Instant,
+    /// iiot patch: the certificate and key this channel was accepted with.
+    keys: Arc<ServerKeys>,
 }
 
 enum RequestProcessResult {
@@ -183,6 +188,7 @@ impl SessionController {
         let keys = info.server_keys();
         channel.set_cert(keys.certificate.clone());
         channel.set_private_key(keys.private_key.clone());
+        let accepted_keys = keys.clone();
 
         Self {
             channel,
@@ -195,6 +201,7 @@ impl SessionController {
                 + Duration::from_secs(info.config.tcp_config.hello_timeout as u64),
             info,
             pending_messages: FuturesUnordered::new(),
+            keys: accepted_keys,
         }
     }
 
@@ -243,6 +250,18 @@ impl SessionController {
                 res = self.transport.poll(&mut self.channel) => {
                     match res {
                         TransportPollResult::IncomingMessage(req) => {
+                            if self.certificate_replaced(&req) {
+                                // iiot patch (Part 12 §7.10.7): a secured channel of a certificate
+                                // replaced by ApplyChanges is closed at its first request after a
+                                // grace period (Close* requests excepted), so the client that
+                                // applied can finish its calls; it reconnects and sees the new one.
+                                warn!("Closing a secure channel of the server certificate ApplyChanges replaced");
+                                self.fatal_error(
+                                    StatusCode::BadSecureChannelClosed,
+                                    "The server certificate was replaced; reconnect",
+                                );
+                                continue;
+                            }
                             if matches!(self.process_request(req).await, RequestProcessResult::Close) {
                                 self.transport.set_closing();
                             }
@@ -265,6 +284,27 @@ impl SessionController {
                 }
             }
         }
+    }
+
+    /// iiot patch: whether this secured channel's certificate was replaced since it was
+    /// accepted (None channels use no certificate; closing requests are let through).
+    fn certificate_replaced(&self, req: &Request) -> bool {
+        if self.channel.security_mode() == opcua_types::MessageSecurityMode::None
+            || matches!(
+                req.message,
+                RequestMessage::CloseSession(_)
+                    | RequestMessage::CloseSecureChannel(_)
+                    | RequestMessage::OpenSecureChannel(_)
+            )
+        {
+            return false;
+        }
+        !Arc::ptr_eq(&self.keys, &*self.info.server_keys.load())
+            && self
+                .info
+                .keys_replaced_at
+                .load()
+                .is_some_and(|at| at.elapsed() >= KEYS_REPLACED_GRACE)
     }
 
     fn response_metrics(&self, msg: &Response) {
