@@ -510,3 +510,81 @@ async fn vault_pushes_certificate_and_crls_to_plc_sim() {
     sim.shutdown().await;
     v.shutdown().await;
 }
+
+/// A server that accepts the connection and never answers holds its own job until the
+/// timeout, not the push to the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_does_not_hold_up_the_others() {
+    let dir = temp_dir("vault-push-parallel");
+    let v = start_vault(&dir).await;
+    v.ok(
+        Method::POST,
+        "/v2/groups/DefaultApplicationGroup",
+        ADMIN,
+        Some(&json!({"autoApprove": true})),
+    )
+    .await;
+    // Accepts, reads nothing, answers nothing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!(
+        "opc.tcp://127.0.0.1:{}/",
+        silent.local_addr().unwrap().port()
+    );
+    let _held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        while let Ok((s, _)) = silent.accept() {
+            open.push(s);
+        }
+    });
+    let quiet = register_server(&v, "urn:iiot:test:silent-server", &silent_url).await;
+    let pin = "00".repeat(20);
+    v.ok(
+        Method::PUT,
+        &format!("/v2/push/targets/{quiet}"),
+        ADMIN,
+        Some(&target(&silent_url, "secadmin", "x", Some(&pin))),
+    )
+    .await;
+
+    let pki = dir.join("plc-pki");
+    trust_vault(&v, &pki).await;
+    let sim = PlcSim::start(PlcSimConfig {
+        port: 0,
+        pki_dir: pki,
+        fast_nodes: 1,
+        slow_nodes: 1,
+        security_admins: vec![("secadmin".into(), "push-secret".into())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = sim.endpoint_url();
+    let app = register_server(&v, &application_uri("127.0.0.1"), &url).await;
+    let pin = iiot_gds::pki::thumbprint(&sim.server_certificate_der());
+    let started = Instant::now();
+    v.ok(
+        Method::PUT,
+        &format!("/v2/push/targets/{app}"),
+        ADMIN,
+        Some(&target(&url, "secadmin", "push-secret", Some(&pin))),
+    )
+    .await;
+    let done = wait_job(&v, &app, None, &["succeeded", "failed"]).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "the push waited for the silent server ({:?})",
+        started.elapsed()
+    );
+    let stuck = v
+        .ok(
+            Method::GET,
+            &format!("/v2/push/targets/{quiet}"),
+            READER,
+            None,
+        )
+        .await;
+    assert_eq!(stuck["lastJob"]["step"], "connect", "{stuck}");
+    sim.shutdown().await;
+    v.shutdown().await;
+}

@@ -60,10 +60,42 @@ impl Drop for PushEngine {
     }
 }
 
+/// Servers pushed to at the same time; a server that does not answer holds one of them for
+/// its connect timeout, not the whole fleet.
+const PARALLEL: usize = 8;
+
+/// What the rounds share: the targets a task is working on (one task per target at a time),
+/// the bound on concurrent jobs, and the tasks (dropped, and so stopped, with the engine).
+struct Workers {
+    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+/// Takes a target off the busy set when its task ends, however it ends.
+struct Busy {
+    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
 async fn run(vault: Arc<Vault>, identity: PushIdentity) {
     let mut crls = vault.crl_signed();
+    let mut workers = Workers {
+        busy: Arc::default(),
+        permits: Arc::new(tokio::sync::Semaphore::new(PARALLEL)),
+        tasks: tokio::task::JoinSet::new(),
+    };
     loop {
-        if let Err(e) = round(&vault, &identity).await {
+        while workers.tasks.try_join_next().is_some() {}
+        if let Err(e) = round(&vault, &identity, &mut workers).await {
             error!(error = %e, "push round failed; will retry");
         }
         tokio::select! {
@@ -83,52 +115,88 @@ fn registrant(target: &PushTargetRow) -> &str {
     target.updated_by.as_deref().unwrap_or(&target.created_by)
 }
 
-/// One look at every target; jobs run one after the other.
-async fn round(vault: &Arc<Vault>, identity: &PushIdentity) -> Result<()> {
+/// One look at every target: each one that may need something gets a task of its own (unless
+/// one is still at work on it), at most [`PARALLEL`] of them running at once.
+async fn round(vault: &Arc<Vault>, identity: &PushIdentity, workers: &mut Workers) -> Result<()> {
     for target in vault.store.push_targets().await? {
         if !target.enabled || target.next_attempt > now() {
             continue;
         }
-        if !vault
-            .application(&target.application_id)
-            .await?
-            .is_registered()
+        let id = target.application_id.clone();
         {
-            continue;
-        }
-        if let Some(job) = vault.store.open_push_job(&target.application_id).await? {
-            if job.target_revision != target.revision {
-                cancel(vault, job, "superseded: the push target was saved again").await?;
+            let Ok(mut busy) = workers.busy.lock() else {
+                continue;
+            };
+            if !busy.insert(id.clone()) {
                 continue;
             }
-            if job.state == PushJobState::WaitingForApproval
-                && target.pushed_crl_mark.is_some()
-                && crls_changed(vault, &target).await?
-            {
-                // CRLs do not wait for a decision on a certificate.
-                let crl_job = vault
-                    .new_push_job(&target, PushReason::TrustList, registrant(&target))
-                    .await?;
-                if !run_job(vault, identity, &target, crl_job).await? {
-                    continue;
-                }
-            }
-            run_job(vault, identity, &target, job).await?;
-            continue;
         }
-        let Some(reason) = due(vault, &target).await? else {
-            continue;
+        let busy = Busy {
+            set: workers.busy.clone(),
+            id,
         };
-        let reuse = match reason {
-            PushReason::TrustList => None,
-            _ => sequence::reusable_request(vault, &target).await?,
-        };
-        let job = vault
-            .new_push_job_with(&target, reason, registrant(&target), reuse)
-            .await?;
-        run_job(vault, identity, &target, job).await?;
+        let (vault, identity, permits) = (vault.clone(), identity.clone(), workers.permits.clone());
+        workers.tasks.spawn(async move {
+            let _busy = busy;
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let app = target.application_id.clone();
+            match visit(&vault, &identity, target).await {
+                // What changed while a job ran (a CRL, a decision) is looked at now, not a
+                // round later.
+                Ok(true) => vault.wake_push(),
+                Ok(false) => {}
+                Err(e) => error!(application = %app, error = %e, "push failed to run; will retry"),
+            }
+        });
     }
     Ok(())
+}
+
+/// What one target needs now, done; answers whether a job ran to an end (not just looked at
+/// a request still waiting).
+async fn visit(vault: &Arc<Vault>, identity: &PushIdentity, target: PushTargetRow) -> Result<bool> {
+    if !vault
+        .application(&target.application_id)
+        .await?
+        .is_registered()
+    {
+        return Ok(false);
+    }
+    if let Some(job) = vault.store.open_push_job(&target.application_id).await? {
+        if job.target_revision != target.revision {
+            cancel(vault, job, "superseded: the push target was saved again").await?;
+            return Ok(true);
+        }
+        let waiting = job.state == PushJobState::WaitingForApproval;
+        if job.state == PushJobState::WaitingForApproval
+            && target.pushed_crl_mark.is_some()
+            && crls_changed(vault, &target).await?
+        {
+            // CRLs do not wait for a decision on a certificate.
+            let crl_job = vault
+                .new_push_job(&target, PushReason::TrustList, registrant(&target))
+                .await?;
+            if !run_job(vault, identity, &target, crl_job).await? {
+                return Ok(true);
+            }
+        }
+        let ended = run_job(vault, identity, &target, job).await?;
+        return Ok(ended || !waiting);
+    }
+    let Some(reason) = due(vault, &target).await? else {
+        return Ok(false);
+    };
+    let reuse = match reason {
+        PushReason::TrustList => None,
+        _ => sequence::reusable_request(vault, &target).await?,
+    };
+    let job = vault
+        .new_push_job_with(&target, reason, registrant(&target), reuse)
+        .await?;
+    run_job(vault, identity, &target, job).await?;
+    Ok(true)
 }
 
 async fn crls_changed(vault: &Vault, target: &PushTargetRow) -> Result<bool> {

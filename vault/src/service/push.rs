@@ -335,6 +335,11 @@ impl Vault {
             .map_err(|_| VaultError::Crypto("sealed password is not UTF-8".into()))
     }
 
+    /// Asks the push engine for a round now.
+    pub(crate) fn wake_push(&self) {
+        self.push_wake.notify_one();
+    }
+
     /// Waits until a push is asked for (or a target changes).
     pub(crate) async fn push_requested(&self) {
         self.push_wake.notified().await
