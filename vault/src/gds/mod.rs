@@ -167,7 +167,12 @@ pub async fn start(
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let trust_sync = tokio::spawn(follow_crls(vault, pki_dir.clone()));
+    let trust_sync = tokio::spawn(follow_crls(
+        vault,
+        config.clone(),
+        pki_dir.clone(),
+        handle.clone(),
+    ));
     tracing::info!(%url, "vault GDS listening");
     Ok(GdsEndpoint {
         url,
@@ -382,15 +387,55 @@ async fn own_certificate_problem(
     None
 }
 
+/// How often the endpoint's own certificate is looked at between CRLs.
+const OWN_CERTIFICATE_CHECK: Duration = Duration::from_secs(3600);
+
 /// Rewrites the trust store after every CRL this process signs: a certificate revoked through
-/// REST or OPC UA is refused by the next CreateSession.
-async fn follow_crls(vault: Arc<Vault>, pki_dir: PathBuf) {
+/// REST or OPC UA is refused by the next CreateSession. Then, and every hour, renews the
+/// endpoint's own certificate when it is due (a vault runs for longer than a certificate
+/// lives), serving the new one without a restart.
+async fn follow_crls(vault: Arc<Vault>, config: GdsConfig, pki_dir: PathBuf, handle: ServerHandle) {
     let mut signed = vault.crl_signed();
-    while signed.changed().await.is_ok() {
-        if let Err(e) = sync_trust_store(&vault, &pki_dir).await {
-            tracing::error!(error = %e, "GDS trust store update failed");
+    loop {
+        let changed = tokio::select! {
+            changed = signed.changed() => changed.is_ok(),
+            _ = tokio::time::sleep(OWN_CERTIFICATE_CHECK) => false,
+        };
+        if changed {
+            if let Err(e) = sync_trust_store(&vault, &pki_dir).await {
+                tracing::error!(error = %e, "GDS trust store update failed");
+            }
+        }
+        if let Err(e) = renew_if_due(&vault, &config, &pki_dir, &handle).await {
+            tracing::error!(error = %e, "GDS server certificate renewal failed; will retry");
         }
     }
+}
+
+/// Issues the endpoint a new certificate when its own is due (close to expiry, lost, no longer
+/// the vault's) and makes the running server present it (async-opcua patch `ServerKeys`).
+async fn renew_if_due(
+    vault: &Vault,
+    config: &GdsConfig,
+    pki_dir: &Path,
+    handle: &ServerHandle,
+) -> Result<()> {
+    let (cert_path, key_path) = (pki_dir.join(OWN_CERT), pki_dir.join(OWN_KEY));
+    let uri = config.application_uri();
+    if own_certificate_problem(vault, &cert_path, &key_path, &uri, &config.hostname)
+        .await
+        .is_none()
+    {
+        return Ok(());
+    }
+    prepare_pki(vault, config, pki_dir).await?;
+    let cert =
+        opcua::crypto::CertificateStore::read_cert(&cert_path).map_err(|e| io(&cert_path, e))?;
+    let key =
+        opcua::crypto::CertificateStore::read_pkey(&key_path).map_err(|e| io(&key_path, e))?;
+    handle.info().set_server_keys(cert, key);
+    tracing::info!("the GDS endpoint serves its renewed certificate");
+    Ok(())
 }
 
 /// Writes every CA certificate of the vault into `trusted/` and its CRL into `trusted/crl/`,
