@@ -378,7 +378,8 @@ async fn own_certificate_problem(
                 .zip(openssl::x509::X509::from_der(&der).ok())
                 .is_some_and(|(key, cert)| cert.verify(&key).unwrap_or(false))
         }),
-        Err(_) => false,
+        // Not knowing the CAs (a database hiccup) is no reason to replace a certificate.
+        Err(_) => true,
     };
     let self_signed = cert.subject() == cert.issuer();
     if !issued_here && !self_signed {
@@ -428,7 +429,12 @@ async fn renew_if_due(
     {
         return Ok(());
     }
+    let before = std::fs::read(&cert_path).ok();
     prepare_pki(vault, config, pki_dir).await?;
+    if std::fs::read(&cert_path).ok() == before {
+        // Nothing was issued after all (the second look found no problem).
+        return Ok(());
+    }
     let cert =
         opcua::crypto::CertificateStore::read_cert(&cert_path).map_err(|e| io(&cert_path, e))?;
     let key =

@@ -64,24 +64,37 @@ impl Drop for PushEngine {
 /// its connect timeout, not the whole fleet.
 const PARALLEL: usize = 8;
 
+/// The targets a task is working on, each with whether a round passed it by meanwhile (and so
+/// must look again once the task ends).
+type BusyMap = Arc<std::sync::Mutex<std::collections::HashMap<String, bool>>>;
+
 /// What the rounds share: the targets a task is working on (one task per target at a time),
 /// the bound on concurrent jobs, and the tasks (dropped, and so stopped, with the engine).
 struct Workers {
-    busy: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    busy: BusyMap,
     permits: Arc<tokio::sync::Semaphore>,
     tasks: tokio::task::JoinSet<()>,
 }
 
-/// Takes a target off the busy set when its task ends, however it ends.
+/// Takes a target off the busy map when its task ends, however it ends, and asks for another
+/// round when one passed the target by or the task did work.
 struct Busy {
-    set: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    map: BusyMap,
     id: String,
+    vault: Arc<Vault>,
+    worked: bool,
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.id);
+        let passed_by = self
+            .map
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(&self.id))
+            .unwrap_or(false);
+        if passed_by || self.worked {
+            self.vault.wake_push();
         }
     }
 }
@@ -94,7 +107,11 @@ async fn run(vault: Arc<Vault>, identity: PushIdentity) {
         tasks: tokio::task::JoinSet::new(),
     };
     loop {
-        while workers.tasks.try_join_next().is_some() {}
+        while let Some(ended) = workers.tasks.try_join_next() {
+            if let Err(e) = ended {
+                error!(error = %e, "a push task ended abnormally");
+            }
+        }
         if let Err(e) = round(&vault, &identity, &mut workers).await {
             error!(error = %e, "push round failed; will retry");
         }
@@ -127,26 +144,40 @@ async fn round(vault: &Arc<Vault>, identity: &PushIdentity, workers: &mut Worker
             let Ok(mut busy) = workers.busy.lock() else {
                 continue;
             };
-            if !busy.insert(id.clone()) {
+            if let Some(passed_by) = busy.get_mut(&id) {
+                *passed_by = true;
                 continue;
             }
+            busy.insert(id.clone(), false);
         }
         let busy = Busy {
-            set: workers.busy.clone(),
+            map: workers.busy.clone(),
             id,
+            vault: vault.clone(),
+            worked: false,
         };
         let (vault, identity, permits) = (vault.clone(), identity.clone(), workers.permits.clone());
         workers.tasks.spawn(async move {
-            let _busy = busy;
+            // The whole guard moves in (not just the field written below), so the target stays
+            // busy until the task ends.
+            let mut busy = busy;
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
+            // Read again: the target may have changed, or gone, while the task waited.
             let app = target.application_id.clone();
+            let target = match vault.store.push_target(&app).await {
+                Ok(Some(t)) if t.enabled && t.next_attempt <= now() => t,
+                Ok(_) => return,
+                Err(e) => {
+                    error!(application = %app, error = %e, "push target unreadable; will retry");
+                    return;
+                }
+            };
             match visit(&vault, &identity, target).await {
-                // What changed while a job ran (a CRL, a decision) is looked at now, not a
-                // round later.
-                Ok(true) => vault.wake_push(),
-                Ok(false) => {}
+                // What changed while a job ran (a CRL, a decision) is looked at at once:
+                // `Busy` asks for a round when the target is free again.
+                Ok(worked) => busy.worked = worked,
                 Err(e) => error!(application = %app, error = %e, "push failed to run; will retry"),
             }
         });

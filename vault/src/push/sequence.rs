@@ -569,29 +569,39 @@ async fn verify(
 /// An approved request a failed job of the same target configuration left, which the next
 /// job installs without a new approval; `None` if there is none.
 pub async fn reusable_request(vault: &Vault, target: &PushTargetRow) -> Result<Option<String>> {
-    let Some(last) = vault
-        .store
-        .push_jobs(&target.application_id, 1)
-        .await?
-        .into_iter()
-        .next()
-    else {
+    let recent = vault.store.push_jobs(&target.application_id, 10).await?;
+    let Some(last) = recent.first() else {
         return Ok(None);
     };
-    let Some(id) = last.request_id.filter(|_| {
-        last.state == crate::model::PushJobState::Failed && last.target_revision == target.revision
-    }) else {
+    let Some(id) = last
+        .request_id
+        .clone()
+        .filter(|_| last.state == crate::model::PushJobState::Failed)
+    else {
         return Ok(None);
     };
     let request = vault.request(&id).await?;
     if request.state != CertificateRequestState::Approved {
         return Ok(None);
     }
-    if last.step == "updateCertificate" {
-        // The server refused this certificate (its key is gone, say): it will never be
-        // installed, so it must not stay a valid certificate nobody holds.
+    let group = vault.group(&target.group_id).await?;
+    let tries = recent
+        .iter()
+        .filter(|j| j.request_id.as_deref() == Some(id.as_str()))
+        .count();
+    // Not worth installing any more: refused by the server (its key is gone, say), meant for a
+    // target configuration since replaced, tried often enough, or due for renewal already. It
+    // will never be installed, so it must not stay a valid certificate nobody holds.
+    let spent = last.step == "updateCertificate"
+        || last.target_revision != target.revision
+        || tries >= MAX_TRIES_PER_REQUEST
+        || !vault.renewal_reasons(&request, &group).await?.is_empty();
+    if spent {
         vault.revoke(&crate::service::push_system(), &id).await?;
         return Ok(None);
     }
     Ok(request.not_after.is_some_and(|t| t > now()).then_some(id))
 }
+
+/// Jobs that may install one approved certificate before it is given up (revoked).
+const MAX_TRIES_PER_REQUEST: usize = 3;

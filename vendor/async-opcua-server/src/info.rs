@@ -49,6 +49,9 @@ pub struct ServerKeys {
     pub certificate: Option<X509>,
     /// Server private key.
     pub private_key: Option<PrivateKey>,
+    /// When this pair replaced another (`None` for the pair the server started with): channels
+    /// of the old pair are closed a grace period later.
+    pub replaced_at: Option<std::time::Instant>,
 }
 
 /// Server state is any configuration associated with the server as a whole that individual sessions might
@@ -69,9 +72,6 @@ pub struct ServerInfo {
     /// iiot patch: the application instance certificate and its key, replaceable while the
     /// server runs (OPC UA Part 12 push, `ApplyChanges`); read with [`ServerInfo::server_keys`].
     pub(crate) server_keys: ArcSwap<ServerKeys>,
-    /// iiot patch: when the keys were last replaced; channels of the old ones are closed a
-    /// grace period later (`KEYS_REPLACED_GRACE`).
-    pub(crate) keys_replaced_at: ArcSwap<Option<std::time::Instant>>,
     /// Operational limits
     pub(crate) operational_limits: OperationalLimits,
     /// Current state
@@ -329,9 +329,8 @@ impl ServerInfo {
         self.server_keys.store(Arc::new(ServerKeys {
             certificate: Some(certificate),
             private_key: Some(private_key),
+            replaced_at: Some(std::time::Instant::now()),
         }));
-        self.keys_replaced_at
-            .store(Arc::new(Some(std::time::Instant::now())));
     }
 
     /// Get a representation of this server as a `RegisteredServer` object.

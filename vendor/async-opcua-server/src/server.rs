@@ -169,8 +169,8 @@ impl Server {
             server_keys: ArcSwap::new(Arc::new(crate::info::ServerKeys {
                 certificate: server_certificate,
                 private_key: server_pkey,
+                replaced_at: None,
             })),
-            keys_replaced_at: ArcSwap::new(Arc::new(None)),
             operational_limits: config.limits.operational.clone(),
             state: ArcSwap::new(Arc::new(ServerState::Shutdown)),
             send_buffer_size,

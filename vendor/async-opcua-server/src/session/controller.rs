@@ -299,11 +299,10 @@ impl SessionController {
         {
             return false;
         }
-        !Arc::ptr_eq(&self.keys, &*self.info.server_keys.load())
-            && self
-                .info
-                .keys_replaced_at
-                .load()
+        let current = self.info.server_keys.load();
+        !Arc::ptr_eq(&self.keys, &current)
+            && current
+                .replaced_at
                 .is_some_and(|at| at.elapsed() >= KEYS_REPLACED_GRACE)
     }
 

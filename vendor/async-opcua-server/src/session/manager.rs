@@ -351,6 +351,7 @@ pub(crate) async fn activate_session(
     let channel_keys = ServerKeys {
         certificate: channel.cert(),
         private_key: channel.private_key().cloned(),
+        replaced_at: None,
     };
     let (endpoint_url, session_nonce, session_lck, info) = {
         let mgr = trace_read_lock!(mgr_lck);
