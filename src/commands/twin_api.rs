@@ -35,6 +35,13 @@ pub struct TwinApiArgs {
     pub request_timeout: u64,
     #[command(flatten)]
     pub jwt: crate::args::JwtArgs,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first) instead of HTTP. Needs
+    /// --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl TwinApiArgs {
@@ -54,13 +61,19 @@ impl TwinApiArgs {
         c.database_url = self.database_url.filter(|u| !u.trim().is_empty());
         c.request_timeout = Duration::from_secs(self.request_timeout);
         c.jwt = self.jwt.validator()?;
+        c.tls = self
+            .tls_cert
+            .zip(self.tls_key)
+            .map(|(cert, key)| iiot_twin_api::tls::TlsFiles { cert, key });
         Ok(c)
     }
 }
 
 pub async fn run(args: TwinApiArgs) -> Result<()> {
-    let handle = iiot_twin_api::start(args.config()?).await?;
-    println!("twin-api listening on http://{}", handle.http_addr);
+    let config = args.config()?;
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let handle = iiot_twin_api::start(config).await?;
+    println!("twin-api listening on {scheme}://{}", handle.http_addr);
     crate::shutdown::wait_for_shutdown().await;
     tracing::info!("shutting down");
     handle.shutdown().await;

@@ -28,6 +28,8 @@ pub enum TwinApiError {
         #[source]
         source: sqlx::Error,
     },
+    #[error("HTTPS (--tls-cert/--tls-key): {0}")]
+    Tls(String),
 }
 
 /// A request that failed; turned into problem+json once, in [`IntoResponse`].

@@ -15,6 +15,7 @@ pub mod query;
 pub mod registry;
 pub mod rpc;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +61,8 @@ pub struct TwinApiConfig {
     pub mqtt_client_id: Option<String>,
     /// Also accept OIDC access tokens checked against this JWKS.
     pub jwt: Option<Arc<iiot_auth::JwtValidator>>,
+    /// Serve HTTPS with this certificate and key instead of HTTP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 impl TwinApiConfig {
@@ -77,6 +80,7 @@ impl TwinApiConfig {
             max_body_bytes: 1024 * 1024,
             mqtt_client_id: None,
             jwt: None,
+            tls: None,
         }
     }
 
@@ -109,6 +113,7 @@ impl std::fmt::Debug for TwinApiConfig {
             mqtt_client_id,
             jwt,
             mqtt_tls,
+            tls,
         } = self;
         f.debug_struct("TwinApiConfig")
             .field("http_bind", http_bind)
@@ -122,6 +127,7 @@ impl std::fmt::Debug for TwinApiConfig {
             .field("mqtt_client_id", mqtt_client_id)
             .field("jwt", jwt)
             .field("mqtt_tls", mqtt_tls)
+            .field("tls", tls)
             .finish()
     }
 }
@@ -157,6 +163,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
             url: iiot_api::broker_url::redact_url(&url),
             source,
         })?;
+    let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|e| match e.kind() {
@@ -199,10 +206,18 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         let stop = async move {
             let _ = rx.wait_for(|v| *v).await;
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
+        let served = match tls {
+            Some(tls) => match tls::TlsListener::new(listener, tls) {
+                Ok(listener) => axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await,
+                Err(e) => Err(e),
+            },
+            None => axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await,
+        };
+        if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server stopped");
         }
     })];
