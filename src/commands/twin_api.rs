@@ -71,7 +71,11 @@ impl TwinApiArgs {
 
 pub async fn run(args: TwinApiArgs) -> Result<()> {
     let config = args.config()?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let handle = iiot_twin_api::start(config).await?;
     println!("twin-api listening on {scheme}://{}", handle.http_addr);
     crate::shutdown::wait_for_shutdown().await;

@@ -208,14 +208,18 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         };
         let served = match tls {
             Some(tls) => match tls::TlsListener::new(listener, tls) {
-                Ok(listener) => axum::serve(listener, app)
-                    .with_graceful_shutdown(stop)
-                    .await,
+                Ok(listener) => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                }
                 Err(e) => Err(e),
             },
-            None => axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await,
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
         };
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP server stopped");
