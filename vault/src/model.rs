@@ -329,6 +329,25 @@ pub struct TrustGroupUpdateRequest {
     pub auto_approve: Option<bool>,
 }
 
+impl TrustList {
+    /// The lists as DER, as the OPC UA faces (the GDS's TrustList files, pushes) carry them.
+    pub fn to_lists(&self) -> Result<iiot_gds::trust_list::TrustLists, base64::DecodeError> {
+        use base64::Engine;
+        let decode = |items: &[String]| {
+            items
+                .iter()
+                .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(iiot_gds::trust_list::TrustLists {
+            trusted_certificates: decode(&self.trusted_certificates)?,
+            trusted_crls: decode(&self.trusted_crls)?,
+            issuer_certificates: decode(&self.issuer_certificates)?,
+            issuer_crls: decode(&self.issuer_crls)?,
+        })
+    }
+}
+
 /// A trust list as a GDS pushes it: all base64 DER.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]

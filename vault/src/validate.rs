@@ -69,6 +69,20 @@ pub fn discovery_url_host(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
+/// The hosts of `urls` a certificate may name (an IP address, or a valid host name without a
+/// wildcard), each once: what a server is reached by when its CSR names no host.
+pub fn certifiable_hosts<'a>(urls: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for host in urls.into_iter().filter_map(|u| discovery_url_host(u)) {
+        let valid = host.parse::<std::net::IpAddr>().is_ok()
+            || (!host.contains('*') && crate::csr::check_domain_name(&host).is_ok());
+        if valid && !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
 /// Validates a registration (`existing` = the record being updated, whose fields fill gaps).
 pub fn application(
     req: &ApplicationRequest,

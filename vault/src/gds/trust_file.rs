@@ -2,7 +2,6 @@
 //! OpenWithMasks takes a snapshot of the group's trust list encoded as a `TrustListDataType`
 //! into an `iiot_gds::file::OpenFiles` handle.
 
-use iiot_gds::trust_list::TrustLists;
 use opcua::types::StatusCode;
 
 use crate::model::TrustList;
@@ -10,24 +9,8 @@ use crate::model::TrustList;
 /// The file content of `list` (base64 DER as the REST model holds it), keeping the lists
 /// `masks` selects.
 pub fn encode(list: &TrustList, masks: u32) -> Result<Vec<u8>, StatusCode> {
-    use base64::Engine;
-    let decode = |items: &[String]| -> Result<Vec<Vec<u8>>, StatusCode> {
-        items
-            .iter()
-            .map(|b| {
-                base64::engine::general_purpose::STANDARD
-                    .decode(b)
-                    .map_err(|_| StatusCode::BadInternalError)
-            })
-            .collect()
-    };
-    Ok(TrustLists {
-        trusted_certificates: decode(&list.trusted_certificates)?,
-        trusted_crls: decode(&list.trusted_crls)?,
-        issuer_certificates: decode(&list.issuer_certificates)?,
-        issuer_crls: decode(&list.issuer_crls)?,
-    }
-    .encode(masks))
+    let lists = list.to_lists().map_err(|_| StatusCode::BadInternalError)?;
+    Ok(lists.encode(masks))
 }
 
 #[cfg(test)]

@@ -112,13 +112,6 @@ pub fn crl_mark(list: &TrustList) -> String {
     iiot_gds::pki::thumbprint(all.as_bytes())
 }
 
-fn decode_all(items: &[String]) -> Vec<Vec<u8>> {
-    items
-        .iter()
-        .filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .collect()
-}
-
 /// The request is submitted (and collected) in the name of whoever asked for the job, so the
 /// requester ≠ approver rule keeps that principal from approving it.
 fn requester(job: &PushJobRow) -> Principal {
@@ -354,12 +347,9 @@ async fn push_over(
     }
 
     progress(vault, job, "trustList").await?;
-    let lists = TrustLists {
-        trusted_certificates: decode_all(&trust.trusted_certificates),
-        trusted_crls: decode_all(&trust.trusted_crls),
-        issuer_certificates: decode_all(&trust.issuer_certificates),
-        issuer_crls: decode_all(&trust.issuer_crls),
-    };
+    let lists = trust
+        .to_lists()
+        .map_err(|e| Failure::new("trustList", format!("the vault's trust list: {e}")))?;
     apply |= push_trust_list(push, job, &lists).await?;
 
     if apply || pushed.is_some() {
@@ -427,18 +417,11 @@ async fn request_certificate(
         .application(&target.application_id)
         .await
         .map_err(|e| Failure::vault("createSigningRequest", e))?;
-    let mut hosts: Vec<String> = Vec::new();
-    let urls = app
-        .discovery_urls
-        .iter()
-        .chain(std::iter::once(&target.endpoint_url));
-    for host in urls.filter_map(|u| crate::validate::discovery_url_host(u)) {
-        let valid = host.parse::<std::net::IpAddr>().is_ok()
-            || (!host.contains('*') && crate::csr::check_domain_name(&host).is_ok());
-        if valid && !hosts.contains(&host) {
-            hosts.push(host);
-        }
-    }
+    let hosts = crate::validate::certifiable_hosts(
+        app.discovery_urls
+            .iter()
+            .chain(std::iter::once(&target.endpoint_url)),
+    );
     let name = app
         .application_names
         .first()

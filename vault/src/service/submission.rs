@@ -46,20 +46,7 @@ impl Vault {
             // A CSR naming no host (node-opcua's CreateSigningRequest names only the URI)
             // gets the hosts the server registered its discovery URLs with, as the OPC
             // Foundation's GDS does: clients check the host name of a server's certificate.
-            // Only names a CSR could carry: an IP address or a valid host name (no wildcard).
-            for host in app
-                .discovery_urls
-                .iter()
-                .filter_map(|u| crate::validate::discovery_url_host(u))
-                .filter(|h| {
-                    h.parse::<std::net::IpAddr>().is_ok()
-                        || (!h.contains('*') && csr::check_domain_name(h).is_ok())
-                })
-            {
-                if !names.contains(&host) {
-                    names.push(host);
-                }
-            }
+            names = crate::validate::certifiable_hosts(&app.discovery_urls);
         }
         let id = request_id();
         let row = NewRequest {
