@@ -13,8 +13,8 @@ pub struct TwinApiArgs {
     /// HTTP port of the REST API.
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
-    /// Address the REST API listens on.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address the REST API (and the hub) listens on; 0.0.0.0 serves every interface.
+    #[arg(long, visible_alias = "bind", default_value = "127.0.0.1")]
     pub http_host: IpAddr,
     /// Broker the modules use: mqtt://[user[:pass]@]host[:port], or mqtts:// for TLS.
     #[arg(long, default_value = "mqtt://127.0.0.1:1883")]
@@ -42,6 +42,14 @@ pub struct TwinApiArgs {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// The name devices and service clients know the hub by: HostName= of its connection
+    /// strings and the host of its SAS tokens.
+    #[arg(long, default_value = "localhost", value_name = "NAME")]
+    pub hub_hostname: String,
+    /// The hub's key-encryption key (64 hex digits; made at first start). Replicas on one
+    /// database must share it. Default: hub.kek in --data-dir.
+    #[arg(long, value_name = "FILE")]
+    pub hub_kek_file: Option<PathBuf>,
 }
 
 impl TwinApiArgs {
@@ -61,12 +69,37 @@ impl TwinApiArgs {
         c.database_url = self.database_url.filter(|u| !u.trim().is_empty());
         c.request_timeout = Duration::from_secs(self.request_timeout);
         c.jwt = self.jwt.validator()?;
+        anyhow::ensure!(
+            is_host_name(&self.hub_hostname),
+            "--hub-hostname '{}' is not a host name",
+            self.hub_hostname
+        );
+        c.hub = iiot_twin_api::hub::HubConfig {
+            hostname: self.hub_hostname,
+            kek_file: self.hub_kek_file,
+        };
         c.tls = self
             .tls_cert
             .zip(self.tls_key)
             .map(|(cert, key)| iiot_twin_api::tls::TlsFiles { cert, key });
         Ok(c)
     }
+}
+
+/// A DNS name or an IP address: what may stand in `HostName=` and a SAS resource.
+fn is_host_name(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+        || (!s.is_empty()
+            && s.len() <= 253
+            && s.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }))
 }
 
 pub async fn run(args: TwinApiArgs) -> Result<()> {

@@ -30,6 +30,8 @@ pub enum TwinApiError {
     },
     #[error("HTTPS (--tls-cert/--tls-key): {0}")]
     Tls(String),
+    #[error(transparent)]
+    Hub(#[from] crate::hub::HubError),
 }
 
 /// A request that failed; turned into problem+json once, in [`IntoResponse`].

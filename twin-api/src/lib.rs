@@ -9,6 +9,7 @@
 
 pub mod error;
 mod http;
+pub mod hub;
 pub mod ids;
 pub mod liveness;
 pub mod query;
@@ -63,13 +64,16 @@ pub struct TwinApiConfig {
     pub jwt: Option<Arc<iiot_auth::JwtValidator>>,
     /// Serve HTTPS with this certificate and key instead of HTTP.
     pub tls: Option<tls::TlsFiles>,
+    /// The hub's name and key file.
+    pub hub: hub::HubConfig,
 }
 
 impl TwinApiConfig {
-    /// The defaults: port 8080 on all interfaces, broker on localhost:1883, `data/twin-api`.
+    /// The defaults: port 8080 on the loopback interface (where to serve beyond this host is
+    /// the operator's choice), broker on localhost:1883, `data/twin-api`.
     pub fn new(api_keys: ApiKeys) -> Self {
         Self {
-            http_bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            http_bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             mqtt_url: "mqtt://127.0.0.1:1883".into(),
             mqtt_tls: iiot_mqtt_tls::TlsFiles::default(),
             data_dir: PathBuf::from("data/twin-api"),
@@ -81,6 +85,7 @@ impl TwinApiConfig {
             mqtt_client_id: None,
             jwt: None,
             tls: None,
+            hub: hub::HubConfig::default(),
         }
     }
 
@@ -114,6 +119,7 @@ impl std::fmt::Debug for TwinApiConfig {
             jwt,
             mqtt_tls,
             tls,
+            hub,
         } = self;
         f.debug_struct("TwinApiConfig")
             .field("http_bind", http_bind)
@@ -128,6 +134,7 @@ impl std::fmt::Debug for TwinApiConfig {
             .field("jwt", jwt)
             .field("mqtt_tls", mqtt_tls)
             .field("tls", tls)
+            .field("hub", hub)
             .finish()
     }
 }
@@ -152,10 +159,9 @@ impl TwinApiHandle {
 }
 
 pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError> {
-    if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| TwinApiError::DataDir(config.data_dir.clone(), e))?;
-    }
+    // Also with an external database: the hub keeps its key file and connection string here.
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| TwinApiError::DataDir(config.data_dir.clone(), e))?;
     let url = config.database_url();
     let store = Store::open(&url)
         .await
@@ -189,18 +195,26 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     )?;
     let registry = Arc::new(Registry::new(store.clone(), liveness));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let hub = hub::Hub::open(
+        store.pool().clone(),
+        &config.data_dir,
+        &config.hub,
+        http_addr.port(),
+    )
+    .await?;
+    let auth = Arc::new(match &config.jwt {
+        Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
+        None => Authenticator::new(config.api_keys.clone()),
+    });
 
     let state = http::AppState {
         registry: registry.clone(),
         rpc: rpc.clone(),
-        auth: Arc::new(match &config.jwt {
-            Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
-            None => Authenticator::new(config.api_keys.clone()),
-        }),
+        auth: auth.clone(),
         request_timeout: config.request_timeout,
         max_request_timeout: config.max_request_timeout,
     };
-    let app = http::router(state, config.max_body_bytes);
+    let app = http::router(state, hub::routes(hub, auth), config.max_body_bytes);
     let mut rx = shutdown_rx.clone();
     let mut tasks = vec![tokio::spawn(async move {
         let stop = async move {

@@ -337,17 +337,20 @@ async fn announced_length(
     Ok(next.run(req).await)
 }
 
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The twin API's routes and `hub` (the hub's service routes, with their own state), under
+/// one body limit.
+pub fn router(state: AppState, hub: Router, max_body_bytes: usize) -> Router {
+    let own: Router = Router::new()
         .route("/healthz", get(healthz))
         .merge(publishers::routes())
         .merge(registry::routes())
         .merge(twin::routes())
         .merge(telemetry::routes())
+        .with_state(state);
+    own.merge(hub)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(move |req, next| {
             announced_length(max_body_bytes, req, next)
         }))
-        .with_state(state)
         .merge(openapi::swagger())
 }

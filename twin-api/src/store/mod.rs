@@ -32,9 +32,10 @@ pub const MAX_SCAN: usize = 10 * MAX_PAGE;
 const MIGRATION_LOCK: i64 = 0x6969_6f74_7477_696e;
 
 /// Schema versions, applied in order once each; DDL that both backends accept.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE IF NOT EXISTS records (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE IF NOT EXISTS records (
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
         owner TEXT NOT NULL,
@@ -47,7 +48,31 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX IF NOT EXISTS records_owner ON records (kind, owner);
     CREATE INDEX IF NOT EXISTS records_parent ON records (kind, parent)",
-)];
+    ),
+    // The hub (issue 17): device and module identities with their twins, and its access
+    // policies; keys sealed (see `hub::secrets`).
+    (
+        2,
+        "CREATE TABLE IF NOT EXISTS hub_identities (
+        device_id TEXT NOT NULL,
+        module_id TEXT NOT NULL,
+        generation_id TEXT NOT NULL,
+        revision BIGINT NOT NULL,
+        description TEXT NOT NULL,
+        sealed_keys TEXT NOT NULL,
+        twin TEXT NOT NULL,
+        connected BIGINT NOT NULL,
+        connection_updated TEXT NOT NULL,
+        last_activity TEXT NOT NULL,
+        PRIMARY KEY (device_id, module_id)
+    );
+    CREATE TABLE IF NOT EXISTS hub_policies (
+        name TEXT NOT NULL PRIMARY KEY,
+        rights TEXT NOT NULL,
+        sealed_keys TEXT NOT NULL
+    )",
+    ),
+];
 
 /// One stored identity.
 #[derive(Debug, Clone, PartialEq)]
@@ -241,6 +266,11 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// The pool, for the hub's own tables.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub async fn close(&self) {

@@ -1,0 +1,304 @@
+//! The hub's rows: one per identity (a device, or a module under it) holding its description,
+//! sealed keys and twin, and one per access policy. SQL both SQLite and PostgreSQL run.
+//!
+//! Every write is guarded by the `revision` read (or by the primary key for a create) and
+//! retried on a lost race, so replicas on one PostgreSQL database never overwrite each
+//! other's changes — the same discipline as the registry store.
+
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+
+use super::error::HubError;
+use super::identity::{Description, Identity, Keys};
+use super::secrets::HubKek;
+use super::twin::TwinState;
+
+const COLUMNS: &str = "device_id, module_id, generation_id, revision, description, sealed_keys, \
+                       twin, connected, connection_updated, last_activity";
+
+/// A shared access policy: a named key pair with rights, as IoT Hub's are.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub rights: Vec<Right>,
+    pub keys: Keys,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("rights", &self.rights)
+            .finish_non_exhaustive()
+    }
+}
+
+/// IoT Hub's permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Right {
+    RegistryRead,
+    RegistryWrite,
+    ServiceConnect,
+    DeviceConnect,
+}
+
+#[derive(Clone)]
+pub struct HubStore {
+    pool: AnyPool,
+    kek: HubKek,
+}
+
+fn keys_context(device_id: &str, module_id: &str, generation_id: &str) -> String {
+    format!("identity:{device_id}/{module_id}:{generation_id}")
+}
+
+fn json_of<T: Serialize>(v: &T) -> Result<String, HubError> {
+    serde_json::to_string(v).map_err(|e| HubError::Internal(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(what: &str, s: &str) -> Result<T, HubError> {
+    serde_json::from_str(s).map_err(|e| HubError::Internal(format!("stored {what}: {e}")))
+}
+
+impl HubStore {
+    pub fn new(pool: AnyPool, kek: HubKek) -> Self {
+        Self { pool, kek }
+    }
+
+    fn identity(&self, row: &AnyRow) -> Result<Identity, HubError> {
+        let device_id: String = row.try_get("device_id")?;
+        let module_id: String = row.try_get("module_id")?;
+        let generation_id: String = row.try_get("generation_id")?;
+        let sealed: String = row.try_get("sealed_keys")?;
+        let keys = if sealed.is_empty() {
+            None
+        } else {
+            let plain = self.kek.open(
+                &keys_context(&device_id, &module_id, &generation_id),
+                &sealed,
+            )?;
+            Some(from_json("keys", &plain)?)
+        };
+        let description: String = row.try_get("description")?;
+        let twin: String = row.try_get("twin")?;
+        let connected: i64 = row.try_get("connected")?;
+        Ok(Identity {
+            desc: from_json::<Description>("identity", &description)?,
+            twin: from_json::<TwinState>("twin", &twin)?,
+            revision: row.try_get("revision")?,
+            keys,
+            connected: connected != 0,
+            connection_updated: row.try_get("connection_updated")?,
+            last_activity: row.try_get("last_activity")?,
+            device_id,
+            module_id,
+            generation_id,
+        })
+    }
+
+    fn sealed_keys(&self, i: &Identity) -> Result<String, HubError> {
+        match &i.keys {
+            None => Ok(String::new()),
+            Some(k) => self.kek.seal(
+                &keys_context(&i.device_id, &i.module_id, &i.generation_id),
+                &json_of(k)?,
+            ),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        device_id: &str,
+        module_id: &str,
+    ) -> Result<Option<Identity>, HubError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM hub_identities WHERE device_id = $1 AND module_id = $2"
+        )))
+        .bind(device_id)
+        .bind(module_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(|r| self.identity(r)).transpose()
+    }
+
+    /// Inserts `i`; `false` when the identity exists already.
+    pub async fn insert(&self, i: &Identity) -> Result<bool, HubError> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO hub_identities ({COLUMNS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS \
+             (SELECT 1 FROM hub_identities WHERE device_id = $1 AND module_id = $2)"
+        )))
+        .bind(&i.device_id)
+        .bind(&i.module_id)
+        .bind(&i.generation_id)
+        .bind(i.revision)
+        .bind(json_of(&i.desc)?)
+        .bind(self.sealed_keys(i)?)
+        .bind(json_of(&i.twin)?)
+        .bind(i64::from(i.connected))
+        .bind(&i.connection_updated)
+        .bind(&i.last_activity)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(d) => Ok(d.rows_affected() == 1),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `i` over the row whose revision is still `i.revision - 1`; `false` when someone
+    /// else wrote it since it was read.
+    async fn replace(&self, i: &Identity) -> Result<bool, HubError> {
+        let done = sqlx::query(
+            "UPDATE hub_identities SET revision = $1, description = $2, sealed_keys = $3, \
+             twin = $4, connected = $5, connection_updated = $6, last_activity = $7 \
+             WHERE device_id = $8 AND module_id = $9 AND revision = $10",
+        )
+        .bind(i.revision)
+        .bind(json_of(&i.desc)?)
+        .bind(self.sealed_keys(i)?)
+        .bind(json_of(&i.twin)?)
+        .bind(i64::from(i.connected))
+        .bind(&i.connection_updated)
+        .bind(&i.last_activity)
+        .bind(&i.device_id)
+        .bind(&i.module_id)
+        .bind(i.revision - 1)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Reads an identity, lets `f` change it (`Ok(false)`: leave it) and writes it back
+    /// guarded by what was read; a lost race reads again. `None` when there is no identity.
+    pub async fn update<F>(
+        &self,
+        device_id: &str,
+        module_id: &str,
+        mut f: F,
+    ) -> Result<Option<Identity>, HubError>
+    where
+        F: FnMut(&mut Identity) -> Result<bool, HubError>,
+    {
+        for _ in 0..20 {
+            let Some(mut i) = self.get(device_id, module_id).await? else {
+                return Ok(None);
+            };
+            if !f(&mut i)? {
+                return Ok(Some(i));
+            }
+            i.revision += 1;
+            if self.replace(&i).await? {
+                return Ok(Some(i));
+            }
+        }
+        Err(HubError::Internal(format!(
+            "identity '{device_id}/{module_id}' kept changing; try again"
+        )))
+    }
+
+    /// Deletes an identity, and a device's modules with it, if its revision is still
+    /// `revision`; `false` when it changed or is gone.
+    pub async fn delete(&self, i: &Identity) -> Result<bool, HubError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "DELETE FROM hub_identities WHERE device_id = $1 AND module_id = $2 AND revision = $3",
+        )
+        .bind(&i.device_id)
+        .bind(&i.module_id)
+        .bind(i.revision)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if !i.is_module() {
+            sqlx::query("DELETE FROM hub_identities WHERE device_id = $1")
+                .bind(&i.device_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Up to `limit` identities after `(device, module)` in key order: devices only, or
+    /// modules only (of one device when `of_device` is given).
+    pub async fn after(
+        &self,
+        modules: bool,
+        of_device: Option<&str>,
+        after: (&str, &str),
+        limit: usize,
+    ) -> Result<Vec<Identity>, HubError> {
+        let kind = if modules {
+            "module_id <> ''"
+        } else {
+            "module_id = ''"
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM hub_identities WHERE {kind} \
+             AND ($1 = '' OR device_id = $1) \
+             AND (device_id > $2 OR (device_id = $2 AND module_id > $3)) \
+             ORDER BY device_id, module_id LIMIT $4"
+        )))
+        .bind(of_device.unwrap_or_default())
+        .bind(after.0)
+        .bind(after.1)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.identity(r)).collect()
+    }
+
+    /// Whether each device is enabled, for module twins (whose status is their device's).
+    pub async fn device_enabled(&self, device_id: &str) -> Result<bool, HubError> {
+        Ok(self
+            .get(device_id, "")
+            .await?
+            .is_some_and(|d| d.desc.enabled))
+    }
+
+    pub async fn policies(&self) -> Result<Vec<Policy>, HubError> {
+        let rows = sqlx::query("SELECT name, rights, sealed_keys FROM hub_policies ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get("name")?;
+                let rights: String = r.try_get("rights")?;
+                let sealed: String = r.try_get("sealed_keys")?;
+                let keys = self.kek.open(&format!("policy:{name}"), &sealed)?;
+                Ok(Policy {
+                    rights: from_json("policy rights", &rights)?,
+                    keys: from_json("policy keys", &keys)?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a policy unless one of that name exists (replicas starting together race here).
+    pub async fn add_policy(&self, p: &Policy) -> Result<(), HubError> {
+        let sealed = self
+            .kek
+            .seal(&format!("policy:{}", p.name), &json_of(&p.keys)?)?;
+        let done = sqlx::query(
+            "INSERT INTO hub_policies (name, rights, sealed_keys) \
+             SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM hub_policies WHERE name = $1)",
+        )
+        .bind(&p.name)
+        .bind(json_of(&p.rights)?)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
