@@ -50,6 +50,27 @@ pub struct TwinApiArgs {
     /// database must share it. Default: hub.kek in --data-dir.
     #[arg(long, value_name = "FILE")]
     pub hub_kek_file: Option<PathBuf>,
+    /// Port of the hub's device endpoint (IoT Hub's MQTT over TLS; devices dial 8883) on
+    /// --http-host. Without it there is no device endpoint.
+    #[arg(long, value_name = "PORT")]
+    pub hub_port: Option<u16>,
+    /// Server certificate chain (PEM) of the device endpoint. Default: issued at every start
+    /// by a CA the hub makes once and writes to hub-ca.pem in --data-dir for devices to trust.
+    #[arg(long, value_name = "FILE", requires = "hub_key")]
+    pub hub_cert: Option<PathBuf>,
+    /// The private key (PEM) of --hub-cert.
+    #[arg(long, value_name = "FILE", requires = "hub_cert")]
+    pub hub_key: Option<PathBuf>,
+    /// PEM file of the CAs and CRLs that devices with certificateAuthority authentication
+    /// chain to (e.g. the vault's); read again when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub hub_trust: Option<PathBuf>,
+    /// Most device connections at once.
+    #[arg(long, default_value_t = 20_000)]
+    pub hub_max_connections: usize,
+    /// Hours device messages are kept for the routes.
+    #[arg(long, default_value_t = 24)]
+    pub hub_retention_hours: u64,
 }
 
 impl TwinApiArgs {
@@ -74,9 +95,21 @@ impl TwinApiArgs {
             "--hub-hostname '{}' is not a host name",
             self.hub_hostname
         );
+        anyhow::ensure!(
+            self.hub_max_connections > 0 && self.hub_retention_hours > 0,
+            "--hub-max-connections and --hub-retention-hours must be positive"
+        );
         c.hub = iiot_twin_api::hub::HubConfig {
             hostname: self.hub_hostname,
             kek_file: self.hub_kek_file,
+            device_port: self.hub_port,
+            server_cert: self
+                .hub_cert
+                .zip(self.hub_key)
+                .map(|(cert, key)| iiot_twin_api::hub::endpoint::certs::ServerFiles { cert, key }),
+            trust: self.hub_trust,
+            max_connections: self.hub_max_connections,
+            retention: Duration::from_secs(self.hub_retention_hours * 3600),
         };
         c.tls = self
             .tls_cert
@@ -111,6 +144,9 @@ pub async fn run(args: TwinApiArgs) -> Result<()> {
     };
     let handle = iiot_twin_api::start(config).await?;
     println!("twin-api listening on {scheme}://{}", handle.http_addr);
+    if let Some(addr) = handle.device_addr {
+        println!("hub device endpoint on mqtts://{addr}");
+    }
     crate::shutdown::wait_for_shutdown().await;
     tracing::info!("shutting down");
     handle.shutdown().await;

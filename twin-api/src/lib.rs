@@ -142,6 +142,8 @@ impl std::fmt::Debug for TwinApiConfig {
 /// A running twin-api.
 pub struct TwinApiHandle {
     pub http_addr: SocketAddr,
+    /// The hub's device endpoint, when it was asked for.
+    pub device_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     store: Store,
@@ -214,7 +216,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         request_timeout: config.request_timeout,
         max_request_timeout: config.max_request_timeout,
     };
-    let app = http::router(state, hub::routes(hub, auth), config.max_body_bytes);
+    let app = http::router(state, hub::routes(hub.clone(), auth), config.max_body_bytes);
     let mut rx = shutdown_rx.clone();
     let mut tasks = vec![tokio::spawn(async move {
         let stop = async move {
@@ -240,6 +242,29 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         }
     })];
     tasks.push(tokio::spawn(rpc.run(mqtt_task, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(
+        hub.clone()
+            .prune_messages(config.hub.retention, shutdown_rx.clone()),
+    ));
+    let device_addr = match config.hub.device_port {
+        Some(port) => {
+            let endpoint = hub::endpoint::start(
+                hub.clone(),
+                &hub::endpoint::EndpointConfig {
+                    bind: SocketAddr::new(config.http_bind.ip(), port),
+                    server: config.hub.server_cert.clone(),
+                    trust: config.hub.trust.clone(),
+                    max_connections: config.hub.max_connections,
+                },
+                &config.data_dir,
+                shutdown_rx.clone(),
+            )
+            .await?;
+            tasks.push(endpoint.task);
+            Some(endpoint.addr)
+        }
+        None => None,
+    };
     // Discovery events and module announcements, applied in arrival order.
     let mut rx = shutdown_rx;
     tasks.push(tokio::spawn(async move {
@@ -260,6 +285,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     info!(%http_addr, mqtt = %iiot_api::broker_url::redact_url(&config.mqtt_url), "twin-api started");
     Ok(TwinApiHandle {
         http_addr,
+        device_addr,
         shutdown: shutdown_tx,
         tasks,
         store,

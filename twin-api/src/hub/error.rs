@@ -29,6 +29,10 @@ pub enum HubError {
     Forbidden(String),
     #[error("request body too large: {0}")]
     TooLarge(String),
+    #[error("'{0}' is not connected, or not subscribed to direct methods")]
+    NotOnline(String),
+    #[error("'{0}' did not answer within {1} s")]
+    MethodTimeout(String, u64),
     /// Could not start: key files, connection string.
     #[error("hub set-up: {0}")]
     Setup(String),
@@ -48,6 +52,8 @@ impl HubError {
             HubError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             HubError::Forbidden(_) => StatusCode::FORBIDDEN,
             HubError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HubError::NotOnline(_) => StatusCode::NOT_FOUND,
+            HubError::MethodTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
             HubError::Setup(_) | HubError::Storage(_) | HubError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -65,6 +71,8 @@ impl HubError {
             HubError::PreconditionFailed(_) => "PreconditionFailed",
             HubError::Unauthorized(_) | HubError::Forbidden(_) => "IotHubUnauthorizedAccess",
             HubError::TooLarge(_) => "MessageTooLarge",
+            HubError::NotOnline(_) => "DeviceNotOnline",
+            HubError::MethodTimeout(..) => "GatewayTimeout",
             HubError::Setup(_) | HubError::Storage(_) | HubError::Internal(_) => "ServerError",
         }
     }

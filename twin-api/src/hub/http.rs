@@ -43,7 +43,7 @@ pub struct HubState {
 }
 
 /// Who is calling, by the rights they hold.
-struct Caller {
+pub(super) struct Caller {
     rights: Vec<Right>,
 }
 
@@ -60,7 +60,12 @@ fn unix_now() -> i64 {
 impl HubState {
     /// Checks the caller holds `right`: a SAS token of one of the hub's policies (its `skn`)
     /// covering this path, or an API key / JWT whose roles map to it.
-    fn authorize(&self, headers: &HeaderMap, uri: &Uri, right: Right) -> Result<Caller, HubError> {
+    pub(super) fn authorize(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        right: Right,
+    ) -> Result<Caller, HubError> {
         let raw = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -254,7 +259,19 @@ impl Hub {
                     })
                     .await;
                 match updated {
-                    Ok(Some(i)) => return Ok(i),
+                    Ok(Some(i)) => {
+                        // Disabled, or its credential changed: sessions on the old one end.
+                        let credential_changed = i.keys != old.keys
+                            || i.desc.auth_type != old.desc.auth_type
+                            || i.desc.primary_thumbprint != old.desc.primary_thumbprint
+                            || i.desc.secondary_thumbprint != old.desc.secondary_thumbprint;
+                        if module_id.is_empty() && !i.desc.enabled {
+                            self.live.close_device(device_id);
+                        } else if credential_changed {
+                            self.live.close(device_id, module_id);
+                        }
+                        return Ok(i);
+                    }
                     Ok(None) => continue,
                     // Changed between the two reads: read again, unless the caller's etag
                     // is what no longer matches.
@@ -295,6 +312,13 @@ impl Hub {
             let current = self.get_identity(device_id, module_id).await?;
             condition.check(&current.etag())?;
             if self.store.delete(&current).await? {
+                if module_id.is_empty() {
+                    self.live.close_device(device_id);
+                    self.live.forget(device_id, None);
+                } else {
+                    self.live.close(device_id, module_id);
+                    self.live.forget(device_id, Some(module_id));
+                }
                 return Ok(());
             }
         }
@@ -327,10 +351,12 @@ impl Hub {
             properties.as_ref().and_then(|p| p.get("desired")),
             "properties.desired",
         )?;
+        let mut before = 0;
         let updated = self
             .store
             .update(device_id, module_id, |i| {
                 condition.check(&i.twin.etag())?;
+                before = i.twin.desired.version;
                 let now = now();
                 if replace {
                     i.twin.replace(
@@ -344,7 +370,26 @@ impl Hub {
                 }
             })
             .await?;
-        updated.ok_or_else(|| not_found(device_id, module_id))
+        let i = updated.ok_or_else(|| not_found(device_id, module_id))?;
+        if i.twin.desired.version != before {
+            // A connected device hears of the change at once: the patch it asked for, or the
+            // whole desired section after a replace; `$version` in the body, as SDKs require.
+            let mut patch = if replace {
+                i.twin.desired.props.clone()
+            } else {
+                desired.clone().unwrap_or_default()
+            };
+            patch.retain(|k, _| !k.starts_with('$'));
+            patch.insert("$version".into(), i.twin.desired.version.into());
+            self.live.notify(
+                device_id,
+                module_id,
+                |s| s.desired.load(std::sync::atomic::Ordering::Acquire),
+                super::endpoint::topics::desired_patch(i.twin.desired.version),
+                Bytes::from(Value::Object(patch).to_string()),
+            );
+        }
+        Ok(i)
     }
 
     async fn twin_json(&self, i: &Identity) -> Result<Value, HubError> {
@@ -602,6 +647,112 @@ async fn put_module_twin(
     twin_write(s, headers, uri, d, m, body, true).await
 }
 
+/// Longest method name, as IoT Hub limits it.
+const MAX_METHOD_NAME: usize = 100;
+
+/// `POST /twins/{id}[/modules/{m}]/methods`: the call goes to the connected identity and its
+/// answer comes back; 404 `DeviceNotOnline` when it is not there, 504 when it does not answer
+/// within `responseTimeoutInSeconds` (5–300, default 30). `connectTimeoutInSeconds` waits that
+/// long for the identity to connect first.
+async fn invoke_method(
+    s: HubState,
+    headers: HeaderMap,
+    uri: Uri,
+    d: String,
+    m: String,
+    body: Bytes,
+) -> Result<Json<Value>, HubError> {
+    s.authorize(&headers, &uri, Right::ServiceConnect)?;
+    check_ids(&d, (!m.is_empty()).then_some(m.as_str()))?;
+    let body = json_object(&body)?;
+    let name = body
+        .get("methodName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty() && n.len() <= MAX_METHOD_NAME && !n.contains(['/', '#', '+']))
+        .ok_or_else(|| {
+            HubError::Argument(format!(
+                "methodName: 1 to {MAX_METHOD_NAME} characters without '/', '#' or '+'"
+            ))
+        })?
+        .to_string();
+    let seconds =
+        |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| match body.get(key) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => v.as_u64().filter(|n| range.contains(n)).ok_or_else(|| {
+                HubError::Argument(format!(
+                    "{key} is whole seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ))
+            }),
+        };
+    let response_timeout = seconds("responseTimeoutInSeconds", 30, 5..=300)?;
+    let connect_timeout = seconds("connectTimeoutInSeconds", 0, 0..=300)?;
+    let payload = body.get("payload").cloned().unwrap_or(Value::Null);
+    s.hub.get_identity(&d, &m).await?;
+    let who = if m.is_empty() {
+        d.clone()
+    } else {
+        format!("{d}/{m}")
+    };
+    let connect_by = tokio::time::Instant::now() + std::time::Duration::from_secs(connect_timeout);
+    loop {
+        let answer = s
+            .hub
+            .live
+            .invoke(
+                &d,
+                &m,
+                &name,
+                Bytes::from(payload.to_string()),
+                std::time::Duration::from_secs(response_timeout),
+            )
+            .await;
+        match answer {
+            Ok((status, payload)) => {
+                // Devices answer JSON; anything else is passed on as a string.
+                let payload = serde_json::from_slice::<Value>(&payload).unwrap_or_else(|_| {
+                    if payload.is_empty() {
+                        Value::Null
+                    } else {
+                        Value::String(String::from_utf8_lossy(&payload).into_owned())
+                    }
+                });
+                return Ok(Json(json!({ "status": status, "payload": payload })));
+            }
+            Err(super::endpoint::live::MethodError::Timeout) => {
+                return Err(HubError::MethodTimeout(who, response_timeout))
+            }
+            Err(super::endpoint::live::MethodError::NotOnline) => {
+                if tokio::time::Instant::now() >= connect_by {
+                    return Err(HubError::NotOnline(who));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn device_method(
+    State(s): State<HubState>,
+    Path(d): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Json<Value>, HubError> {
+    invoke_method(s, headers, uri, d, String::new(), body).await
+}
+
+async fn module_method(
+    State(s): State<HubState>,
+    Path((d, m)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<Json<Value>, HubError> {
+    invoke_method(s, headers, uri, d, m, body).await
+}
+
 /// Where a query page resumes: the key of the last identity read.
 fn encode_continuation(device_id: &str, module_id: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -752,6 +903,12 @@ pub fn routes(hub: Arc<Hub>, auth: Arc<Authenticator>) -> Router {
             get(get_module_twin)
                 .patch(patch_module_twin)
                 .put(put_module_twin),
+        )
+        .route("/events/v2/hub/messages", get(super::stream::messages))
+        .route("/twins/{device_id}/methods", post(device_method))
+        .route(
+            "/twins/{device_id}/modules/{module_id}/methods",
+            post(module_method),
         )
         .with_state(HubState { hub, auth })
 }

@@ -8,14 +8,17 @@
 //! database) with `secrets` sealing every key it keeps. `sas` is the token format both the
 //! service routes and (next) the device endpoint verify.
 
+pub mod endpoint;
 pub mod error;
 mod files;
 mod http;
 pub mod identity;
+pub mod messages;
 pub mod query;
 pub mod sas;
 pub mod secrets;
 pub mod store;
+mod stream;
 pub mod twin;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,17 @@ pub struct HubConfig {
     pub hostname: String,
     /// The key-encryption key file; replicas on one database must share it.
     pub kek_file: Option<PathBuf>,
+    /// Port of the device endpoint (MQTT over TLS) on the twin API's address; `None`: no
+    /// device endpoint.
+    pub device_port: Option<u16>,
+    /// Its server certificate and key; `None`: issued by the hub's own CA.
+    pub server_cert: Option<endpoint::certs::ServerFiles>,
+    /// CAs (and CRLs) that `certificateAuthority` devices chain to.
+    pub trust: Option<PathBuf>,
+    /// Most device connections at once.
+    pub max_connections: usize,
+    /// How long device messages are kept for the routes.
+    pub retention: std::time::Duration,
 }
 
 impl Default for HubConfig {
@@ -47,6 +61,11 @@ impl Default for HubConfig {
         Self {
             hostname: "localhost".into(),
             kek_file: None,
+            device_port: None,
+            server_cert: None,
+            trust: None,
+            max_connections: 20_000,
+            retention: std::time::Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -72,11 +91,14 @@ const DEFAULT_POLICIES: &[(&str, &[Right])] = &[
     ),
 ];
 
-/// The running hub's state, shared by its routes.
+/// The running hub's state, shared by its routes and its device sessions.
 pub struct Hub {
     pub(crate) store: HubStore,
     pub(crate) hostname: String,
     pub(crate) policies: Vec<Policy>,
+    pub(crate) live: endpoint::live::Live,
+    pub(crate) messages: messages::Messages,
+    trust: endpoint::x509::Trust,
 }
 
 impl std::fmt::Debug for Hub {
@@ -102,7 +124,7 @@ impl Hub {
             .kek_file
             .clone()
             .unwrap_or_else(|| data_dir.join(KEK_FILE));
-        let store = HubStore::new(pool, HubKek::load_or_create(&kek_file)?);
+        let store = HubStore::new(pool.clone(), HubKek::load_or_create(&kek_file)?);
         let mut policies = store.policies().await?;
         if DEFAULT_POLICIES
             .iter()
@@ -126,9 +148,55 @@ impl Hub {
             store,
             hostname: config.hostname.to_ascii_lowercase(),
             policies,
+            live: endpoint::live::Live::default(),
+            messages: messages::Messages::start(pool),
+            trust: endpoint::x509::Trust::new(config.trust.clone()),
         };
         hub.write_connection_string(&data_dir.join(CONNECTION_STRING_FILE), port)?;
         Ok(Arc::new(hub))
+    }
+
+    /// Records that an identity connected or disconnected (its `connectionState`).
+    pub(crate) async fn set_connected(&self, device_id: &str, module_id: &str, connected: bool) {
+        let now = crate::registry::now();
+        let done = self
+            .store
+            .update(device_id, module_id, |i| {
+                i.connected = connected;
+                i.connection_updated = now.clone();
+                i.last_activity = now.clone();
+                Ok(true)
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, device = %device_id, "hub: recording the connection state failed");
+        }
+    }
+
+    /// Whether a presented certificate chain proves an X.509 identity.
+    pub(crate) fn x509_matches(&self, identity: &identity::Identity, chain: &[Vec<u8>]) -> bool {
+        self.trust.matches(identity, chain)
+    }
+
+    /// Deletes messages older than `retention`, every minute, until `shutdown`.
+    pub async fn prune_messages(
+        self: Arc<Self>,
+        retention: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        loop {
+            let cutoff = time::OffsetDateTime::now_utc() - retention;
+            let cutoff = messages::new_id(cutoff);
+            match self.messages.prune_before(&cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(messages = n, "hub: pruned old device messages"),
+                Err(e) => tracing::warn!(error = %e, "hub: pruning device messages failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// `HostName=…;SharedAccessKeyName=iothubowner;SharedAccessKey=…` — no trailing `;`, which

@@ -66,6 +66,10 @@ impl HubStore {
         Self { pool, kek }
     }
 
+    pub fn kek(&self) -> &HubKek {
+        &self.kek
+    }
+
     fn identity(&self, row: &AnyRow) -> Result<Identity, HubError> {
         let device_id: String = row.try_get("device_id")?;
         let module_id: String = row.try_get("module_id")?;

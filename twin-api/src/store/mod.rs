@@ -72,6 +72,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
         sealed_keys TEXT NOT NULL
     )",
     ),
+    // Device-to-cloud messages of the hub, kept for the routes (body base64: one column type
+    // both databases share).
+    (
+        3,
+        "CREATE TABLE IF NOT EXISTS hub_messages (
+        id TEXT NOT NULL PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        module_id TEXT NOT NULL,
+        enqueued_time TEXT NOT NULL,
+        system_properties TEXT NOT NULL,
+        properties TEXT NOT NULL,
+        body TEXT NOT NULL
+    )",
+    ),
 ];
 
 /// One stored identity.

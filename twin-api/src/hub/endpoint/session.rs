@@ -1,0 +1,629 @@
+//! One device connection: CONNECT checked against the registry (SAS token or certificate),
+//! then the IoT Hub dialect — telemetry stored before its PUBACK, twin GET and reported
+//! patches, method answers, subscriptions limited to the identity's own topics — and what the
+//! hub sends it (desired patches, method calls).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::codec::{self, ConnAck, Frame, Goodbye, Version};
+use super::live::Outbound;
+use super::topics::{self, Inbound, Subscription};
+use crate::hub::identity::{AuthType, Identity};
+use crate::hub::messages::{new_id, Message};
+use crate::hub::sas::SasToken;
+use crate::hub::store::Right;
+use crate::hub::Hub;
+
+/// Time a client has to send CONNECT after the TLS handshake.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest packet read: a 256 KB message plus its topic and headers.
+const MAX_PACKET: usize = topics::MAX_TELEMETRY_BYTES + 16 * 1024;
+/// Outbound queue of one session.
+const OUTBOUND: usize = 64;
+
+/// What the TLS layer learnt about the client.
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub addr: Option<std::net::SocketAddr>,
+    /// The client's certificate chain (DER, leaf first), when it presented one.
+    pub certificates: Vec<Vec<u8>>,
+}
+
+/// Why a session ended, for the log.
+#[derive(Debug)]
+enum End {
+    Closed,
+    Goodbye(Goodbye, String),
+    Io(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Closed => f.write_str("closed by the client"),
+            End::Goodbye(why, text) => write!(f, "{why:?}: {text}"),
+            End::Io(e) => write!(f, "connection error: {e}"),
+        }
+    }
+}
+
+struct Conn<S> {
+    stream: S,
+    version: Version,
+    inbuf: BytesMut,
+    out: BytesMut,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    async fn flush(&mut self) -> Result<(), End> {
+        if !self.out.is_empty() {
+            self.stream
+                .write_all(&self.out)
+                .await
+                .map_err(|e| End::Io(e.to_string()))?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends the goodbye an MQTT 5 client understands, then ends.
+    async fn bye(&mut self, why: Goodbye, text: impl Into<String>) -> End {
+        let _ = codec::disconnect(self.version, why, &mut self.out);
+        let _ = self.flush().await;
+        let _ = self.stream.shutdown().await;
+        End::Goodbye(why, text.into())
+    }
+}
+
+/// Splits `{device}` or `{device}/{module}`.
+fn client_identity(client_id: &str) -> Option<(String, String)> {
+    let (d, m) = match client_id.split_once('/') {
+        Some((d, m)) => (d, m),
+        None => (client_id, ""),
+    };
+    crate::ids::validate_id(d).ok()?;
+    if !m.is_empty() {
+        crate::ids::validate_id(m).ok()?;
+    }
+    Some((d.to_string(), m.to_string()))
+}
+
+/// `{hub}/{clientId}/?api-version=…` (or `/api-version=…`): the hub must be ours, the
+/// client id the CONNECT's.
+fn username_matches(username: &str, hostname: &str, client_id: &str) -> bool {
+    let Some((host, rest)) = username.split_once('/') else {
+        return false;
+    };
+    let host = match host.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    host.eq_ignore_ascii_case(hostname)
+        && rest
+            .strip_prefix(client_id)
+            .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Checks the credential of a CONNECT; the identity when it may connect.
+async fn authenticate(
+    hub: &Hub,
+    peer: &Peer,
+    device_id: &str,
+    module_id: &str,
+    password: Option<&str>,
+) -> Result<Identity, ConnAck> {
+    let identity = match hub.store.get(device_id, module_id).await {
+        Ok(Some(i)) => i,
+        Ok(None) => return Err(ConnAck::NotAuthorized),
+        Err(e) => {
+            tracing::warn!(error = %e, "hub: reading an identity at CONNECT failed");
+            return Err(ConnAck::NotAuthorized);
+        }
+    };
+    // A module connects only while its device is enabled.
+    let enabled = if module_id.is_empty() {
+        identity.desc.enabled
+    } else {
+        hub.store.device_enabled(device_id).await.unwrap_or(false)
+    };
+    if !enabled {
+        return Err(ConnAck::NotAuthorized);
+    }
+    match password {
+        Some(p) => {
+            let token = SasToken::parse(p).map_err(|_| ConnAck::BadCredentials)?;
+            let mut resource = format!("devices/{device_id}");
+            if !module_id.is_empty() {
+                resource.push_str(&format!("/modules/{module_id}"));
+            }
+            token
+                .covers(&hub.hostname, &resource)
+                .map_err(|_| ConnAck::NotAuthorized)?;
+            let now = unix_now();
+            let signed = match token.skn.as_deref() {
+                // A shared access policy with DeviceConnect may sign for any device.
+                Some(name) => hub
+                    .policies
+                    .iter()
+                    .find(|p| p.name == name && p.rights.contains(&Right::DeviceConnect))
+                    .is_some_and(|p| {
+                        token.verify(&p.keys.primary_key, now).is_ok()
+                            || token.verify(&p.keys.secondary_key, now).is_ok()
+                    }),
+                None => identity.keys.as_ref().is_some_and(|k| {
+                    token.verify(&k.primary_key, now).is_ok()
+                        || token.verify(&k.secondary_key, now).is_ok()
+                }),
+            };
+            if signed {
+                Ok(identity)
+            } else {
+                Err(ConnAck::NotAuthorized)
+            }
+        }
+        None => match identity.desc.auth_type {
+            AuthType::SelfSigned | AuthType::CertificateAuthority => hub
+                .x509_matches(&identity, &peer.certificates)
+                .then_some(identity)
+                .ok_or(ConnAck::NotAuthorized),
+            _ => Err(ConnAck::NotAuthorized),
+        },
+    }
+}
+
+/// Reads until a whole packet is there (`None`: the client closed cleanly).
+async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    c: &mut Conn<S>,
+) -> Result<Option<Frame>, End> {
+    loop {
+        match codec::read(c.version, &mut c.inbuf, MAX_PACKET) {
+            Ok(Some(f)) => return Ok(Some(f)),
+            Ok(None) => {}
+            Err(codec::CodecError::TooLarge(n)) => {
+                return Err(c
+                    .bye(Goodbye::TooLarge, format!("packet over {n} bytes"))
+                    .await)
+            }
+            Err(e) => return Err(c.bye(Goodbye::Malformed, e.to_string()).await),
+        }
+        let n = c
+            .stream
+            .read_buf(&mut c.inbuf)
+            .await
+            .map_err(|e| End::Io(e.to_string()))?;
+        if n == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Answers CONNECT with a refusal and closes.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, code: ConnAck) {
+    let _ = codec::connack(conn.version, code, &mut conn.out);
+    let _ = conn.flush().await;
+    let _ = conn.stream.shutdown().await;
+}
+
+/// Serves one connection to its end.
+pub async fn serve<S>(stream: S, peer: Peer, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut conn = Conn {
+        stream,
+        version: Version::V311,
+        inbuf: BytesMut::with_capacity(1024),
+        out: BytesMut::with_capacity(1024),
+    };
+    // CONNECT first, within CONNECT_TIMEOUT.
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        loop {
+            match codec::connect_version(&conn.inbuf) {
+                Ok(Some(v)) => {
+                    conn.version = v;
+                    return next_frame(&mut conn).await;
+                }
+                Ok(None) => {}
+                Err(e) => return Err(End::Goodbye(Goodbye::Malformed, e.to_string())),
+            }
+            let n = conn
+                .stream
+                .read_buf(&mut conn.inbuf)
+                .await
+                .map_err(|e| End::Io(e.to_string()))?;
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+    })
+    .await;
+    let Ok(Ok(Some(Frame::Connect {
+        client_id,
+        username,
+        password,
+        keep_alive,
+        clean,
+    }))) = connect
+    else {
+        tracing::debug!(peer = ?peer.addr, "hub: no valid CONNECT");
+        return;
+    };
+    let Some((device_id, module_id)) = client_identity(&client_id) else {
+        tracing::info!(peer = ?peer.addr, "hub: CONNECT refused: client id is not an identity");
+        return refuse(&mut conn, ConnAck::BadClientId).await;
+    };
+    if !username
+        .as_deref()
+        .is_some_and(|u| username_matches(u, &hub.hostname, &client_id))
+    {
+        tracing::info!(device = %device_id, module = %module_id, "hub: CONNECT refused: user name is not {{hub}}/{{clientId}}/…");
+        return refuse(&mut conn, ConnAck::BadCredentials).await;
+    }
+    if let Err(code) = authenticate(&hub, &peer, &device_id, &module_id, password.as_deref()).await
+    {
+        tracing::info!(device = %device_id, module = %module_id, ?code, "hub: CONNECT refused");
+        return refuse(&mut conn, code).await;
+    }
+    let (tx, mut rx) = mpsc::channel(OUTBOUND);
+    let (session, replaced) = hub.live.register(&device_id, &module_id, tx, clean);
+    if let Some(old) = replaced {
+        let _ = old.tx.try_send(Outbound::Close(Goodbye::TakenOver));
+    }
+    hub.set_connected(&device_id, &module_id, true).await;
+    tracing::info!(device = %device_id, module = %module_id, version = ?conn.version, "hub: device connected");
+    if codec::connack(conn.version, ConnAck::Accepted, &mut conn.out).is_err()
+        || conn.flush().await.is_err()
+    {
+        hub.live.unregister(&device_id, &module_id, session.id);
+        hub.set_connected(&device_id, &module_id, false).await;
+        return;
+    }
+
+    let ctx = Ctx {
+        hub: &hub,
+        device_id: &device_id,
+        module_id: &module_id,
+        session: &session,
+    };
+    // IoT Hub's rule: silence for 1.5 keep-alive periods ends the session.
+    let idle = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+    let mut deadline = idle.map(|d| Instant::now() + d);
+    let end = loop {
+        tokio::select! {
+            read = conn.stream.read_buf(&mut conn.inbuf) => {
+                match read {
+                    Ok(0) => break End::Closed,
+                    Ok(_) => {}
+                    Err(e) => break End::Io(e.to_string()),
+                }
+                deadline = idle.map(|d| Instant::now() + d);
+                match ctx.drain(&mut conn).await {
+                    Ok(true) => {}
+                    Ok(false) => break End::Closed,
+                    Err(end) => break end,
+                }
+            }
+            out = rx.recv() => match out {
+                Some(Outbound::Publish { topic, payload }) => {
+                    if codec::publish(conn.version, &topic, 0, 0, payload, &mut conn.out).is_ok() {
+                        if let Err(e) = conn.flush().await {
+                            break e;
+                        }
+                    }
+                }
+                Some(Outbound::Close(why)) => break conn.bye(why, "closed by the hub").await,
+                None => break End::Closed,
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => break conn.bye(Goodbye::KeepAlive, "keep-alive expired").await,
+            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
+                break conn.bye(Goodbye::ShuttingDown, "hub stopping").await
+            }
+        }
+    };
+    if hub.live.unregister(&device_id, &module_id, session.id) {
+        hub.set_connected(&device_id, &module_id, false).await;
+    }
+    tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
+}
+
+struct Ctx<'a> {
+    hub: &'a Hub,
+    device_id: &'a str,
+    module_id: &'a str,
+    session: &'a super::live::Session,
+}
+
+impl Ctx<'_> {
+    fn identity(&self) -> topics::Identity<'_> {
+        topics::Identity {
+            device_id: self.device_id,
+            module_id: (!self.module_id.is_empty()).then_some(self.module_id),
+        }
+    }
+
+    /// Handles every whole packet read so far. `Ok(false)`: the client said goodbye.
+    async fn drain<S: AsyncRead + AsyncWrite + Unpin>(&self, c: &mut Conn<S>) -> Result<bool, End> {
+        loop {
+            let frame = match codec::read(c.version, &mut c.inbuf, MAX_PACKET) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(codec::CodecError::TooLarge(n)) => {
+                    return Err(c
+                        .bye(Goodbye::TooLarge, format!("packet over {n} bytes"))
+                        .await)
+                }
+                Err(e) => return Err(c.bye(Goodbye::Malformed, e.to_string()).await),
+            };
+            match frame {
+                Frame::Publish {
+                    topic,
+                    qos,
+                    pkid,
+                    payload,
+                } => self.publish(c, &topic, qos, pkid, payload).await?,
+                Frame::Subscribe { pkid, filters } => {
+                    let mut granted = Vec::with_capacity(filters.len());
+                    for (filter, qos) in &filters {
+                        match topics::classify_subscription(&self.identity(), filter) {
+                            Ok(s) => {
+                                self.set_subscription(s, true);
+                                granted.push(Some((*qos).min(1)));
+                            }
+                            Err(topics::TopicError::NotYours(t)) => {
+                                return Err(c
+                                    .bye(
+                                        Goodbye::NotAuthorized,
+                                        format!("subscribed to another identity's topic {t}"),
+                                    )
+                                    .await)
+                            }
+                            Err(_) => granted.push(None),
+                        }
+                    }
+                    let _ = codec::suback(c.version, pkid, &granted, &mut c.out);
+                }
+                Frame::Unsubscribe { pkid, filters } => {
+                    for f in &filters {
+                        if let Ok(s) = topics::classify_subscription(&self.identity(), f) {
+                            self.set_subscription(s, false);
+                        }
+                    }
+                    let _ = codec::unsuback(c.version, pkid, filters.len(), &mut c.out);
+                }
+                Frame::PingReq => {
+                    let _ = codec::pingresp(c.version, &mut c.out);
+                }
+                Frame::PubAck { .. } => {}
+                Frame::Disconnect => {
+                    c.flush().await?;
+                    return Ok(false);
+                }
+                Frame::Connect { .. } => {
+                    return Err(c.bye(Goodbye::Malformed, "a second CONNECT").await)
+                }
+                Frame::Unexpected(what) => return Err(c.bye(Goodbye::Malformed, what).await),
+            }
+        }
+        c.flush().await?;
+        Ok(true)
+    }
+
+    fn set_subscription(&self, s: Subscription, on: bool) {
+        let subs = &self.session.subscriptions;
+        let flag = match s {
+            Subscription::TwinResponses => &subs.twin_responses,
+            Subscription::DesiredPatches => &subs.desired,
+            Subscription::Methods => &subs.methods,
+            Subscription::CloudToDevice => &subs.cloud_to_device,
+            Subscription::ModuleInputs => &subs.inputs,
+        };
+        flag.store(on, Ordering::Release);
+    }
+
+    /// Queues a twin response if the device subscribed to them.
+    fn twin_response(
+        &self,
+        c: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>,
+        status: u16,
+        rid: &str,
+        version: Option<u64>,
+        body: Bytes,
+    ) {
+        if self
+            .session
+            .subscriptions
+            .twin_responses
+            .load(Ordering::Acquire)
+        {
+            let _ = codec::publish(
+                c.version,
+                &topics::twin_response(status, rid, version),
+                0,
+                0,
+                body,
+                &mut c.out,
+            );
+        }
+    }
+
+    async fn publish<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        c: &mut Conn<S>,
+        topic: &str,
+        qos: u8,
+        pkid: u16,
+        payload: Bytes,
+    ) -> Result<(), End> {
+        let inbound = match topics::classify_publish(&self.identity(), topic) {
+            Ok(i) => i,
+            Err(e) => {
+                let why = match e {
+                    topics::TopicError::NotYours(_) => Goodbye::NotAuthorized,
+                    _ => Goodbye::Malformed,
+                };
+                return Err(c.bye(why, e.to_string()).await);
+            }
+        };
+        match inbound {
+            Inbound::Telemetry { properties } => {
+                if payload.len() > topics::MAX_TELEMETRY_BYTES {
+                    return Err(c
+                        .bye(
+                            Goodbye::TooLarge,
+                            format!("message of {} bytes", payload.len()),
+                        )
+                        .await);
+                }
+                let (system, application) = properties.split();
+                let now = time::OffsetDateTime::now_utc();
+                let message = Message {
+                    id: new_id(now),
+                    device_id: self.device_id.into(),
+                    module_id: self.module_id.into(),
+                    enqueued_time: now
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default(),
+                    system_properties: system,
+                    properties: application,
+                    body: payload,
+                };
+                // Stored before acknowledged; a failure closes without PUBACK, so the device
+                // sends again.
+                if let Err(e) = self.hub.messages.append(message).await {
+                    tracing::warn!(error = %e, device = %self.device_id, "hub: message not stored");
+                    return Err(End::Io(e.to_string()));
+                }
+                if qos > 0 {
+                    let _ = codec::puback(c.version, pkid, &mut c.out);
+                }
+            }
+            Inbound::TwinGet { rid } => {
+                match self.hub.store.get(self.device_id, self.module_id).await {
+                    Ok(Some(i)) => {
+                        let body = i.twin.properties_json().to_string();
+                        self.twin_response(c, 200, &rid, None, Bytes::from(body));
+                    }
+                    Ok(None) => self.twin_response(c, 404, &rid, None, Bytes::new()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "hub: twin GET failed");
+                        self.twin_response(c, 500, &rid, None, Bytes::new());
+                    }
+                }
+                self.puback_if(c, qos, pkid);
+            }
+            Inbound::ReportedPatch { rid } => {
+                let patch = match serde_json::from_slice::<Value>(&payload) {
+                    Ok(Value::Object(o)) => Ok(o),
+                    Ok(_) => Err("a reported patch is a JSON object".to_string()),
+                    Err(e) => Err(format!("the reported patch is not JSON: {e}")),
+                };
+                match patch {
+                    Err(e) => {
+                        let body = serde_json::json!({"message": e}).to_string();
+                        self.twin_response(c, 400, &rid, None, Bytes::from(body));
+                    }
+                    Ok(patch) => {
+                        let now = crate::registry::now();
+                        let done = self
+                            .hub
+                            .store
+                            .update(self.device_id, self.module_id, |i| {
+                                i.twin.report(&patch, &now)
+                            })
+                            .await;
+                        match done {
+                            Ok(Some(i)) => self.twin_response(
+                                c,
+                                204,
+                                &rid,
+                                Some(i.twin.reported.version),
+                                Bytes::new(),
+                            ),
+                            Ok(None) => self.twin_response(c, 404, &rid, None, Bytes::new()),
+                            Err(e) => {
+                                let body =
+                                    serde_json::json!({"message": e.to_string()}).to_string();
+                                self.twin_response(c, 400, &rid, None, Bytes::from(body));
+                            }
+                        }
+                    }
+                }
+                self.puback_if(c, qos, pkid);
+            }
+            Inbound::MethodResponse { status, rid } => {
+                if !self
+                    .hub
+                    .live
+                    .answer(self.device_id, self.module_id, &rid, status, payload)
+                {
+                    tracing::debug!(device = %self.device_id, %rid, "hub: a method answer nobody waits for");
+                }
+                self.puback_if(c, qos, pkid);
+            }
+        }
+        Ok(())
+    }
+
+    fn puback_if(&self, c: &mut Conn<impl AsyncRead + AsyncWrite + Unpin>, qos: u8, pkid: u16) {
+        if qos > 0 {
+            let _ = codec::puback(c.version, pkid, &mut c.out);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_and_user_names_follow_iot_hub() {
+        assert_eq!(client_identity("d1"), Some(("d1".into(), String::new())));
+        assert_eq!(client_identity("d1/m1"), Some(("d1".into(), "m1".into())));
+        assert_eq!(client_identity(""), None);
+        assert_eq!(client_identity("d1/m1/x"), None);
+        assert!(username_matches(
+            "hub.local/d1/?api-version=2021-04-12",
+            "hub.local",
+            "d1"
+        ));
+        assert!(username_matches(
+            "HUB.local:8883/d1/m1/?api-version=x",
+            "hub.local",
+            "d1/m1"
+        ));
+        assert!(username_matches(
+            "127.0.0.5/d1/api-version=2019-03-30",
+            "127.0.0.5",
+            "d1"
+        ));
+        assert!(!username_matches(
+            "other/d1/?api-version=x",
+            "hub.local",
+            "d1"
+        ));
+        assert!(!username_matches(
+            "hub.local/d10/?api-version=x",
+            "hub.local",
+            "d1"
+        ));
+        assert!(!username_matches("hub.local", "hub.local", "d1"));
+    }
+}

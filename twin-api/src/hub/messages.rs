@@ -1,0 +1,218 @@
+//! Device-to-cloud messages: stored durably before the device's PUBACK, then delivered to the
+//! routes (the SSE stream; a broker topic later) at least once.
+//!
+//! Every session hands its messages to one writer task that commits whatever has queued up
+//! in a single transaction (group commit), so the cost of a durable write is shared by every
+//! message waiting for it instead of paid per message. A message is acknowledged only after
+//! its transaction committed; a failed commit fails the whole batch, whose senders then close
+//! their sessions without acknowledging (the device sends again).
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::{AnyPool, Row};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::error::HubError;
+
+/// Most messages one transaction commits.
+const MAX_BATCH: usize = 2048;
+/// Messages waiting for the writer before senders wait for room.
+const QUEUE: usize = 16 * 1024;
+/// Live subscribers may fall this far behind before they lose messages (they then resume
+/// from the store by id).
+const FANOUT: usize = 4096;
+
+/// One message as the hub keeps and shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Orders messages: enqueued time in microseconds, zero-padded, then a random suffix.
+    pub id: String,
+    pub device_id: String,
+    pub module_id: String,
+    pub enqueued_time: String,
+    /// IoT Hub's system properties (`message-id`, `content-type`, …).
+    pub system_properties: Map<String, Value>,
+    /// The application properties of the property bag.
+    pub properties: Map<String, Value>,
+    #[serde(skip)]
+    pub body: Bytes,
+}
+
+impl Message {
+    /// The event shown to consumers: the body as JSON when it is JSON, text when it is
+    /// UTF-8, base64 otherwise (with `bodyEncoding`).
+    pub fn to_event(&self) -> Value {
+        let mut system = self.system_properties.clone();
+        system.insert(
+            "iothub-connection-device-id".into(),
+            self.device_id.clone().into(),
+        );
+        if !self.module_id.is_empty() {
+            system.insert(
+                "iothub-connection-module-id".into(),
+                self.module_id.clone().into(),
+            );
+        }
+        system.insert(
+            "iothub-enqueuedtime".into(),
+            self.enqueued_time.clone().into(),
+        );
+        let (body, encoding) = match serde_json::from_slice::<Value>(&self.body) {
+            Ok(v) => (v, "json"),
+            Err(_) => match std::str::from_utf8(&self.body) {
+                Ok(s) => (Value::String(s.to_string()), "text"),
+                Err(_) => (
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(&self.body)),
+                    "base64",
+                ),
+            },
+        };
+        serde_json::json!({
+            "id": self.id,
+            "enqueuedTime": self.enqueued_time,
+            "systemProperties": system,
+            "properties": self.properties,
+            "body": body,
+            "bodyEncoding": encoding,
+        })
+    }
+}
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// The handle sessions and the SSE route use.
+#[derive(Clone)]
+pub struct Messages {
+    pool: AnyPool,
+    queue: mpsc::Sender<(Message, Ack)>,
+    live: broadcast::Sender<Message>,
+}
+
+/// A new message id: time-ordered across restarts of this hub.
+pub fn new_id(now: time::OffsetDateTime) -> String {
+    let micros = now.unix_timestamp_nanos() / 1000;
+    format!(
+        "{micros:020}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+impl Messages {
+    /// Starts the writer task on `pool`.
+    pub fn start(pool: AnyPool) -> Self {
+        let (queue, rx) = mpsc::channel(QUEUE);
+        let (live, _) = broadcast::channel(FANOUT);
+        tokio::spawn(writer(pool.clone(), rx, live.clone()));
+        Self { pool, queue, live }
+    }
+
+    /// Stores `m`; returns once it is committed.
+    pub async fn append(&self, m: Message) -> Result<(), HubError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send((m, tx))
+            .await
+            .map_err(|_| HubError::Internal("the message writer stopped".into()))?;
+        match rx.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(HubError::Internal(format!("storing a message: {e}"))),
+            Err(_) => Err(HubError::Internal("the message writer stopped".into())),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Message> {
+        self.live.subscribe()
+    }
+
+    /// Up to `limit` stored messages after `after` (an id; `""` from the oldest kept).
+    pub async fn after(&self, after: &str, limit: usize) -> Result<Vec<Message>, HubError> {
+        let rows = sqlx::query(
+            "SELECT id, device_id, module_id, enqueued_time, system_properties, properties, body \
+             FROM hub_messages WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let system: String = r.try_get("system_properties")?;
+                let props: String = r.try_get("properties")?;
+                let body: String = r.try_get("body")?;
+                let body = base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .map_err(|e| HubError::Internal(format!("stored message body: {e}")))?;
+                let map = |s: &str| {
+                    serde_json::from_str::<Map<String, Value>>(s)
+                        .map_err(|e| HubError::Internal(format!("stored message: {e}")))
+                };
+                Ok(Message {
+                    id: r.try_get("id")?,
+                    device_id: r.try_get("device_id")?,
+                    module_id: r.try_get("module_id")?,
+                    enqueued_time: r.try_get("enqueued_time")?,
+                    system_properties: map(&system)?,
+                    properties: map(&props)?,
+                    body: Bytes::from(body),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes messages enqueued before `cutoff` (an id prefix made by [`new_id`]).
+    pub async fn prune_before(&self, cutoff: &str) -> Result<u64, HubError> {
+        let done = sqlx::query("DELETE FROM hub_messages WHERE id < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+async fn commit(pool: &AnyPool, batch: &[(Message, Ack)]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for (m, _) in batch {
+        sqlx::query(
+            "INSERT INTO hub_messages (id, device_id, module_id, enqueued_time, \
+             system_properties, properties, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&m.id)
+        .bind(&m.device_id)
+        .bind(&m.module_id)
+        .bind(&m.enqueued_time)
+        .bind(Value::Object(m.system_properties.clone()).to_string())
+        .bind(Value::Object(m.properties.clone()).to_string())
+        .bind(base64::engine::general_purpose::STANDARD.encode(&m.body))
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}
+
+async fn writer(
+    pool: AnyPool,
+    mut rx: mpsc::Receiver<(Message, Ack)>,
+    live: broadcast::Sender<Message>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let result = commit(&pool, &batch).await;
+        if let Err(e) = &result {
+            tracing::warn!(error = %e, messages = batch.len(), "storing device messages failed; not acknowledged");
+            // A pause, so a database that is down is not hammered by retried sends.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for (m, ack) in batch.drain(..) {
+            let ok = result.is_ok();
+            let _ = ack.send(result.as_ref().map(drop).map_err(|e| e.to_string()));
+            if ok {
+                let _ = live.send(m);
+            }
+        }
+    }
+}
