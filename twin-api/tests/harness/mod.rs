@@ -26,6 +26,8 @@ pub fn api_keys() -> ApiKeys {
 pub struct TwinApi {
     pub base: String,
     pub http: reqwest::Client,
+    /// The hub's device endpoint, when the configuration asked for one.
+    pub device_addr: Option<std::net::SocketAddr>,
     handle: Option<TwinApiHandle>,
 }
 
@@ -45,6 +47,7 @@ impl TwinApi {
         TwinApi {
             base: format!("http://{}", handle.http_addr),
             http: reqwest::Client::new(),
+            device_addr: handle.device_addr,
             handle: Some(handle),
         }
     }
