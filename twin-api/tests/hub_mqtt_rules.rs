@@ -28,6 +28,9 @@ use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const HUB: &str = "localhost";
 
+/// Something a misbehaving client does on its session.
+type Offence = Box<dyn Fn(&AsyncClient) -> futures::future::BoxFuture<'_, ()> + Send>;
+
 fn in_an_hour() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp() + 3600
 }
@@ -177,10 +180,7 @@ async fn bad_credentials_and_topics_end_only_the_offender() {
     });
 
     // Each offence closes the offender's session.
-    let offences: Vec<(
-        &str,
-        Box<dyn Fn(&AsyncClient) -> futures::future::BoxFuture<'_, ()> + Send>,
-    )> = vec![
+    let offences: Vec<(&str, Offence)> = vec![
         (
             "publishing as another device",
             Box::new(|c: &AsyncClient| {
