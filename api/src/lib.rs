@@ -19,6 +19,7 @@ pub mod capabilities;
 pub mod connection;
 pub mod discovery;
 pub mod envelope;
+pub mod iothub;
 pub mod node;
 pub mod pki;
 pub mod problem;

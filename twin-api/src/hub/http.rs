@@ -668,10 +668,12 @@ async fn invoke_method(
     let name = body
         .get("methodName")
         .and_then(Value::as_str)
-        .filter(|n| !n.is_empty() && n.len() <= MAX_METHOD_NAME && !n.contains(['/', '#', '+']))
+        .filter(|n| {
+            !n.is_empty() && n.len() <= MAX_METHOD_NAME && !n.contains(['/', '#', '+', '?'])
+        })
         .ok_or_else(|| {
             HubError::Argument(format!(
-                "methodName: 1 to {MAX_METHOD_NAME} characters without '/', '#' or '+'"
+                "methodName: 1 to {MAX_METHOD_NAME} characters without '/', '?', '#' or '+'"
             ))
         })?
         .to_string();

@@ -15,7 +15,8 @@ mod http;
 pub mod identity;
 pub mod messages;
 pub mod query;
-pub mod sas;
+/// IoT Hub's SAS tokens; they live in the contract crate, shared with the module.
+pub use iiot_api::iothub::sas;
 pub mod secrets;
 pub mod store;
 mod stream;

@@ -11,7 +11,8 @@ pub mod certs;
 pub mod codec;
 pub mod live;
 pub mod session;
-pub mod topics;
+/// The MQTT dialect's rules; in the contract crate, shared with the module.
+pub use iiot_api::iothub::topics;
 pub mod x509;
 
 use std::net::SocketAddr;

@@ -361,12 +361,78 @@ pub fn module_input(device_id: &str, module_id: &str, input: &str, bag: &Propert
     format!("devices/{device_id}/modules/{module_id}/inputs/{input}/{bag}")
 }
 
+/// For a device or module client: the method name and `$rid` of a call the hub sent.
+pub fn parse_method_request(topic: &str) -> Option<(String, String)> {
+    let rest = topic.strip_prefix("$iothub/methods/POST/")?;
+    let (name, query) = rest.split_once("/?")?;
+    if name.is_empty() || name.contains('/') {
+        return None;
+    }
+    Some((name.to_string(), request_id(query).ok()?))
+}
+
+/// For a client: the topic of its answer to call `rid`.
+pub fn method_response(status: i32, rid: &str) -> String {
+    format!("$iothub/methods/res/{status}/?$rid={rid}")
+}
+
+/// For a client: the topic of a reported-properties patch.
+pub fn reported_patch(rid: &str) -> String {
+    format!("$iothub/twin/PATCH/properties/reported/?$rid={rid}")
+}
+
+/// For a client: the topic of a device-to-cloud message.
+pub fn telemetry(id: &Identity, bag: &PropertyBag) -> String {
+    match id.module_id {
+        Some(m) => format!(
+            "devices/{}/modules/{m}/messages/events/{}",
+            id.device_id,
+            bag.encode()
+        ),
+        None => format!("devices/{}/messages/events/{}", id.device_id, bag.encode()),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use serde_json::json;
     use std::fmt::Debug;
+
+    #[test]
+    fn a_client_reads_calls_and_builds_its_topics() {
+        assert_eq!(
+            parse_method_request("$iothub/methods/POST/ValueRead_V2/?$rid=7f"),
+            Some(("ValueRead_V2".into(), "7f".into()))
+        );
+        assert_eq!(parse_method_request("$iothub/methods/POST//?$rid=1"), None);
+        assert_eq!(
+            parse_method_request("$iothub/methods/POST/a/b/?$rid=1"),
+            None
+        );
+        assert_eq!(parse_method_request("$iothub/methods/POST/a/?x=1"), None);
+        assert_eq!(
+            method_response(200, "7f"),
+            "$iothub/methods/res/200/?$rid=7f"
+        );
+        let id = Identity {
+            device_id: "d",
+            module_id: Some("m"),
+        };
+        let bag = PropertyBag(vec![("$.on".into(), Some("output1".into()))]);
+        let t = super::telemetry(&id, &bag);
+        assert_eq!(t, "devices/d/modules/m/messages/events/%24.on=output1");
+        assert!(matches!(
+            classify_publish(&id, &t),
+            Ok(Inbound::Telemetry { .. })
+        ));
+        let rid = reported_patch("3");
+        assert_eq!(
+            classify_publish(&id, &rid),
+            Ok(Inbound::ReportedPatch { rid: "3".into() })
+        );
+    }
 
     const DEV: Identity = Identity {
         device_id: "dev-1",
