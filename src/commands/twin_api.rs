@@ -68,8 +68,8 @@ pub struct TwinApiArgs {
     /// Most device connections at once.
     #[arg(long, default_value_t = 20_000)]
     pub hub_max_connections: usize,
-    /// Hours device messages are kept for the routes.
-    #[arg(long, default_value_t = 24)]
+    /// Hours device messages are kept for the routes (at most ten years).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub hub_retention_hours: u64,
 }
 

@@ -246,6 +246,12 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         hub.clone()
             .prune_messages(config.hub.retention, shutdown_rx.clone()),
     ));
+    // Message streams end when the service stops, so the HTTP server can finish.
+    let (stopping, mut rx) = (hub.clone(), shutdown_rx.clone());
+    tasks.push(tokio::spawn(async move {
+        let _ = rx.wait_for(|v| *v).await;
+        stopping.messages.stop();
+    }));
     let device_addr = match config.hub.device_port {
         Some(port) => {
             let endpoint = hub::endpoint::start(

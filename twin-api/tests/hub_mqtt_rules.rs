@@ -363,3 +363,100 @@ async fn an_mqtt5_device_reads_and_reports_its_twin() {
     assert_eq!(twin["desired"]["$version"], 1, "{twin}");
     api.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_subscriptions_survive_a_restart_and_tokens_end_sessions() {
+    let dir = temp_dir("hub-mqtt-kept");
+    let data = dir.join("data");
+    let broker = Mosquitto::start().await;
+    let url = broker.url();
+    let start = || {
+        TwinApi::start(&url, &data, |c| {
+            c.hub.hostname = HUB.into();
+            c.hub.device_port = Some(0);
+        })
+    };
+    let api = start().await;
+    let key = device(&api, "dk").await;
+    let token = |exp: i64| sas::sign(&format!("{HUB}/devices/dk"), &key, exp, None).unwrap();
+
+    // Clean session 0: subscribe to methods once.
+    let mut o = options(&api, &data, "dk", &token(in_an_hour()));
+    o.set_clean_session(false);
+    let (c, mut ev) = AsyncClient::new(o, 10);
+    connack(&mut ev).await.unwrap();
+    c.subscribe("$iothub/methods/POST/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = ev.poll().await.unwrap() {
+            break;
+        }
+    }
+    drop((c, ev));
+    api.shutdown().await;
+
+    // After a restart (the subscriptions live with the identity) the same client id without
+    // subscribing again gets the call, and CONNACK says the session was kept.
+    let api = start().await;
+    let mut o = options(&api, &data, "dk", &token(in_an_hour()));
+    o.set_clean_session(false);
+    let (c, mut ev) = AsyncClient::new(o, 10);
+    let present = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ev.poll())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Event::Incoming(Packet::ConnAck(a)) => break a.session_present,
+            _ => continue,
+        }
+    };
+    assert!(present, "CONNACK session present");
+    let responder = tokio::spawn(async move {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = ev.poll().await.unwrap() {
+                let rid = p.topic.rsplit("$rid=").next().unwrap().to_string();
+                c.publish(
+                    format!("$iothub/methods/res/200/?$rid={rid}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    "{\"ok\":true}",
+                )
+                .await
+                .unwrap();
+                // Keep polling so the answer is sent.
+                let _ = tokio::time::timeout(Duration::from_secs(1), ev.poll()).await;
+                return;
+            }
+        }
+    });
+    let (s, _, answer) = api
+        .send(
+            Method::POST,
+            "/twins/dk/methods",
+            Some(ADMIN),
+            &[],
+            Some(
+                json!({"methodName": "ping", "responseTimeoutInSeconds": 10})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{answer}");
+    assert_eq!(answer["payload"], json!({"ok": true}));
+    responder.await.unwrap();
+
+    // A token about to expire: the session ends when it does.
+    let soon = time::OffsetDateTime::now_utc().unix_timestamp() + 3;
+    let (_c, mut ev) = AsyncClient::new(options(&api, &data, "dk", &token(soon)), 10);
+    connack(&mut ev).await.unwrap();
+    let began = std::time::Instant::now();
+    closed(&mut ev).await;
+    assert!(
+        began.elapsed() >= Duration::from_secs(1),
+        "closed too early"
+    );
+    api.shutdown().await;
+}

@@ -122,23 +122,25 @@ impl SasToken {
         mac.verify_slice(&sig).map_err(|_| SasError::BadSignature)
     }
 
-    /// Whether the token's resource covers `target` (`{host}/{path}`): equal to it or a
-    /// parent of it, compared case-insensitively, the host with or without a port.
+    /// Whether the token's resource covers `path` (percent-encoded or not) on the hub
+    /// `hub_host`: equal to it or a parent of it. The host compares case-insensitively (with or
+    /// without a port), the path exactly after decoding: ids are case-sensitive.
     pub fn covers(&self, hub_host: &str, path: &str) -> Result<(), SasError> {
-        let resource = self.resource().to_ascii_lowercase();
+        let resource = self.resource();
         let resource = resource.trim_end_matches('/');
         let (host, rest) = resource.split_once('/').unwrap_or((resource, ""));
         let host = match host.rsplit_once(':') {
             Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
             _ => host,
         };
-        let wanted = path.trim_matches('/').to_ascii_lowercase();
+        let wanted = decode(path);
+        let wanted = wanted.trim_matches('/');
         let under = rest.is_empty()
             || wanted == rest
             || wanted
                 .strip_prefix(rest)
                 .is_some_and(|tail| tail.starts_with('/'));
-        if host == hub_host.to_ascii_lowercase() && under {
+        if host.eq_ignore_ascii_case(hub_host) && under {
             Ok(())
         } else {
             Err(SasError::WrongResource(self.resource()))
@@ -236,6 +238,12 @@ mod tests {
         assert!(t("hub1.local/devices/d1")
             .covers("hub1.local", "/devices/d10")
             .is_err());
+        assert!(t("hub1.local/devices/d1")
+            .covers("hub1.local", "/devices/D1")
+            .is_err());
+        assert!(t("hub1.local/devices/a%b")
+            .covers("hub1.local", "/devices/a%25b")
+            .is_ok());
         assert!(t("other.local")
             .covers("hub1.local", "/devices/d1")
             .is_err());

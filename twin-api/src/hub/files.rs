@@ -37,3 +37,17 @@ pub fn replace_private(path: &Path, content: &[u8]) -> Result<(), HubError> {
         setup(path, e)
     })
 }
+
+/// Makes `path` appear with `content` (0600) in one step, unless it exists already: `false`
+/// then, and the existing file is left alone. Concurrent starts never see half a file.
+pub fn publish_new_private(path: &Path, content: &[u8]) -> Result<bool, HubError> {
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    write_new_private(&tmp, content)?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(setup(path, e)),
+    }
+}

@@ -292,6 +292,9 @@ impl Hub {
                 connected: false,
                 connection_updated: NEVER.into(),
                 last_activity: NEVER.into(),
+                subscriptions: 0,
+                connection_id: String::new(),
+                sealed: None,
             };
             if self.store.insert(&identity).await? {
                 return Ok(identity);
@@ -314,10 +317,8 @@ impl Hub {
             if self.store.delete(&current).await? {
                 if module_id.is_empty() {
                     self.live.close_device(device_id);
-                    self.live.forget(device_id, None);
                 } else {
                     self.live.close(device_id, module_id);
-                    self.live.forget(device_id, Some(module_id));
                 }
                 return Ok(());
             }
@@ -351,12 +352,12 @@ impl Hub {
             properties.as_ref().and_then(|p| p.get("desired")),
             "properties.desired",
         )?;
-        let mut before = 0;
+        let mut before = (0, Map::new());
         let updated = self
             .store
             .update(device_id, module_id, |i| {
                 condition.check(&i.twin.etag())?;
-                before = i.twin.desired.version;
+                before = (i.twin.desired.version, i.twin.desired.props.clone());
                 let now = now();
                 if replace {
                     i.twin.replace(
@@ -371,11 +372,22 @@ impl Hub {
             })
             .await?;
         let i = updated.ok_or_else(|| not_found(device_id, module_id))?;
-        if i.twin.desired.version != before {
-            // A connected device hears of the change at once: the patch it asked for, or the
-            // whole desired section after a replace; `$version` in the body, as SDKs require.
+        if i.twin.desired.version != before.0 {
+            // A connected device hears of the change at once: the patch it asked for, or after
+            // a replace the whole section with `null` for every member it lost; `$version` in
+            // the body, as the SDKs require.
             let mut patch = if replace {
-                i.twin.desired.props.clone()
+                let mut p = i.twin.desired.props.clone();
+                let gone: Vec<String> = before
+                    .1
+                    .keys()
+                    .filter(|k| !p.contains_key(*k))
+                    .cloned()
+                    .collect();
+                for k in gone {
+                    p.insert(k, Value::Null);
+                }
+                p
             } else {
                 desired.clone().unwrap_or_default()
             };
@@ -669,11 +681,13 @@ async fn invoke_method(
         .get("methodName")
         .and_then(Value::as_str)
         .filter(|n| {
-            !n.is_empty() && n.len() <= MAX_METHOD_NAME && !n.contains(['/', '#', '+', '?'])
+            !n.is_empty()
+                && n.len() <= MAX_METHOD_NAME
+                && n.bytes().all(|b| b.is_ascii_graphic() && !b"/?#+%".contains(&b))
         })
         .ok_or_else(|| {
             HubError::Argument(format!(
-                "methodName: 1 to {MAX_METHOD_NAME} characters without '/', '?', '#' or '+'"
+                "methodName: 1 to {MAX_METHOD_NAME} visible ASCII characters without '/', '?', '#', '+' or '%'"
             ))
         })?
         .to_string();

@@ -93,6 +93,13 @@ pub struct Identity {
     pub connected: bool,
     pub connection_updated: String,
     pub last_activity: String,
+    /// Bits of the endpoint's `Subscriptions` a clean-session-0 client keeps.
+    pub subscriptions: u8,
+    /// The connection that marked the identity connected (empty: none).
+    pub connection_id: String,
+    /// The keys as stored (sealed), written back unchanged while the keys stay the same, so
+    /// frequent writes (connection state, reported properties) do not re-encrypt them.
+    pub(crate) sealed: Option<(Option<Keys>, String)>,
 }
 
 /// The members of a device or module body a caller may set; the rest is read-only and
@@ -120,11 +127,18 @@ pub struct AuthenticationRequest {
     pub x509_thumbprint: Option<ThumbprintRequest>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KeysRequest {
     pub primary_key: Option<String>,
     pub secondary_key: Option<String>,
+}
+
+/// Keys are credentials: never shown.
+impl std::fmt::Debug for KeysRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeysRequest(..)")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -91,15 +91,42 @@ pub struct Messages {
     pool: AnyPool,
     queue: mpsc::Sender<(Message, Ack)>,
     live: broadcast::Sender<Message>,
+    stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
 }
 
-/// A new message id: time-ordered across restarts of this hub.
+/// The position of `now` among message ids: every message enqueued later has a greater id.
 pub fn new_id(now: time::OffsetDateTime) -> String {
     let micros = now.unix_timestamp_nanos() / 1000;
-    format!(
-        "{micros:020}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    )
+    format!("{micros:020}")
+}
+
+/// Gives messages their ids in commit order: microseconds since 1970, never less than the
+/// previous id plus one (a clock stepping back cannot reorder them), and a random suffix so
+/// replicas' ids do not collide.
+struct Ids {
+    last: i128,
+    suffix: String,
+}
+
+impl Ids {
+    fn new() -> Self {
+        Self {
+            last: 0,
+            suffix: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+        }
+    }
+
+    fn next(&mut self) -> (String, String) {
+        let now = time::OffsetDateTime::now_utc();
+        let micros = (now.unix_timestamp_nanos() / 1000).max(self.last + 1);
+        self.last = micros;
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).unwrap_or(now);
+        (
+            format!("{micros:020}-{}", self.suffix),
+            at.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        )
+    }
 }
 
 impl Messages {
@@ -108,10 +135,26 @@ impl Messages {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(FANOUT);
         tokio::spawn(writer(pool.clone(), rx, live.clone()));
-        Self { pool, queue, live }
+        let (stop, _) = tokio::sync::watch::channel(false);
+        Self {
+            pool,
+            queue,
+            live,
+            stop: std::sync::Arc::new(stop),
+        }
     }
 
-    /// Stores `m`; returns once it is committed.
+    /// Ends the streams of consumers (the hub is stopping).
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+    }
+
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Stores `m` (its id and enqueued time are given here, in commit order); returns once it
+    /// is committed.
     pub async fn append(&self, m: Message) -> Result<(), HubError> {
         let (tx, rx) = oneshot::channel();
         self.queue
@@ -200,7 +243,11 @@ async fn writer(
     live: broadcast::Sender<Message>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut ids = Ids::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        for (m, _) in batch.iter_mut() {
+            (m.id, m.enqueued_time) = ids.next();
+        }
         let result = commit(&pool, &batch).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, messages = batch.len(), "storing device messages failed; not acknowledged");

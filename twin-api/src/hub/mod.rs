@@ -157,13 +157,34 @@ impl Hub {
         Ok(Arc::new(hub))
     }
 
-    /// Records that an identity connected or disconnected (its `connectionState`).
-    pub(crate) async fn set_connected(&self, device_id: &str, module_id: &str, connected: bool) {
+    /// Records that connection `connection_id` of an identity connected or disconnected (its
+    /// `connectionState`). A disconnect counts only while that connection is still the one
+    /// recorded: a session ending after its replacement connected must not mark the identity
+    /// disconnected. `reset` forgets kept subscriptions (clean session).
+    pub(crate) async fn set_connected(
+        &self,
+        device_id: &str,
+        module_id: &str,
+        connection_id: &str,
+        connected: bool,
+        reset: bool,
+    ) {
         let now = crate::registry::now();
         let done = self
             .store
             .update(device_id, module_id, |i| {
+                if !connected && i.connection_id != connection_id {
+                    return Ok(false);
+                }
                 i.connected = connected;
+                i.connection_id = if connected {
+                    connection_id.to_string()
+                } else {
+                    String::new()
+                };
+                if reset {
+                    i.subscriptions = 0;
+                }
                 i.connection_updated = now.clone();
                 i.last_activity = now.clone();
                 Ok(true)

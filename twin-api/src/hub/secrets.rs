@@ -49,9 +49,14 @@ impl HubKek {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = Aes256Gcm::generate_key(OsRng);
-                super::files::write_new_private(path, hex::encode(key).as_bytes())?;
-                tracing::info!(path = %path.display(), "created the hub's key-encryption key; back it up apart from the database");
-                Ok(Self(key))
+                // Written whole elsewhere, then linked into place: a replica starting at the
+                // same moment either wins or reads the winner's complete key.
+                if super::files::publish_new_private(path, hex::encode(key).as_bytes())? {
+                    tracing::info!(path = %path.display(), "created the hub's key-encryption key; back it up apart from the database");
+                    Ok(Self(key))
+                } else {
+                    Self::load_or_create(path)
+                }
             }
             Err(e) => Err(HubError::Setup(format!(
                 "cannot read {}: {e}",

@@ -15,7 +15,8 @@ use super::secrets::HubKek;
 use super::twin::TwinState;
 
 const COLUMNS: &str = "device_id, module_id, generation_id, revision, description, sealed_keys, \
-                       twin, connected, connection_updated, last_activity";
+                       twin, connected, connection_updated, last_activity, subscriptions, \
+                       connection_id";
 
 /// A shared access policy: a named key pair with rights, as IoT Hub's are.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -87,7 +88,11 @@ impl HubStore {
         let description: String = row.try_get("description")?;
         let twin: String = row.try_get("twin")?;
         let connected: i64 = row.try_get("connected")?;
+        let subscriptions: i64 = row.try_get("subscriptions")?;
         Ok(Identity {
+            subscriptions: u8::try_from(subscriptions & 0xff).unwrap_or_default(),
+            connection_id: row.try_get("connection_id")?,
+            sealed: Some((keys.clone(), sealed)),
             desc: from_json::<Description>("identity", &description)?,
             twin: from_json::<TwinState>("twin", &twin)?,
             revision: row.try_get("revision")?,
@@ -102,6 +107,11 @@ impl HubStore {
     }
 
     fn sealed_keys(&self, i: &Identity) -> Result<String, HubError> {
+        if let Some((keys, sealed)) = &i.sealed {
+            if *keys == i.keys {
+                return Ok(sealed.clone());
+            }
+        }
         match &i.keys {
             None => Ok(String::new()),
             Some(k) => self.kek.seal(
@@ -130,7 +140,7 @@ impl HubStore {
     pub async fn insert(&self, i: &Identity) -> Result<bool, HubError> {
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO hub_identities ({COLUMNS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE NOT EXISTS \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE NOT EXISTS \
              (SELECT 1 FROM hub_identities WHERE device_id = $1 AND module_id = $2)"
         )))
         .bind(&i.device_id)
@@ -143,6 +153,8 @@ impl HubStore {
         .bind(i64::from(i.connected))
         .bind(&i.connection_updated)
         .bind(&i.last_activity)
+        .bind(i64::from(i.subscriptions))
+        .bind(&i.connection_id)
         .execute(&self.pool)
         .await;
         match done {
@@ -157,8 +169,9 @@ impl HubStore {
     async fn replace(&self, i: &Identity) -> Result<bool, HubError> {
         let done = sqlx::query(
             "UPDATE hub_identities SET revision = $1, description = $2, sealed_keys = $3, \
-             twin = $4, connected = $5, connection_updated = $6, last_activity = $7 \
-             WHERE device_id = $8 AND module_id = $9 AND revision = $10",
+             twin = $4, connected = $5, connection_updated = $6, last_activity = $7, \
+             subscriptions = $8, connection_id = $9 \
+             WHERE device_id = $10 AND module_id = $11 AND revision = $12",
         )
         .bind(i.revision)
         .bind(json_of(&i.desc)?)
@@ -167,6 +180,8 @@ impl HubStore {
         .bind(i64::from(i.connected))
         .bind(&i.connection_updated)
         .bind(&i.last_activity)
+        .bind(i64::from(i.subscriptions))
+        .bind(&i.connection_id)
         .bind(&i.device_id)
         .bind(&i.module_id)
         .bind(i.revision - 1)

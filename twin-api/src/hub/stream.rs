@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::error::HubError;
 use super::http::HubState;
-use super::messages::{Message, Messages};
+use super::messages::{new_id, Message, Messages};
 use super::store::Right;
 
 /// Messages read from the store per query while catching up.
@@ -33,6 +33,8 @@ struct Cursor {
     module: Option<String>,
     /// Whether the store has been read up to the live stream.
     caught_up: bool,
+    /// Turns true when the hub stops: streams end so the server can.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Cursor {
@@ -43,6 +45,14 @@ impl Cursor {
     }
 
     async fn next(&mut self) -> Option<Message> {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            m = self.next_message() => m,
+            _ = stopping.wait_for(|s| *s) => None,
+        }
+    }
+
+    async fn next_message(&mut self) -> Option<Message> {
         loop {
             if let Some(m) = self.pending.pop_front() {
                 if self.wanted(&m) {
@@ -114,9 +124,10 @@ pub async fn messages(
     let cursor = Cursor {
         messages: s.hub.messages.clone(),
         live,
-        // Without a position, only what arrives from now on.
+        // Without a position, only what arrives from now on (also after falling behind).
         caught_up: resume.is_none(),
-        last: resume,
+        last: Some(resume.unwrap_or_else(|| new_id(time::OffsetDateTime::now_utc()))),
+        stopping: s.hub.messages.stopping(),
         pending: Default::default(),
         device: q.get("deviceId").cloned(),
         module: q.get("moduleId").cloned(),

@@ -117,12 +117,20 @@ impl TwinState {
         let mut next = self.clone();
         next.tags = Map::new();
         merge_plain(&mut next.tags, tags);
+        // A replace is a new desired version even when it empties the section: devices
+        // compare `$version` to learn that something changed.
+        let version = next.desired.version + 1;
         next.desired.props = Map::new();
         next.desired.meta = Map::new();
-        next.apply(Side::Desired, &desired, now);
-        next.desired
-            .meta
-            .extend(last_updated(now, Some(next.desired.version)));
+        merge_with_meta(
+            &mut next.desired.props,
+            &mut next.desired.meta,
+            &desired,
+            now,
+            Some(version),
+        );
+        next.desired.version = version;
+        next.desired.meta.extend(last_updated(now, Some(version)));
         next.check_sizes()?;
         next.version += 1;
         next.etag_version += 1;
@@ -405,6 +413,10 @@ mod tests {
         assert_eq!(t.desired.props, obj(json!({"y": {"z": 1}})));
         assert!(t.desired.meta.get("x").is_none());
         assert_eq!(t.desired.version, 3);
+        // Emptying the section is a change devices must hear of.
+        t.replace(&Map::new(), &Map::new(), "T3").unwrap();
+        assert!(t.desired.props.is_empty());
+        assert_eq!(t.desired.version, 4);
     }
 
     #[test]

@@ -86,6 +86,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
         body TEXT NOT NULL
     )",
     ),
+    // Hub sessions: the subscriptions a clean-session-0 client keeps across reconnects (and
+    // replicas), and which connection marked an identity connected, so only that one marks
+    // it disconnected.
+    (
+        4,
+        "ALTER TABLE hub_identities ADD COLUMN subscriptions BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE hub_identities ADD COLUMN connection_id TEXT NOT NULL DEFAULT ''",
+    ),
 ];
 
 /// One stored identity.

@@ -13,8 +13,8 @@ pub enum Version {
     V5,
 }
 
-/// A packet a device sends, as far as the hub cares.
-#[derive(Debug, Clone, PartialEq)]
+/// A packet a device sends, as far as the hub cares. `Debug` (below) hides the password.
+#[derive(Clone, PartialEq)]
 pub enum Frame {
     Connect {
         client_id: String,
@@ -46,6 +46,48 @@ pub enum Frame {
     Disconnect,
     /// Anything else a device has no business sending (QoS 2 flows, CONNACK…).
     Unexpected(&'static str),
+}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Frame::Connect {
+                client_id,
+                username,
+                keep_alive,
+                clean,
+                ..
+            } => f
+                .debug_struct("Connect")
+                .field("client_id", client_id)
+                .field("username", username)
+                .field("keep_alive", keep_alive)
+                .field("clean", clean)
+                .finish_non_exhaustive(),
+            Frame::Publish {
+                topic, qos, pkid, ..
+            } => f
+                .debug_struct("Publish")
+                .field("topic", topic)
+                .field("qos", qos)
+                .field("pkid", pkid)
+                .finish_non_exhaustive(),
+            Frame::PubAck { pkid } => f.debug_struct("PubAck").field("pkid", pkid).finish(),
+            Frame::Subscribe { pkid, filters } => f
+                .debug_struct("Subscribe")
+                .field("pkid", pkid)
+                .field("filters", filters)
+                .finish(),
+            Frame::Unsubscribe { pkid, filters } => f
+                .debug_struct("Unsubscribe")
+                .field("pkid", pkid)
+                .field("filters", filters)
+                .finish(),
+            Frame::PingReq => f.write_str("PingReq"),
+            Frame::Disconnect => f.write_str("Disconnect"),
+            Frame::Unexpected(w) => write!(f, "Unexpected({w})"),
+        }
+    }
 }
 
 /// Why reading failed: the stream is not MQTT, or a packet breaks a rule.
@@ -214,7 +256,13 @@ fn write_err(e: impl std::fmt::Display) -> CodecError {
     CodecError::Malformed(format!("cannot encode: {e}"))
 }
 
-pub fn connack(version: Version, code: ConnAck, out: &mut BytesMut) -> Result<(), CodecError> {
+pub fn connack(
+    version: Version,
+    code: ConnAck,
+    session_present: bool,
+    out: &mut BytesMut,
+) -> Result<(), CodecError> {
+    let session_present = session_present && code == ConnAck::Accepted;
     match version {
         Version::V311 => {
             use v4::ConnectReturnCode as C;
@@ -224,7 +272,7 @@ pub fn connack(version: Version, code: ConnAck, out: &mut BytesMut) -> Result<()
                 ConnAck::NotAuthorized => C::NotAuthorized,
                 ConnAck::BadClientId => C::BadClientId,
             };
-            v4::Packet::ConnAck(v4::ConnAck::new(c, false))
+            v4::Packet::ConnAck(v4::ConnAck::new(c, session_present))
                 .write(out, usize::MAX)
                 .map_err(write_err)?;
         }
@@ -237,7 +285,7 @@ pub fn connack(version: Version, code: ConnAck, out: &mut BytesMut) -> Result<()
                 ConnAck::BadClientId => C::ClientIdentifierNotValid,
             };
             v5::Packet::ConnAck(v5::ConnAck {
-                session_present: false,
+                session_present,
                 code: c,
                 properties: None,
             })

@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::codec::Goodbye;
 
-/// What a session is asked to send or do.
+/// What a session is asked to send.
 #[derive(Debug)]
-pub enum Outbound {
-    Publish { topic: String, payload: Bytes },
-    Close(Goodbye),
+pub struct Outbound {
+    pub topic: String,
+    pub payload: Bytes,
 }
 
 /// What a session has subscribed to: the hub only sends what a device asked for.
@@ -28,11 +28,45 @@ pub struct Subscriptions {
     pub inputs: AtomicBool,
 }
 
+impl Subscriptions {
+    fn flags(&self) -> [&AtomicBool; 5] {
+        [
+            &self.twin_responses,
+            &self.desired,
+            &self.methods,
+            &self.cloud_to_device,
+            &self.inputs,
+        ]
+    }
+
+    /// As stored with the identity (one bit each).
+    pub fn bits(&self) -> u8 {
+        self.flags()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.load(Ordering::Acquire))
+            .fold(0, |b, (i, _)| b | (1 << i))
+    }
+
+    pub fn from_bits(bits: u8) -> Self {
+        let s = Self::default();
+        for (i, f) in s.flags().iter().enumerate() {
+            f.store(bits & (1 << i) != 0, Ordering::Release);
+        }
+        s
+    }
+}
+
 /// One live session.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub id: u64,
+    /// Unique across replicas and restarts: recorded with the identity while connected.
+    pub connection_id: String,
     pub tx: mpsc::Sender<Outbound>,
+    /// Set to end the session (a take-over, a disabled or deleted identity); apart from the
+    /// data queue so a full queue cannot swallow it.
+    pub close: watch::Sender<Option<Goodbye>>,
     pub subscriptions: Arc<Subscriptions>,
 }
 
@@ -46,16 +80,25 @@ pub enum MethodError {
 }
 
 type Key = (String, String);
+type Waiting = (Key, oneshot::Sender<(i32, Bytes)>);
 
-#[derive(Default)]
 pub struct Live {
+    instance: String,
     sessions: DashMap<Key, Session>,
-    /// Subscriptions of identities whose last session asked to keep them (clean session 0):
-    /// Microsoft's SDKs do not subscribe again after a reconnect.
-    kept: DashMap<Key, Arc<Subscriptions>>,
     /// Waiting calls by `$rid`, with the identity that must answer them.
-    calls: DashMap<String, (Key, oneshot::Sender<(i32, Bytes)>)>,
+    calls: DashMap<String, Waiting>,
     next: AtomicU64,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+            sessions: DashMap::new(),
+            calls: DashMap::new(),
+            next: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Removes a waiting call however the caller's future ends (answer, timeout or drop).
@@ -71,46 +114,40 @@ impl Drop for CallGuard<'_> {
 }
 
 impl Live {
-    /// Registers a new session for an identity; the one it replaces (if any) is returned so
-    /// the caller can tell it to close (a second connection takes over, as in IoT Hub).
+    /// Registers a new session for an identity with the subscriptions it keeps; the session
+    /// it replaces (if any) is told to close (a second connection takes over, as in IoT Hub).
     pub fn register(
         &self,
         device_id: &str,
         module_id: &str,
         tx: mpsc::Sender<Outbound>,
-        clean: bool,
-    ) -> (Session, Option<Session>) {
-        let key: Key = (device_id.into(), module_id.into());
-        let subscriptions = if clean {
-            self.kept.remove(&key);
-            Arc::new(Subscriptions::default())
-        } else {
-            self.kept
-                .entry(key.clone())
-                .or_insert_with(|| Arc::new(Subscriptions::default()))
-                .clone()
-        };
+        subscriptions: u8,
+    ) -> (Session, watch::Receiver<Option<Goodbye>>) {
+        let (close, closed) = watch::channel(None);
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let session = Session {
-            id: self.next.fetch_add(1, Ordering::Relaxed) + 1,
+            id,
+            connection_id: format!("{}-{id}", self.instance),
             tx,
-            subscriptions,
+            close,
+            subscriptions: Arc::new(Subscriptions::from_bits(subscriptions)),
         };
-        let old = self.sessions.insert(key, session.clone());
-        (session, old)
+        if let Some(old) = self
+            .sessions
+            .insert((device_id.into(), module_id.into()), session.clone())
+        {
+            let _ = old.close.send(Some(Goodbye::TakenOver));
+        }
+        (session, closed)
     }
 
-    /// Forgets kept subscriptions (the identity was deleted).
-    pub fn forget(&self, device_id: &str, module_id: Option<&str>) {
-        self.kept
-            .retain(|k, _| !(k.0 == device_id && module_id.is_none_or(|m| k.1 == m)));
-    }
-
-    /// Forgets the session `id` unless another took its place already. Returns whether it
-    /// was still the identity's session (so only then is the identity marked disconnected).
-    pub fn unregister(&self, device_id: &str, module_id: &str, id: u64) -> bool {
-        self.sessions
-            .remove_if(&(device_id.into(), module_id.into()), |_, s| s.id == id)
-            .is_some()
+    /// Forgets the session `id` unless another took its place already, and fails the calls
+    /// waiting on it at once (they could no longer be answered).
+    pub fn unregister(&self, device_id: &str, module_id: &str, id: u64) {
+        let key: Key = (device_id.into(), module_id.into());
+        if self.sessions.remove_if(&key, |_, s| s.id == id).is_some() {
+            self.calls.retain(|_, (k, _)| *k != key);
+        }
     }
 
     pub fn session(&self, device_id: &str, module_id: &str) -> Option<Session> {
@@ -119,17 +156,17 @@ impl Live {
             .map(|s| s.clone())
     }
 
-    /// Ends the session of an identity (deleted or disabled).
+    /// Ends the session of an identity (deleted, or its credential changed).
     pub fn close(&self, device_id: &str, module_id: &str) {
         if let Some(s) = self.session(device_id, module_id) {
-            let _ = s.tx.try_send(Outbound::Close(Goodbye::NotAuthorized));
+            let _ = s.close.send(Some(Goodbye::NotAuthorized));
         }
     }
 
     /// Ends every session of a device, its modules' included.
     pub fn close_device(&self, device_id: &str) {
         for s in self.sessions.iter().filter(|e| e.key().0 == device_id) {
-            let _ = s.tx.try_send(Outbound::Close(Goodbye::NotAuthorized));
+            let _ = s.close.send(Some(Goodbye::NotAuthorized));
         }
     }
 
@@ -154,17 +191,19 @@ impl Live {
             live: self,
             rid: rid.clone(),
         };
-        let sent = session
-            .tx
-            .send(Outbound::Publish {
-                topic: super::topics::method_request(method, &rid),
-                payload,
-            })
-            .await;
-        if sent.is_err() {
-            return Err(MethodError::NotOnline);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let request = Outbound {
+            topic: super::topics::method_request(method, &rid),
+            payload,
+        };
+        // A device that reads nothing fills its queue: the call then times out, it does not
+        // hang.
+        match tokio::time::timeout_at(deadline, session.tx.send(request)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(MethodError::NotOnline),
+            Err(_) => return Err(MethodError::Timeout),
         }
-        match tokio::time::timeout(timeout, rx).await {
+        match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(answer)) => Ok(answer),
             // The session ended before answering: the call can no longer be answered.
             Ok(Err(_)) => Err(MethodError::NotOnline),
@@ -182,9 +221,7 @@ impl Live {
         status: i32,
         payload: Bytes,
     ) -> bool {
-        let ours = |_: &String, v: &(Key, oneshot::Sender<(i32, Bytes)>)| {
-            v.0 .0 == device_id && v.0 .1 == module_id
-        };
+        let ours = |_: &String, v: &Waiting| v.0 .0 == device_id && v.0 .1 == module_id;
         match self.calls.remove_if(rid, ours) {
             Some((_, (_, tx))) => tx.send((status, payload)).is_ok(),
             None => false,
@@ -192,6 +229,8 @@ impl Live {
     }
 
     /// Sends `payload` on `topic` to the identity if it subscribed (`wanted` says to what).
+    /// A session whose queue is full is closed instead: the device catches up when it
+    /// reconnects (the SDKs GET the twin again), rather than silently missing a patch.
     pub fn notify(
         &self,
         device_id: &str,
@@ -202,7 +241,13 @@ impl Live {
     ) -> bool {
         match self.session(device_id, module_id) {
             Some(s) if wanted(&s.subscriptions) => {
-                s.tx.try_send(Outbound::Publish { topic, payload }).is_ok()
+                match s.tx.try_send(Outbound { topic, payload }) {
+                    Ok(()) => true,
+                    Err(_) => {
+                        let _ = s.close.send(Some(Goodbye::ShuttingDown));
+                        false
+                    }
+                }
             }
             _ => false,
         }
@@ -210,5 +255,48 @@ impl Live {
 
     pub fn connected(&self) -> usize {
         self.sessions.len()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriptions_round_trip_through_their_bits() {
+        let s = Subscriptions::default();
+        s.desired.store(true, Ordering::Release);
+        s.inputs.store(true, Ordering::Release);
+        let b = s.bits();
+        assert_eq!(b, 0b10010);
+        let t = Subscriptions::from_bits(b);
+        assert!(t.desired.load(Ordering::Acquire) && t.inputs.load(Ordering::Acquire));
+        assert!(!t.methods.load(Ordering::Acquire));
+    }
+
+    #[tokio::test]
+    async fn a_call_to_a_session_that_ends_fails_at_once() {
+        let live = Arc::new(Live::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let (session, _closed) = live.register("d", "", tx, 0b100);
+        let l = live.clone();
+        let call = tokio::spawn(async move {
+            l.invoke("d", "", "m", Bytes::new(), Duration::from_secs(30))
+                .await
+        });
+        assert!(rx.recv().await.is_some());
+        live.unregister("d", "", session.id);
+        let r = tokio::time::timeout(Duration::from_secs(2), call)
+            .await
+            .expect("no 30 s wait")
+            .unwrap();
+        assert_eq!(r, Err(MethodError::NotOnline));
+        // A take-over tells the old session to close.
+        let (tx, _rx) = mpsc::channel(4);
+        let (_first, mut first_closed) = live.register("d", "", tx.clone(), 0);
+        let _second = live.register("d", "", tx, 0);
+        first_closed.changed().await.unwrap();
+        assert_eq!(*first_closed.borrow(), Some(Goodbye::TakenOver));
     }
 }

@@ -17,7 +17,7 @@ use super::codec::{self, ConnAck, Frame, Goodbye, Version};
 use super::live::Outbound;
 use super::topics::{self, Inbound, Subscription};
 use crate::hub::identity::{AuthType, Identity};
-use crate::hub::messages::{new_id, Message};
+use crate::hub::messages::Message;
 use crate::hub::sas::SasToken;
 use crate::hub::store::Right;
 use crate::hub::Hub;
@@ -28,6 +28,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PACKET: usize = topics::MAX_TELEMETRY_BYTES + 16 * 1024;
 /// Outbound queue of one session.
 const OUTBOUND: usize = 64;
+/// Longest a write to a client may take.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Answers queued while handling one read are written once they reach this size, so a
+/// client pipelining requests cannot pile up unbounded answers.
+const FLUSH_AT: usize = 64 * 1024;
 
 /// What the TLS layer learnt about the client.
 #[derive(Debug, Clone, Default)]
@@ -63,12 +68,15 @@ struct Conn<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    /// Writes what is queued; a client that does not read for [`WRITE_TIMEOUT`] is dropped,
+    /// so it cannot hold its session (and the hub's calls to it) forever.
     async fn flush(&mut self) -> Result<(), End> {
         if !self.out.is_empty() {
-            self.stream
-                .write_all(&self.out)
-                .await
-                .map_err(|e| End::Io(e.to_string()))?;
+            match tokio::time::timeout(WRITE_TIMEOUT, self.stream.write_all(&self.out)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(End::Io(e.to_string())),
+                Err(_) => return Err(End::Io("the client stopped reading".into())),
+            }
             self.out.clear();
         }
         Ok(())
@@ -116,14 +124,15 @@ fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Checks the credential of a CONNECT; the identity when it may connect.
+/// Checks the credential of a CONNECT; the identity when it may connect, and when its token
+/// expires (the session ends then, as in IoT Hub; certificates have no such end here).
 async fn authenticate(
     hub: &Hub,
     peer: &Peer,
     device_id: &str,
     module_id: &str,
     password: Option<&str>,
-) -> Result<Identity, ConnAck> {
+) -> Result<(Identity, Option<i64>), ConnAck> {
     let identity = match hub.store.get(device_id, module_id).await {
         Ok(Some(i)) => i,
         Ok(None) => return Err(ConnAck::NotAuthorized),
@@ -168,16 +177,19 @@ async fn authenticate(
                 }),
             };
             if signed {
-                Ok(identity)
+                Ok((identity, token.expiry().ok()))
             } else {
                 Err(ConnAck::NotAuthorized)
             }
         }
         None => match identity.desc.auth_type {
-            AuthType::SelfSigned | AuthType::CertificateAuthority => hub
-                .x509_matches(&identity, &peer.certificates)
-                .then_some(identity)
-                .ok_or(ConnAck::NotAuthorized),
+            AuthType::SelfSigned | AuthType::CertificateAuthority => {
+                if hub.x509_matches(&identity, &peer.certificates) {
+                    Ok((identity, None))
+                } else {
+                    Err(ConnAck::NotAuthorized)
+                }
+            }
             _ => Err(ConnAck::NotAuthorized),
         },
     }
@@ -211,7 +223,7 @@ async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Answers CONNECT with a refusal and closes.
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, code: ConnAck) {
-    let _ = codec::connack(conn.version, code, &mut conn.out);
+    let _ = codec::connack(conn.version, code, false, &mut conn.out);
     let _ = conn.flush().await;
     let _ = conn.stream.shutdown().await;
 }
@@ -271,23 +283,35 @@ where
         tracing::info!(device = %device_id, module = %module_id, "hub: CONNECT refused: user name is not {{hub}}/{{clientId}}/…");
         return refuse(&mut conn, ConnAck::BadCredentials).await;
     }
-    if let Err(code) = authenticate(&hub, &peer, &device_id, &module_id, password.as_deref()).await
+    let (identity, expires) = match authenticate(
+        &hub,
+        &peer,
+        &device_id,
+        &module_id,
+        password.as_deref(),
+    )
+    .await
     {
-        tracing::info!(device = %device_id, module = %module_id, ?code, "hub: CONNECT refused");
-        return refuse(&mut conn, code).await;
-    }
+        Ok(found) => found,
+        Err(code) => {
+            tracing::info!(device = %device_id, module = %module_id, ?code, "hub: CONNECT refused");
+            return refuse(&mut conn, code).await;
+        }
+    };
+    // Clean session 0 keeps the subscriptions of the identity's last session (stored with
+    // it, so also across restarts and replicas): Microsoft's SDKs do not subscribe again.
+    let kept = if clean { 0 } else { identity.subscriptions };
     let (tx, mut rx) = mpsc::channel(OUTBOUND);
-    let (session, replaced) = hub.live.register(&device_id, &module_id, tx, clean);
-    if let Some(old) = replaced {
-        let _ = old.tx.try_send(Outbound::Close(Goodbye::TakenOver));
-    }
-    hub.set_connected(&device_id, &module_id, true).await;
+    let (session, mut closed) = hub.live.register(&device_id, &module_id, tx, kept);
+    hub.set_connected(&device_id, &module_id, &session.connection_id, true, clean)
+        .await;
     tracing::info!(device = %device_id, module = %module_id, version = ?conn.version, "hub: device connected");
-    if codec::connack(conn.version, ConnAck::Accepted, &mut conn.out).is_err()
+    if codec::connack(conn.version, ConnAck::Accepted, kept != 0, &mut conn.out).is_err()
         || conn.flush().await.is_err()
     {
         hub.live.unregister(&device_id, &module_id, session.id);
-        hub.set_connected(&device_id, &module_id, false).await;
+        hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
+            .await;
         return;
     }
 
@@ -300,6 +324,11 @@ where
     // IoT Hub's rule: silence for 1.5 keep-alive periods ends the session.
     let idle = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
     let mut deadline = idle.map(|d| Instant::now() + d);
+    // A SAS session ends when its token does; the SDKs reconnect with a fresh one before.
+    let expiry = expires.map(|se| {
+        let left = se.saturating_sub(unix_now()).max(0);
+        Instant::now() + Duration::from_secs(u64::try_from(left).unwrap_or_default())
+    });
     let end = loop {
         tokio::select! {
             read = conn.stream.read_buf(&mut conn.inbuf) => {
@@ -316,16 +345,28 @@ where
                 }
             }
             out = rx.recv() => match out {
-                Some(Outbound::Publish { topic, payload }) => {
+                Some(Outbound { topic, payload }) => {
                     if codec::publish(conn.version, &topic, 0, 0, payload, &mut conn.out).is_ok() {
                         if let Err(e) = conn.flush().await {
                             break e;
                         }
                     }
                 }
-                Some(Outbound::Close(why)) => break conn.bye(why, "closed by the hub").await,
                 None => break End::Closed,
             },
+            changed = closed.changed() => {
+                let why = match changed {
+                    Ok(()) => (*closed.borrow()).unwrap_or(Goodbye::ShuttingDown),
+                    Err(_) => Goodbye::ShuttingDown,
+                };
+                break conn.bye(why, "closed by the hub").await;
+            }
+            _ = async {
+                match expiry {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            } => break conn.bye(Goodbye::NotAuthorized, "the SAS token expired").await,
             _ = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -337,9 +378,9 @@ where
             }
         }
     };
-    if hub.live.unregister(&device_id, &module_id, session.id) {
-        hub.set_connected(&device_id, &module_id, false).await;
-    }
+    hub.live.unregister(&device_id, &module_id, session.id);
+    hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
+        .await;
     tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
 }
 
@@ -371,7 +412,14 @@ impl Ctx<'_> {
                 }
                 Err(e) => return Err(c.bye(Goodbye::Malformed, e.to_string()).await),
             };
+            if c.out.len() >= FLUSH_AT {
+                c.flush().await?;
+            }
             match frame {
+                // IoT Hub speaks QoS 0 and 1 only, and closes on 2.
+                Frame::Publish { qos: 2, .. } => {
+                    return Err(c.bye(Goodbye::Malformed, "QoS 2 is not supported").await)
+                }
                 Frame::Publish {
                     topic,
                     qos,
@@ -397,6 +445,7 @@ impl Ctx<'_> {
                             Err(_) => granted.push(None),
                         }
                     }
+                    self.keep_subscriptions().await;
                     let _ = codec::suback(c.version, pkid, &granted, &mut c.out);
                 }
                 Frame::Unsubscribe { pkid, filters } => {
@@ -405,6 +454,7 @@ impl Ctx<'_> {
                             self.set_subscription(s, false);
                         }
                     }
+                    self.keep_subscriptions().await;
                     let _ = codec::unsuback(c.version, pkid, filters.len(), &mut c.out);
                 }
                 Frame::PingReq => {
@@ -423,6 +473,23 @@ impl Ctx<'_> {
         }
         c.flush().await?;
         Ok(true)
+    }
+
+    /// Stores the session's subscriptions with the identity when they changed.
+    async fn keep_subscriptions(&self) {
+        let bits = self.session.subscriptions.bits();
+        let done = self
+            .hub
+            .store
+            .update(self.device_id, self.module_id, |i| {
+                let changed = i.subscriptions != bits;
+                i.subscriptions = bits;
+                Ok(changed)
+            })
+            .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, device = %self.device_id, "hub: keeping subscriptions failed");
+        }
     }
 
     fn set_subscription(&self, s: Subscription, on: bool) {
@@ -492,14 +559,12 @@ impl Ctx<'_> {
                         .await);
                 }
                 let (system, application) = properties.split();
-                let now = time::OffsetDateTime::now_utc();
                 let message = Message {
-                    id: new_id(now),
+                    // Both given by the writer, in commit order.
+                    id: String::new(),
                     device_id: self.device_id.into(),
                     module_id: self.module_id.into(),
-                    enqueued_time: now
-                        .format(&time::format_description::well_known::Rfc3339)
-                        .unwrap_or_default(),
+                    enqueued_time: String::new(),
                     system_properties: system,
                     properties: application,
                     body: payload,
@@ -557,10 +622,15 @@ impl Ctx<'_> {
                                 Bytes::new(),
                             ),
                             Ok(None) => self.twin_response(c, 404, &rid, None, Bytes::new()),
-                            Err(e) => {
-                                let body =
-                                    serde_json::json!({"message": e.to_string()}).to_string();
+                            Err(crate::hub::HubError::Argument(m)) => {
+                                let body = serde_json::json!({"message": m}).to_string();
                                 self.twin_response(c, 400, &rid, None, Bytes::from(body));
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, device = %self.device_id, "hub: reported patch failed");
+                                let body =
+                                    serde_json::json!({"message": "internal error"}).to_string();
+                                self.twin_response(c, 500, &rid, None, Bytes::from(body));
                             }
                         }
                     }

@@ -132,10 +132,12 @@ impl Trust {
                     tracing::info!(device = %identity.device_id, error = %e, "hub: client certificate refused");
                     return false;
                 }
+                // A module's certificate names its device too: module names repeat across
+                // gateways, so a CN of `opcpublisher` alone would fit every gateway's.
                 let want = if identity.is_module() {
-                    &identity.module_id
+                    format!("{}/{}", identity.device_id, identity.module_id)
                 } else {
-                    &identity.device_id
+                    identity.device_id.clone()
                 };
                 common_name(leaf).as_deref() == Some(want.as_str())
             }
