@@ -58,6 +58,9 @@ pub struct ModuleConfig {
     pub heartbeat_interval: Duration,
     /// Enroll the module's certificate with this GDS (`--gds-url`).
     pub gds: Option<crate::enrollment::GdsSettings>,
+    /// Connect to an IoT Hub (or IoT Edge hub) as a module: direct methods and reported
+    /// properties over it.
+    pub iothub: Option<crate::transport::iothub::IotHubSettings>,
 }
 
 /// Telemetry transport choices beyond the broker URL (command-line flags).
@@ -88,6 +91,7 @@ impl std::fmt::Debug for ModuleConfig {
             .field("telemetry", &self.telemetry)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("gds", &self.gds)
+            .field("iothub", &self.iothub)
             .finish()
     }
 }
@@ -111,6 +115,7 @@ impl Default for ModuleConfig {
             telemetry: TelemetryOptions::default(),
             heartbeat_interval: crate::transport::liveness::DEFAULT_HEARTBEAT,
             gds: None,
+            iothub: None,
         }
     }
 }
@@ -138,6 +143,8 @@ pub enum StartError {
     Config(ConfigError),
     #[error("GDS enrollment: {0} (check --gds-trust)")]
     Enrollment(String),
+    #[error("IoT Hub: {0}")]
+    IotHub(String),
 }
 
 /// A running module.
@@ -320,6 +327,12 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         info!("publisher enabled");
     } else if !config_store.subscribe().borrow().is_empty() {
         tracing::warn!("nodes are configured but no --mqtt-url is given: nothing is published");
+    }
+    if let Some(hub) = config.iothub.clone() {
+        tasks.push(
+            crate::transport::iothub::spawn(hub, dispatcher.clone(), shutdown_rx.clone())
+                .map_err(StartError::IotHub)?,
+        );
     }
     if let Some((mqtt, client, event_loop)) = mqtt {
         info!(root = %mqtt.root, "MQTT RPC enabled");

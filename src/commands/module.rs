@@ -178,6 +178,16 @@ pub struct ModuleArgs {
     /// Seconds between renewal checks and trust list (CRL) refreshes.
     #[arg(long, default_value_t = 3600)]
     pub gds_refresh_secs: u64,
+    /// Connect to an IoT Hub as this module identity:
+    /// HostName=…;DeviceId=…;ModuleId=…;SharedAccessKey=…[;GatewayHostName=…]. The OPC
+    /// Publisher methods are then also direct methods. Prefer the environment variable: a
+    /// command line is visible to other users of the machine.
+    #[arg(long, value_name = "CONNECTION_STRING")]
+    pub iothub_connection_string: Option<String>,
+    /// CA certificates (PEM) of the hub's TLS certificate (e.g. hub-ca.pem of `iiot
+    /// twin-api`); default: the system bundle.
+    #[arg(long, value_name = "FILE", requires = "iothub_connection_string")]
+    pub iothub_ca: Option<PathBuf>,
 }
 
 impl ModuleArgs {
@@ -239,6 +249,12 @@ impl ModuleArgs {
             QosArg::AtMostOnce => Qos::AtMostOnce,
             QosArg::AtLeastOnce => Qos::AtLeastOnce,
         });
+        if let Some(cs) = &self.iothub_connection_string {
+            config.iothub = Some(
+                iiot_module::transport::iothub::IotHubSettings::parse(cs, self.iothub_ca.clone())
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
         if let Some(url) = self.gds_url {
             let password_file = self
                 .gds_password_file

@@ -204,6 +204,11 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         http_addr.port(),
     )
     .await?;
+    hub.link_publishers(hub::publishers::PublisherLink {
+        liveness: rpc.liveness.clone(),
+        registry: registry.clone(),
+    });
+    rpc.use_hub(hub.clone());
     let auth = Arc::new(match &config.jwt {
         Some(jwt) => Authenticator::new(config.api_keys.clone()).with_jwt(jwt.clone()),
         None => Authenticator::new(config.api_keys.clone()),

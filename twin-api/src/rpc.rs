@@ -112,6 +112,8 @@ pub struct MqttRpc {
     patterns: DashMap<String, TelemetryPattern>,
     /// Module events dropped because the registry's queue was full (see [`event_queue`]).
     dropped_events: Arc<AtomicU64>,
+    /// The hub, for publishers connected through it (routes rooted `iothub:`).
+    hub: std::sync::OnceLock<Arc<crate::hub::Hub>>,
 }
 
 /// One telemetry message: the writer group its topic names (empty when the module's topic
@@ -196,6 +198,7 @@ impl MqttRpc {
             telemetry: DashMap::new(),
             patterns: DashMap::new(),
             dropped_events: events.dropped(),
+            hub: std::sync::OnceLock::new(),
         });
         Ok((rpc, MqttTask { event_loop, events }))
     }
@@ -205,6 +208,11 @@ impl MqttRpc {
     }
 
     /// Module events dropped so far because the registry fell behind.
+    /// Routes operations for publishers connected through `hub` there.
+    pub fn use_hub(&self, hub: Arc<crate::hub::Hub>) {
+        let _ = self.hub.set(hub);
+    }
+
     pub fn dropped_events(&self) -> u64 {
         self.dropped_events.load(Ordering::Relaxed)
     }
@@ -219,6 +227,15 @@ impl MqttRpc {
         payload: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, ApiError> {
+        if let Some((device_id, module_id)) = crate::hub::publishers::identity_of(root) {
+            let hub = self
+                .hub
+                .get()
+                .ok_or_else(|| ApiError::Offline("the hub is not running".into()))?;
+            return hub
+                .call_module(device_id, module_id, op, payload, timeout)
+                .await;
+        }
         if !self.is_connected() {
             return Err(ApiError::Offline(
                 "twin-api is not connected to the MQTT broker".into(),

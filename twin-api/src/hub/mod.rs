@@ -14,6 +14,7 @@ mod files;
 mod http;
 pub mod identity;
 pub mod messages;
+pub mod publishers;
 pub mod query;
 /// IoT Hub's SAS tokens; they live in the contract crate, shared with the module.
 pub use iiot_api::iothub::sas;
@@ -100,6 +101,8 @@ pub struct Hub {
     pub(crate) live: endpoint::live::Live,
     pub(crate) messages: messages::Messages,
     trust: endpoint::x509::Trust,
+    /// The registry the publishers view feeds; set once the registry exists.
+    publishers: std::sync::OnceLock<publishers::PublisherLink>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -152,6 +155,7 @@ impl Hub {
             live: endpoint::live::Live::default(),
             messages: messages::Messages::start(pool),
             trust: endpoint::x509::Trust::new(config.trust.clone()),
+            publishers: std::sync::OnceLock::new(),
         };
         hub.write_connection_string(&data_dir.join(CONNECTION_STRING_FILE), port)?;
         Ok(Arc::new(hub))
@@ -168,14 +172,17 @@ impl Hub {
         connection_id: &str,
         connected: bool,
         reset: bool,
-    ) {
+    ) -> Option<identity::Identity> {
         let now = crate::registry::now();
+        let mut written = false;
         let done = self
             .store
             .update(device_id, module_id, |i| {
+                written = false;
                 if !connected && i.connection_id != connection_id {
                     return Ok(false);
                 }
+                written = true;
                 i.connected = connected;
                 i.connection_id = if connected {
                     connection_id.to_string()
@@ -190,8 +197,66 @@ impl Hub {
                 Ok(true)
             })
             .await;
-        if let Err(e) = done {
-            tracing::warn!(error = %e, device = %device_id, "hub: recording the connection state failed");
+        match done {
+            Ok(i) => i.filter(|_| written),
+            Err(e) => {
+                tracing::warn!(error = %e, device = %device_id, "hub: recording the connection state failed");
+                None
+            }
+        }
+    }
+
+    /// Feeds publisher identities into `registry` (see `publishers`).
+    pub(crate) fn link_publishers(&self, link: publishers::PublisherLink) {
+        let _ = self.publishers.set(link);
+    }
+
+    /// Tells the publishers view about an identity, if it is a publisher.
+    pub(crate) async fn publisher_state(&self, i: &identity::Identity, online: bool) {
+        if let Some(link) = self.publishers.get() {
+            if publishers::is_publisher(i) {
+                link.seen(i, online).await;
+            }
+        }
+    }
+
+    /// A twin API operation for a publisher connected through the hub: the direct method
+    /// OPC Publisher names `{Operation}_V2`, the module's answer as the broker path gives it.
+    pub(crate) async fn call_module(
+        &self,
+        device_id: &str,
+        module_id: &str,
+        op: iiot_api::Operation,
+        payload: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> Result<bytes::Bytes, crate::error::ApiError> {
+        use crate::error::ApiError;
+        let who = publishers::publisher_id(device_id, module_id);
+        let method = format!("{}_V2", op.name());
+        match self
+            .live
+            .invoke(
+                device_id,
+                module_id,
+                &method,
+                bytes::Bytes::from(payload),
+                timeout,
+            )
+            .await
+        {
+            Ok((200, body)) => Ok(body),
+            Ok((status, body)) => Err(ApiError::Module {
+                status: u16::try_from(status).unwrap_or(502),
+                body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            }),
+            Err(endpoint::live::MethodError::NotOnline) => Err(ApiError::Offline(format!(
+                "publisher '{who}' is not connected to the hub"
+            ))),
+            Err(endpoint::live::MethodError::Timeout) => Err(ApiError::Timeout {
+                module: who,
+                method,
+                millis: timeout.as_millis(),
+            }),
         }
     }
 

@@ -303,8 +303,12 @@ where
     let kept = if clean { 0 } else { identity.subscriptions };
     let (tx, mut rx) = mpsc::channel(OUTBOUND);
     let (session, mut closed) = hub.live.register(&device_id, &module_id, tx, kept);
-    hub.set_connected(&device_id, &module_id, &session.connection_id, true, clean)
-        .await;
+    if let Some(i) = hub
+        .set_connected(&device_id, &module_id, &session.connection_id, true, clean)
+        .await
+    {
+        hub.publisher_state(&i, true).await;
+    }
     tracing::info!(device = %device_id, module = %module_id, version = ?conn.version, "hub: device connected");
     if codec::connack(conn.version, ConnAck::Accepted, kept != 0, &mut conn.out).is_err()
         || conn.flush().await.is_err()
@@ -379,8 +383,12 @@ where
         }
     };
     hub.live.unregister(&device_id, &module_id, session.id);
-    hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
-        .await;
+    if let Some(i) = hub
+        .set_connected(&device_id, &module_id, &session.connection_id, false, false)
+        .await
+    {
+        hub.publisher_state(&i, false).await;
+    }
     tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
 }
 
@@ -614,13 +622,21 @@ impl Ctx<'_> {
                             })
                             .await;
                         match done {
-                            Ok(Some(i)) => self.twin_response(
-                                c,
-                                204,
-                                &rid,
-                                Some(i.twin.reported.version),
-                                Bytes::new(),
-                            ),
+                            Ok(Some(i)) => {
+                                self.twin_response(
+                                    c,
+                                    204,
+                                    &rid,
+                                    Some(i.twin.reported.version),
+                                    Bytes::new(),
+                                );
+                                // Reporting `__type__` makes a module a publisher.
+                                if patch.contains_key("__type__")
+                                    || patch.contains_key("__version__")
+                                {
+                                    self.hub.publisher_state(&i, true).await;
+                                }
+                            }
                             Ok(None) => self.twin_response(c, 404, &rid, None, Bytes::new()),
                             Err(crate::hub::HubError::Argument(m)) => {
                                 let body = serde_json::json!({"message": m}).to_string();
