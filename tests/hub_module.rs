@@ -1,0 +1,260 @@
+//! End to end: the real `iiot module` connected to the real `iiot twin-api`'s hub as an IoT
+//! Hub module identity (`--iothub-connection-string`, no broker of its own), plc-sim beside
+//! it. The module reports `__type__ = OpcPublisher`, so it is listed as publisher
+//! `{device}_module_{module}`; plc-sim is registered through it (FindServer by direct
+//! method) and `/twin/v2/read` and `/browse` reach plc-sim by direct method (`ValueRead_V2`…).
+//! When the module goes away, its publisher goes offline and calls answer 503 at once.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{free_port, plc_sim, temp_dir, Mosquitto, Proc, API_KEY};
+use iiot_testkit::wait_for_port_of;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ADMIN: &str = "admin-key-01234567890";
+const NS: &str = "nsu=urn:iiot:plc-sim;s=";
+
+fn log_level() -> String {
+    std::env::var("IIOT_TEST_LOG").unwrap_or_else(|_| "warn".into())
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("Authorization", format!("Bearer {ADMIN}"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let bytes = res.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+async fn twin_api(dir: &Path, mqtt_url: &str, hub_port: u16) -> (Proc, Api) {
+    let keys = dir.join("api-keys.json");
+    std::fs::write(
+        &keys,
+        json!([{ "name": "root", "key": ADMIN, "roles": ["admin"] }]).to_string(),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
+        .args([
+            "--log",
+            &log_level(),
+            "twin-api",
+            "--http-host",
+            "127.0.0.1",
+        ])
+        .arg("--http-port")
+        .arg(port.to_string())
+        .arg("--mqtt-url")
+        .arg(mqtt_url)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--api-keys")
+        .arg(&keys)
+        .args(["--hub-hostname", "hub1.localhost", "--hub-port"])
+        .arg(hub_port.to_string())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn iiot twin-api");
+    wait_for_port_of(port, "twin-api", &mut child).await;
+    (
+        Proc(child),
+        Api {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_serves_twin_operations_through_the_hub() {
+    let dir = temp_dir("hub-module");
+    let broker = Mosquitto::start().await;
+    let hub_port = free_port();
+    let (_twin, api) = twin_api(&dir, &broker.url(), hub_port).await;
+    let plc = plc_sim(true, None).await;
+
+    // The module identity, and its connection string: HostName is the hub's name, the
+    // gateway is where it listens (the certificate names 127.0.0.1, the bind address).
+    let (s, _) = api
+        .call(reqwest::Method::PUT, "/devices/edge-1", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, m) = api
+        .call(
+            reqwest::Method::PUT,
+            "/devices/edge-1/modules/publisher",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{m}");
+    let key = m["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap();
+    let cs = format!(
+        "HostName=hub1.localhost;DeviceId=edge-1;ModuleId=publisher;SharedAccessKey={key};GatewayHostName=127.0.0.1:{hub_port}"
+    );
+
+    let module_port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
+        .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
+        .arg("--http-port")
+        .arg(module_port.to_string())
+        .arg("--api-key")
+        .arg(API_KEY)
+        .arg("--data-dir")
+        .arg(dir.join("module"))
+        .arg("--auto-accept")
+        .arg("--iothub-ca")
+        .arg(dir.join("data/hub-ca.pem"))
+        .env("IIOT_IOTHUB_CONNECTION_STRING", &cs)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn iiot module");
+    wait_for_port_of(module_port, "module", &mut child).await;
+    let module = Proc(child);
+
+    // The module reports itself as OPC Publisher: a publisher, online.
+    let publisher = "edge-1_module_publisher";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/registry/v2/publishers/{publisher}"),
+                None,
+            )
+            .await;
+        if p["connected"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the publisher never came online: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, twin) = api
+        .call(
+            reqwest::Method::GET,
+            "/twins/edge-1/modules/publisher",
+            None,
+        )
+        .await;
+    assert_eq!(
+        twin["properties"]["reported"]["__type__"], "OpcPublisher",
+        "{twin}"
+    );
+    assert_eq!(twin["connectionState"], "Connected", "{twin}");
+
+    // Register plc-sim through the module (FindServer by direct method), then read and browse.
+    let (s, app) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/registry/v2/applications?discovererId={publisher}"),
+            Some(json!({ "discoveryUrl": plc.endpoint_url() })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{app}");
+    let (_, eps) = api
+        .call(reqwest::Method::GET, "/registry/v2/endpoints", None)
+        .await;
+    let ep = eps["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["registration"]["endpoint"]["securityMode"] == "None")
+        .unwrap_or_else(|| panic!("a None endpoint in {eps}"))
+        .clone();
+    let ep_id = ep["registration"]["id"].as_str().unwrap();
+    let (s, value) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/twin/v2/read/{ep_id}"),
+            Some(json!({ "nodeId": format!("{NS}Fast/0") })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{value}");
+    assert_eq!(value["dataType"], "UInt64", "{value}");
+    let (s, refs) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/twin/v2/browse/{ep_id}"),
+            Some(json!({ "nodeId": format!("{NS}Methods") })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{refs}");
+    assert!(refs["references"].as_array().unwrap().len() >= 2, "{refs}");
+    // An OPC UA failure comes back as the module's problem document.
+    let (s, bad) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/twin/v2/read/{ep_id}"),
+            Some(json!({ "nodeId": format!("{NS}NoSuchNode") })),
+        )
+        .await;
+    assert!(
+        s.is_client_error() || s.is_server_error() || bad["errorInfo"].is_object(),
+        "{s} {bad}"
+    );
+
+    // The module goes away: the publisher is offline and calls answer 503 at once.
+    drop(module);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/registry/v2/publishers/{publisher}"),
+                None,
+            )
+            .await;
+        if p["connected"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the publisher stays online: {p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let began = Instant::now();
+    let (s, body) = api
+        .call(
+            reqwest::Method::POST,
+            &format!("/twin/v2/read/{ep_id}"),
+            Some(json!({ "nodeId": format!("{NS}Fast/0") })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(began.elapsed() < Duration::from_secs(3));
+}
