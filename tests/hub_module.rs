@@ -125,6 +125,30 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         "HostName=hub1.localhost;DeviceId=edge-1;ModuleId=publisher;SharedAccessKey={key};GatewayHostName=127.0.0.1:{hub_port}"
     );
 
+    // Telemetry of one plc-sim value, to go to the hub as the module's messages.
+    let pn = dir.join("publishednodes.json");
+    std::fs::write(
+        &pn,
+        json!([{
+            "EndpointUrl": plc.endpoint_url(),
+            "UseSecurity": false,
+            "OpcNodes": [{ "Id": format!("{NS}Fast/0"), "OpcSamplingInterval": 100, "OpcPublishingInterval": 200 }],
+        }])
+        .to_string(),
+    )
+    .unwrap();
+    // The hub's message stream, open before the module starts.
+    let mut stream = api
+        .http
+        .get(format!(
+            "{}/events/v2/hub/messages?deviceId=edge-1&moduleId=publisher",
+            api.base
+        ))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
     let module_port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
         .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
@@ -135,6 +159,8 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         .arg("--data-dir")
         .arg(dir.join("module"))
         .arg("--auto-accept")
+        .arg("--pf")
+        .arg(&pn)
         .arg("--iothub-ca")
         .arg(dir.join("data/hub-ca.pem"))
         .env("IIOT_IOTHUB_CONNECTION_STRING", &cs)
@@ -228,6 +254,41 @@ async fn the_module_serves_twin_operations_through_the_hub() {
     assert!(
         s.is_client_error() || s.is_server_error() || bad["errorInfo"].is_object(),
         "{s} {bad}"
+    );
+
+    // Its telemetry arrived as the module's device-to-cloud messages, stored before acked.
+    let mut text = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        if let Some(end) = text.find("\n\n") {
+            let event: String = text.drain(..end + 2).collect();
+            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data:")) {
+                break serde_json::from_str::<Value>(data.trim()).unwrap();
+            }
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .expect("telemetry through the hub")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    assert_eq!(
+        event["systemProperties"]["iothub-connection-module-id"], "publisher",
+        "{event}"
+    );
+    assert_eq!(
+        event["systemProperties"]["content-type"], "application/json",
+        "{event}"
+    );
+    assert!(event["properties"]["topic"].is_string(), "{event}");
+    assert!(
+        event["body"].to_string().contains("Fast/0")
+            || event["body"].is_object()
+            || event["body"].is_array(),
+        "{event}"
     );
 
     // The module goes away: the publisher is offline and calls answer 503 at once.

@@ -183,8 +183,10 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
     let config_store = ConfigStore::open(config.published_nodes_file.clone(), &config.data_dir)
         .map_err(StartError::Config)?;
     let diagnostics = PublisherDiagnostics::new();
-    let telemetry_config = match &config.mqtt_url {
-        Some(url) => {
+    let telemetry_config = match (&config.iothub, &config.mqtt_url) {
+        // The hub link is made once the dispatcher exists (below).
+        (Some(_), _) => None,
+        (None, Some(url)) => {
             let mut t = TelemetryConfig::from_url(url, &config.publisher_id)
                 .map_err(StartError::MqttUrl)?;
             let o = &config.telemetry;
@@ -197,7 +199,7 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
             t.tls_files = config.mqtt_tls.clone();
             Some(t)
         }
-        None => None,
+        (None, None) => None,
     };
     let mqtt = match &config.mqtt_url {
         Some(url) => {
@@ -299,6 +301,15 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
             tracing::error!(error = %e, "HTTP API stopped");
         }
     }));
+    // As an IoT Hub module, one connection carries telemetry, direct methods and the twin.
+    let telemetry_config = match config.iothub.clone() {
+        Some(hub) => {
+            let link = crate::transport::iothub::HubLink::new(hub, dispatcher.clone());
+            link.mqtt_options().map_err(StartError::IotHub)?;
+            Some(TelemetryConfig::for_hub(Arc::new(link)))
+        }
+        None => telemetry_config,
+    };
     if let Some(t) = telemetry_config {
         let mut outbox_config = config.outbox.clone();
         outbox_config.dir = config
@@ -327,12 +338,6 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
         info!("publisher enabled");
     } else if !config_store.subscribe().borrow().is_empty() {
         tracing::warn!("nodes are configured but no --mqtt-url is given: nothing is published");
-    }
-    if let Some(hub) = config.iothub.clone() {
-        tasks.push(
-            crate::transport::iothub::spawn(hub, dispatcher.clone(), shutdown_rx.clone())
-                .map_err(StartError::IotHub)?,
-        );
     }
     if let Some((mqtt, client, event_loop)) = mqtt {
         info!(root = %mqtt.root, "MQTT RPC enabled");

@@ -4,9 +4,11 @@
 //! MQTT RPC) and the module reports OPC Publisher's identity properties (`__type__`), which
 //! is how services find publishers among module identities.
 //!
-//! The SAS token is made from the connection string's key, valid for [`TOKEN_TTL`], and the
-//! connection is renewed with a fresh one before it expires (hubs end a session when its
-//! token does).
+//! A hub takes one connection per identity, so the telemetry transport
+//! (`publisher::mqtt_sink`) carries it all: [`HubLink`] gives it the options (a SAS token from
+//! the connection string's key, valid for [`TOKEN_TTL`], fresh at every connect; the hub ends
+//! the session when it expires and the transport reconnects), the subscriptions, the answers
+//! to direct methods, and the module's device-to-cloud topic.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,10 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use iiot_api::iothub::connection_string::ConnectionString;
 use iiot_api::iothub::{sas, topics};
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, MqttOptions, QoS};
 use serde_json::json;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::dispatcher::Dispatcher;
@@ -66,7 +66,7 @@ impl IotHubSettings {
     }
 
     /// Host and port to dial: the gateway (or hub) name, with a port when it names one.
-    fn endpoint(&self) -> (String, u16) {
+    pub fn endpoint(&self) -> (String, u16) {
         let host = self.connection.endpoint_host();
         match host.rsplit_once(':') {
             Some((h, p)) if p.parse::<u16>().is_ok() => {
@@ -88,7 +88,8 @@ impl IotHubSettings {
         .ok_or_else(|| "cannot sign a SAS token with the connection string's key".to_string())
     }
 
-    fn options(&self) -> Result<MqttOptions, String> {
+    /// MQTT 3.1.1 options for the identity.
+    pub fn options(&self) -> Result<MqttOptions, String> {
         let (host, port) = self.endpoint();
         let mut o = MqttOptions::new(self.connection.client_id(), host, port);
         o.set_credentials(self.connection.username(API_VERSION), self.token()?);
@@ -118,106 +119,113 @@ fn identity_report() -> serde_json::Value {
     })
 }
 
-/// Starts the connection; it reconnects by itself until `shutdown`.
-pub fn spawn(
+/// The module's side of its hub connection. A hub accepts one connection per identity, so
+/// telemetry, direct methods and the twin share the telemetry transport's connection: it
+/// asks here for its options (a fresh token on every connect), hands over what the hub sends,
+/// and maps telemetry topics to the module's device-to-cloud topic.
+pub struct HubLink {
     settings: IotHubSettings,
     dispatcher: Arc<Dispatcher>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<JoinHandle<()>, String> {
-    let options = settings.options()?;
-    let (client, mut event_loop) = AsyncClient::new(options, 64);
-    // Without TCP_NODELAY every method answer pays Nagle's ~40 ms.
-    let mut network = event_loop.network_options();
-    network.set_tcp_nodelay(true);
-    event_loop.set_network_options(network);
-    Ok(tokio::spawn(run(
-        settings, client, event_loop, dispatcher, shutdown,
-    )))
+    rid: AtomicU64,
 }
 
-async fn run(
-    settings: IotHubSettings,
-    client: AsyncClient,
-    mut event_loop: EventLoop,
-    dispatcher: Arc<Dispatcher>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let rid = AtomicU64::new(0);
-    let mut renew = tokio::time::interval(TOKEN_TTL * 3 / 4);
-    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    renew.tick().await;
-    let mut backoff = Duration::from_secs(1);
-    let (host, port) = settings.endpoint();
-    info!(hub = %settings.connection.host_name, endpoint = %format!("{host}:{port}"), client = %settings.connection.client_id(), "IoT Hub connection starting");
-    loop {
-        tokio::select! {
-            _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                let _ = client.disconnect().await;
-                let _ = tokio::time::timeout(Duration::from_secs(1), event_loop.poll()).await;
-                break;
-            }
-            _ = renew.tick() => {
-                // A fresh token, used by the reconnect the disconnect causes.
-                match settings.token() {
-                    Ok(t) => {
-                        event_loop
-                            .mqtt_options
-                            .set_credentials(settings.connection.username(API_VERSION), t);
-                        let _ = client.disconnect().await;
-                    }
-                    Err(e) => warn!(error = %e, "renewing the IoT Hub token failed"),
-                }
-            }
-            event = event_loop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    backoff = Duration::from_secs(1);
-                    info!("connected to the IoT Hub");
-                    for filter in ["$iothub/methods/POST/#", "$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#"] {
-                        if let Err(e) = client.subscribe(filter, QoS::AtLeastOnce).await {
-                            warn!(error = %e, %filter, "subscribing failed");
-                        }
-                    }
-                    let n = rid.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Err(e) = client
-                        .publish(topics::reported_patch(&n.to_string()), QoS::AtLeastOnce, false, identity_report().to_string())
-                        .await
-                    {
-                        warn!(error = %e, "reporting the module's identity failed");
-                    }
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Some((method, rid)) = topics::parse_method_request(&p.topic) {
-                        let (client, dispatcher) = (client.clone(), dispatcher.clone());
-                        tokio::spawn(async move {
-                            let (status, body) = dispatcher.call(&method, &p.payload).await;
-                            let topic = topics::method_response(i32::from(status), &rid);
-                            if let Err(e) = client.publish(topic, QoS::AtLeastOnce, false, Bytes::from(body)).await {
-                                warn!(error = %e, %method, "answering a direct method failed");
-                            }
-                        });
-                    } else if p.topic.starts_with("$iothub/twin/res/") {
-                        let ok = p.topic.starts_with("$iothub/twin/res/2");
-                        if !ok {
-                            warn!(topic = %p.topic, "the hub refused a twin request");
-                        }
-                    } else {
-                        debug!(topic = %p.topic, "message from the hub ignored");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(error = %e, retry_in = ?backoff, "IoT Hub connection lost");
-                    // The next attempt carries a token valid for the whole TTL again.
-                    if let Ok(t) = settings.token() {
-                        event_loop
-                            .mqtt_options
-                            .set_credentials(settings.connection.username(API_VERSION), t);
-                    }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
+impl std::fmt::Debug for HubLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubLink")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubLink {
+    pub fn new(settings: IotHubSettings, dispatcher: Arc<Dispatcher>) -> Self {
+        Self {
+            settings,
+            dispatcher,
+            rid: AtomicU64::new(0),
+        }
+    }
+
+    /// The connection's options, with a token valid from now for [`TOKEN_TTL`]; the hub ends
+    /// the session when it expires and the transport reconnects with a new one.
+    pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
+        self.settings.options()
+    }
+
+    pub fn describe(&self) -> String {
+        let (host, port) = self.settings.endpoint();
+        format!(
+            "iothub://{host}:{port} as {}",
+            self.settings.connection.client_id()
+        )
+    }
+
+    /// After CONNACK: the subscriptions (again: the connection is a clean session) and the
+    /// reported identity. QoS 0 for what the hub sends and for the report, so the telemetry
+    /// transport's packet ids stay its own.
+    pub async fn on_connected(&self, client: &AsyncClient) {
+        info!(hub = %self.settings.connection.host_name, "connected to the IoT Hub");
+        for filter in [
+            "$iothub/methods/POST/#",
+            "$iothub/twin/res/#",
+            "$iothub/twin/PATCH/properties/desired/#",
+        ] {
+            if let Err(e) = client.subscribe(filter, QoS::AtMostOnce).await {
+                warn!(error = %e, %filter, "subscribing failed");
             }
         }
+        let n = self.rid.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(e) = client
+            .publish(
+                topics::reported_patch(&n.to_string()),
+                QoS::AtMostOnce,
+                false,
+                identity_report().to_string(),
+            )
+            .await
+        {
+            warn!(error = %e, "reporting the module's identity failed");
+        }
+    }
+
+    /// Something the hub sent: a direct method is answered through the dispatcher.
+    pub fn on_publish(&self, client: &AsyncClient, topic: &str, payload: Bytes) {
+        if let Some((method, rid)) = topics::parse_method_request(topic) {
+            let (client, dispatcher) = (client.clone(), self.dispatcher.clone());
+            tokio::spawn(async move {
+                let (status, body) = dispatcher.call(&method, &payload).await;
+                let topic = topics::method_response(i32::from(status), &rid);
+                if let Err(e) = client
+                    .publish(topic, QoS::AtMostOnce, false, Bytes::from(body))
+                    .await
+                {
+                    warn!(error = %e, %method, "answering a direct method failed");
+                }
+            });
+        } else if topic.starts_with("$iothub/twin/res/") {
+            if !topic.starts_with("$iothub/twin/res/2") {
+                warn!(%topic, "the hub refused a twin request");
+            }
+        } else {
+            debug!(%topic, "message from the hub ignored");
+        }
+    }
+
+    /// The device-to-cloud topic of a telemetry message: JSON in UTF-8, as OPC Publisher
+    /// sends it, with the topic the module would have used on a broker as a property, so
+    /// consumers can still tell writer groups apart.
+    pub fn telemetry_topic(&self, topic: &str) -> String {
+        let c = &self.settings.connection;
+        let id = topics::Identity {
+            device_id: &c.device_id,
+            module_id: c.module_id.as_deref(),
+        };
+        let bag = topics::PropertyBag(vec![
+            ("$.ct".into(), Some("application/json".into())),
+            ("$.ce".into(), Some("utf-8".into())),
+            ("topic".into(), Some(topic.to_string())),
+        ]);
+        topics::telemetry(&id, &bag)
     }
 }
 

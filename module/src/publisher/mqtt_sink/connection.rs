@@ -9,6 +9,10 @@ use rumqttc::v5;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use std::sync::Arc;
+
+use crate::transport::iothub::HubLink;
+
 use super::{MqttVersion, Qos, TelemetryConfig};
 
 /// What the send loop needs to know from the event loop.
@@ -65,6 +69,45 @@ impl Connection {
                 let (c, el) = v5::AsyncClient::new(o, cap);
                 (Client::V5(c), tokio::spawn(poll_v5(el, tx)))
             }
+            MqttVersion::V311 if config.hub.is_some() => {
+                let hub = config.hub.clone();
+                let mut o = match hub.as_ref().map(|h| h.mqtt_options()) {
+                    Some(Ok(o)) => o,
+                    // The caller checked the options just before; report and let it retry.
+                    other => {
+                        let error = match other {
+                            Some(Err(e)) => e,
+                            _ => "no hub connection settings".to_string(),
+                        };
+                        let (c, _) = rumqttc::AsyncClient::new(
+                            rumqttc::MqttOptions::new("unused", "unused", 1),
+                            1,
+                        );
+                        let poller = tokio::spawn(async move {
+                            let _ = tx
+                                .send(Ev::Closed {
+                                    error,
+                                    too_large: false,
+                                })
+                                .await;
+                        });
+                        return Self {
+                            client: Client::V4(c),
+                            qos: config.qos,
+                            poller,
+                            events,
+                        };
+                    }
+                };
+                o.set_inflight(config.max_in_flight);
+                let (c, mut el) = rumqttc::AsyncClient::new(o, cap);
+                let mut n = el.network_options();
+                n.set_tcp_nodelay(true);
+                n.set_connection_timeout(10);
+                el.set_network_options(n);
+                let link = hub.map(|h| (h, c.clone()));
+                (Client::V4(c), tokio::spawn(poll_v4(el, tx, link)))
+            }
             MqttVersion::V311 => {
                 let mut o = rumqttc::MqttOptions::new(&config.client_id, &config.host, config.port);
                 o.set_keep_alive(config.keep_alive);
@@ -82,7 +125,7 @@ impl Connection {
                 n.set_tcp_nodelay(true);
                 n.set_connection_timeout(10);
                 el.set_network_options(n);
-                (Client::V4(c), tokio::spawn(poll_v4(el, tx)))
+                (Client::V4(c), tokio::spawn(poll_v4(el, tx, None)))
             }
         };
         Self {
@@ -201,14 +244,33 @@ async fn poll_v5(mut el: v5::EventLoop, tx: mpsc::Sender<Ev>) {
     }
 }
 
-async fn poll_v4(mut el: rumqttc::EventLoop, tx: mpsc::Sender<Ev>) {
+/// `hub`: the connection is an IoT Hub module's; what the hub sends goes to its link, and
+/// the link's own publishes (QoS 0: method answers, reports) are not telemetry.
+async fn poll_v4(
+    mut el: rumqttc::EventLoop,
+    tx: mpsc::Sender<Ev>,
+    hub: Option<(Arc<HubLink>, rumqttc::AsyncClient)>,
+) {
     use rumqttc::{Event, Outgoing, Packet};
     loop {
         let ev = match el.poll().await {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => Ev::Connected {
-                receive_max: None,
-                max_packet_size: None,
-            },
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                if let Some((link, client)) = &hub {
+                    let (link, client) = (link.clone(), client.clone());
+                    tokio::spawn(async move { link.on_connected(&client).await });
+                }
+                Ev::Connected {
+                    receive_max: None,
+                    max_packet_size: None,
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some((link, client)) = &hub {
+                    link.on_publish(client, &p.topic, p.payload);
+                }
+                continue;
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(0))) if hub.is_some() => continue,
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ev::Written(pkid),
             Ok(Event::Incoming(Packet::PubAck(ack))) => Ev::Acked {
                 pkid: ack.pkid,

@@ -94,6 +94,9 @@ pub struct TelemetryConfig {
     /// round trip still gets 20 MB/s (≈ 130k values/s of PubSub JSON).
     pub max_in_flight_bytes: u64,
     pub keep_alive: Duration,
+    /// Telemetry goes to an IoT Hub as this module identity, over the one connection that
+    /// also carries its direct methods (see `transport::iothub`).
+    pub hub: Option<Arc<crate::transport::iothub::HubLink>>,
 }
 
 /// Written by hand so that the broker password never reaches a log line.
@@ -112,6 +115,7 @@ impl std::fmt::Debug for TelemetryConfig {
             .field("max_in_flight", &self.max_in_flight)
             .field("max_in_flight_bytes", &self.max_in_flight_bytes)
             .field("keep_alive", &self.keep_alive)
+            .field("hub", &self.hub)
             .finish()
     }
 }
@@ -134,7 +138,28 @@ impl TelemetryConfig {
             max_in_flight: 256,
             max_in_flight_bytes: 1 << 20,
             keep_alive: Duration::from_secs(30),
+            hub: None,
         })
+    }
+
+    /// Telemetry to an IoT Hub: MQTT 3.1.1 (IoT Hub's), QoS 1 (a message leaves the outbox
+    /// only when the hub stored it), over `hub`'s connection.
+    pub fn for_hub(hub: Arc<crate::transport::iothub::HubLink>) -> Self {
+        Self {
+            host: String::new(),
+            port: 0,
+            tls: true,
+            username: None,
+            password: None,
+            client_id: String::new(),
+            version: MqttVersion::V311,
+            qos: Qos::AtLeastOnce,
+            tls_files: TlsFiles::default(),
+            max_in_flight: 256,
+            max_in_flight_bytes: 1 << 20,
+            keep_alive: Duration::from_secs(60),
+            hub: Some(hub),
+        }
     }
 
     /// The broker connection's transport, the TLS files read afresh (so a renewed
@@ -144,6 +169,9 @@ impl TelemetryConfig {
     }
 
     fn broker(&self) -> String {
+        if let Some(hub) = &self.hub {
+            return hub.describe();
+        }
         let scheme = if self.tls { "mqtts" } else { "mqtt" };
         format!("{scheme}://{}:{}", self.host, self.port)
     }
@@ -189,7 +217,16 @@ async fn run(
             break;
         }
         consumer.rewind();
-        let end = match config.transport() {
+        let transport = match &config.hub {
+            // The hub link makes its own TLS transport; check it can, so a bad CA file is
+            // reported here like a bad broker TLS file.
+            Some(hub) => hub
+                .mqtt_options()
+                .map(|o| o.transport())
+                .map_err(|e| e.to_string()),
+            None => config.transport().map_err(|e| e.to_string()),
+        };
+        let end = match transport {
             Ok(transport) => {
                 let s = Session {
                     config: &config,
@@ -322,10 +359,14 @@ impl Session<'_> {
                 break;
             };
             let m = &d.message;
+            let topic = match &self.config.hub {
+                Some(hub) => std::borrow::Cow::Owned(hub.telemetry_topic(&m.topic)),
+                None => std::borrow::Cow::Borrowed(m.topic.as_str()),
+            };
             let size = connection::publish_packet_size(
                 self.config.version,
                 self.config.qos,
-                &m.topic,
+                &topic,
                 m.payload.len(),
             );
             if let Some(max) = self.max_packet_size.filter(|&max| size > max as usize) {
@@ -334,12 +375,14 @@ impl Session<'_> {
                 outbox.discard(d.id);
                 continue;
             }
-            if !rumqttc::valid_topic(&m.topic) {
+            if !rumqttc::valid_topic(&topic) {
                 error!(id = d.id, topic = %m.topic, "telemetry message with an invalid topic; dropped");
                 outbox.discard(d.id);
                 continue;
             }
-            self.conn.publish(&m.topic, m.payload.clone(), m.retain)?;
+            // A hub keeps nothing retained: metadata goes as a message like the others.
+            let retain = m.retain && self.config.hub.is_none();
+            self.conn.publish(&topic, m.payload.clone(), retain)?;
             self.inflight.queue(Sent {
                 id: d.id,
                 bytes: m.payload.len() as u32,
