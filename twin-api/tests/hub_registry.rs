@@ -525,3 +525,125 @@ async fn tokens_and_credentials_are_checked() {
     );
     api.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_operations_and_a_registry_moved_by_export_and_import() {
+    let dir = temp_dir("hub-bulk");
+    let broker = Mosquitto::start().await;
+    let source = TwinApi::start(&broker.url(), &dir.join("a"), |_| {}).await;
+    let admin = Client {
+        api: &source,
+        auth: format!("Bearer {ADMIN}"),
+    };
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    // The service SDKs' bulk registry operation: 200 when all succeed, 400 with the failures.
+    let (s, _, r) = admin
+        .call(
+            Method::POST,
+            "/devices",
+            None,
+            Some(json!([
+                {"id": "b-1", "importMode": "create", "status": "enabled",
+                 "authentication": {"type": "sas", "symmetricKey": {"primaryKey": key, "secondaryKey": key}},
+                 "tags": {"site": "p1"}, "properties": {"desired": {"rate": 5}}},
+                {"id": "b-2", "importMode": "create"},
+            ])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["isSuccessful"], true);
+    let (s, _, r) = admin
+        .call(
+            Method::POST,
+            "/devices",
+            None,
+            Some(json!([
+                {"id": "b-1", "importMode": "create"},
+                {"id": "bad id", "importMode": "create"},
+                {"id": "b-2", "moduleId": "m", "importMode": "create"},
+                {"id": "b-3", "importMode": "sideways"},
+            ])),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{r}");
+    assert_eq!(r["isSuccessful"], false);
+    let codes: Vec<&str> = r["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["errorCode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        codes,
+        ["DeviceAlreadyExists", "ArgumentInvalid", "ArgumentInvalid"],
+        "{r}"
+    );
+    let (_, _, twin) = admin.call(Method::GET, "/twins/b-1", None, None).await;
+    assert_eq!(twin["tags"]["site"], "p1");
+    assert_eq!(twin["properties"]["desired"]["rate"], 5);
+
+    // Export as JSON lines (IoT Hub's ExportImportDevice), import into another hub.
+    let res = source
+        .http
+        .get(format!("{}/identities/export", source.base))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let exported = res.text().await.unwrap();
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{exported}");
+    assert!(lines.iter().any(|l| l["moduleId"] == "m"), "{exported}");
+    assert_eq!(
+        lines[0]["authentication"]["symmetricKey"]["primaryKey"], key,
+        "{exported}"
+    );
+    // A reader's export has no keys.
+    let res = source
+        .http
+        .get(format!("{}/identities/export", source.base))
+        .header("Authorization", format!("Bearer {READER}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.text().await.unwrap().contains(key));
+
+    let target = TwinApi::start(&broker.url(), &dir.join("b"), |_| {}).await;
+    let body = format!("{exported}not json\n");
+    let res = target
+        .http
+        .post(format!("{}/identities/import", target.base))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let r: Value = res.json().await.unwrap();
+    assert_eq!(
+        (r["imported"].as_u64(), r["failed"].as_u64()),
+        (Some(3), Some(1)),
+        "{r}"
+    );
+    assert_eq!(r["errors"][0]["line"], 4, "{r}");
+    let moved = Client {
+        api: &target,
+        auth: format!("Bearer {ADMIN}"),
+    };
+    let (s, _, d) = moved.call(Method::GET, "/devices/b-1", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(d["authentication"]["symmetricKey"]["primaryKey"], key);
+    let (_, _, twin) = moved.call(Method::GET, "/twins/b-1", None, None).await;
+    assert_eq!(twin["tags"]["site"], "p1");
+    assert_eq!(twin["properties"]["desired"]["rate"], 5);
+    let (s, _, _) = moved
+        .call(Method::GET, "/devices/b-2/modules/m", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    source.shutdown().await;
+    target.shutdown().await;
+}

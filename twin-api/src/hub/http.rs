@@ -48,7 +48,7 @@ pub(super) struct Caller {
 }
 
 impl Caller {
-    fn may(&self, r: Right) -> bool {
+    pub(super) fn may(&self, r: Right) -> bool {
         self.rights.contains(&r)
     }
 }
@@ -129,7 +129,7 @@ impl HubState {
 
 /// What `If-Match` asks: nothing, anything (`*` or `"*"`, as the SDKs send it), or one etag.
 #[derive(Debug, PartialEq)]
-enum IfMatch {
+pub(super) enum IfMatch {
     Absent,
     Any,
     Etag(String),
@@ -208,7 +208,7 @@ impl Hub {
 
     /// `PUT /devices/{id}[/modules/{m}]`: without `If-Match` a create (409 when it exists),
     /// with `*` a create or replace, with an etag a replace of exactly that version.
-    async fn put_identity(
+    pub(super) async fn put_identity(
         &self,
         device_id: &str,
         module_id: &str,
@@ -305,7 +305,7 @@ impl Hub {
         )))
     }
 
-    async fn delete_identity(
+    pub(super) async fn delete_identity(
         &self,
         device_id: &str,
         module_id: &str,
@@ -329,7 +329,7 @@ impl Hub {
     }
 
     /// `PATCH` (merge) or `PUT` (replace) of a twin's tags and desired properties.
-    async fn write_twin(
+    pub(super) async fn write_twin(
         &self,
         device_id: &str,
         module_id: &str,
@@ -899,7 +899,9 @@ async fn query_twins(
 /// The hub's service routes, ready to merge into the twin API's router.
 pub fn routes(hub: Arc<Hub>, auth: Arc<Authenticator>) -> Router {
     Router::new()
-        .route("/devices", get(list_devices))
+        .route("/devices", get(list_devices).post(super::bulk::bulk))
+        .route("/identities/export", get(super::bulk::export))
+        .route("/identities/import", post(super::bulk::import))
         .route("/devices/query", post(query_twins))
         .route(
             "/devices/{device_id}",

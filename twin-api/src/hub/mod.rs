@@ -8,6 +8,7 @@
 //! database) with `secrets` sealing every key it keeps. `sas` is the token format both the
 //! service routes and (next) the device endpoint verify.
 
+mod bulk;
 pub mod endpoint;
 pub mod error;
 mod files;
