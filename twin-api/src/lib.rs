@@ -172,6 +172,9 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
             source,
         })?;
     let tls = config.tls.as_ref().map(tls::server_config).transpose()?;
+    if tls.is_none() && !config.http_bind.ip().is_loopback() {
+        warn!(bind = %config.http_bind, "serving HTTP beyond this host: API keys, hub SAS tokens and the device keys the hub returns cross the network in clear; give --tls-cert/--tls-key");
+    }
     let listener = TcpListener::bind(config.http_bind)
         .await
         .map_err(|e| match e.kind() {
