@@ -291,6 +291,28 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         "{event}"
     );
 
+    // The endpoint's live values, as for a module on the broker: from the hub's messages.
+    let mut live = api
+        .http
+        .get(format!("{}/events/v2/telemetry/{ep_id}", api.base))
+        .header("Authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(seen.contains("event: telemetry") && seen.contains("Fast/0")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, live.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no live value through the hub: {seen}"))
+            .unwrap()
+            .expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(live);
+
     // The module goes away: the publisher is offline and calls answer 503 at once.
     drop(module);
     let deadline = Instant::now() + Duration::from_secs(20);

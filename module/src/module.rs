@@ -304,7 +304,15 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
     // As an IoT Hub module, one connection carries telemetry, direct methods and the twin.
     let telemetry_config = match config.iothub.clone() {
         Some(hub) => {
-            let link = crate::transport::iothub::HubLink::new(hub, dispatcher.clone());
+            let pattern = config
+                .publisher
+                .topics
+                .telemetry_pattern(&config.publisher_id);
+            let link = crate::transport::iothub::HubLink::new(
+                hub,
+                dispatcher.clone(),
+                pattern.as_str().to_string(),
+            );
             link.mqtt_options().map_err(StartError::IotHub)?;
             Some(TelemetryConfig::for_hub(Arc::new(link)))
         }

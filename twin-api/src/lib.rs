@@ -210,6 +210,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     hub.link_publishers(hub::publishers::PublisherLink {
         liveness: rpc.liveness.clone(),
         registry: registry.clone(),
+        rpc: rpc.clone(),
     });
     rpc.use_hub(hub.clone());
     let auth = Arc::new(match &config.jwt {

@@ -138,8 +138,48 @@ impl Drop for TelemetryLease {
         };
         if last {
             self.rpc.telemetry.remove_if(&self.root, |_, v| v.0 == 0);
-            let filter = self.rpc.telemetry_pattern(&self.root).filter();
-            let _ = self.rpc.client.try_unsubscribe(filter);
+            if crate::hub::publishers::identity_of(&self.root).is_none() {
+                let filter = self.rpc.telemetry_pattern(&self.root).filter();
+                let _ = self.rpc.client.try_unsubscribe(filter);
+            }
+        }
+    }
+}
+
+/// Feeds a watched hub publisher's messages to its watchers until nobody watches.
+async fn forward_hub_telemetry(
+    rpc: std::sync::Weak<MqttRpc>,
+    mut messages: broadcast::Receiver<crate::hub::messages::Message>,
+    root: String,
+    device_id: String,
+    module_id: String,
+) {
+    loop {
+        let m = match tokio::time::timeout(Duration::from_secs(10), messages.recv()).await {
+            Ok(Ok(m)) => Some(m),
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                debug!(%root, lost = n, "live values fell behind the hub's messages");
+                None
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => return,
+            // Quiet: see whether anyone still watches.
+            Err(_) => None,
+        };
+        let Some(rpc) = rpc.upgrade() else { return };
+        if !rpc.telemetry.contains_key(&root) {
+            return;
+        }
+        let Some(m) = m.filter(|m| m.device_id == device_id && m.module_id == module_id) else {
+            continue;
+        };
+        if let Some(topic) = m
+            .properties
+            .get("topic")
+            .and_then(serde_json::Value::as_str)
+        {
+            if !rpc.on_hub_telemetry(&root, topic, &m.body) {
+                return;
+            }
         }
     }
 }
@@ -298,8 +338,8 @@ impl MqttRpc {
     }
 
     /// Follows a module's announced telemetry pattern; a watched module that changed it is
-    /// subscribed anew.
-    fn learn_pattern(&self, root: &str, announced: Option<&str>) {
+    /// subscribed anew (on the broker; a hub publisher's telemetry comes from the hub).
+    pub(crate) fn learn_pattern(&self, root: &str, announced: Option<&str>) {
         let pattern = announced
             .map(TelemetryPattern::new)
             .unwrap_or_else(|| ModuleTopics::new(root).default_telemetry());
@@ -308,7 +348,8 @@ impl MqttRpc {
             return;
         }
         self.patterns.insert(root.to_string(), pattern.clone());
-        if self.telemetry.contains_key(root) {
+        if self.telemetry.contains_key(root) && crate::hub::publishers::identity_of(root).is_none()
+        {
             let _ = self.client.try_unsubscribe(old.filter());
             if let Err(e) = self.client.try_subscribe(pattern.filter(), QoS::AtMostOnce) {
                 warn!(error = %e, "subscribing to telemetry failed");
@@ -327,9 +368,22 @@ impl MqttRpc {
             .or_insert_with(|| (0, broadcast::channel(1024).0));
         entry.0 += 1;
         if entry.0 == 1 {
-            let filter = self.telemetry_pattern(root).filter();
-            if let Err(e) = self.client.try_subscribe(filter, QoS::AtMostOnce) {
-                warn!(error = %e, "subscribing to telemetry failed");
+            if let Some((device_id, module_id)) = crate::hub::publishers::identity_of(root) {
+                // A publisher on the hub: its device-to-cloud messages, while watched.
+                if let Some(hub) = self.hub.get() {
+                    tokio::spawn(forward_hub_telemetry(
+                        Arc::downgrade(self),
+                        hub.messages.subscribe(),
+                        root.to_string(),
+                        device_id.to_string(),
+                        module_id.to_string(),
+                    ));
+                }
+            } else {
+                let filter = self.telemetry_pattern(root).filter();
+                if let Err(e) = self.client.try_subscribe(filter, QoS::AtMostOnce) {
+                    warn!(error = %e, "subscribing to telemetry failed");
+                }
             }
         }
         let rx = entry.1.subscribe();
@@ -415,6 +469,21 @@ impl MqttRpc {
         } else {
             self.on_telemetry(&topic, &p.payload);
         }
+    }
+
+    /// Hands a hub publisher's message (its broker topic in the `topic` property) to the
+    /// watchers of its root; `false` once nobody watches any more.
+    fn on_hub_telemetry(&self, root: &str, topic: &str, payload: &Bytes) -> bool {
+        let Some(watched) = self.telemetry.get(root) else {
+            return false;
+        };
+        if let Some(group) = self.telemetry_pattern(root).writer_group(topic) {
+            let _ = watched
+                .value()
+                .1
+                .send((Arc::from(group.unwrap_or("")), payload.clone()));
+        }
+        true
     }
 
     /// Hands a telemetry message to the watchers of every module whose pattern it fits.

@@ -110,12 +110,15 @@ impl IotHubSettings {
     }
 }
 
-/// OPC Publisher's reported identity: services select publishers by `__type__`.
-fn identity_report() -> serde_json::Value {
+/// OPC Publisher's reported identity (services select publishers by `__type__`), and the
+/// telemetry topic pattern whose topics the messages carry, so a service can still tell
+/// writer groups apart.
+fn identity_report(telemetry_topic: &str) -> serde_json::Value {
     json!({
         "__type__": "OpcPublisher",
         "__version__": "2.9",
         "__fullversion__": concat!("iiot ", env!("CARGO_PKG_VERSION")),
+        "__telemetryTopic__": telemetry_topic,
     })
 }
 
@@ -127,6 +130,8 @@ pub struct HubLink {
     settings: IotHubSettings,
     dispatcher: Arc<Dispatcher>,
     rid: AtomicU64,
+    /// The pattern of the broker topics telemetry would have (`--ttt`), reported.
+    telemetry_topic: String,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -138,11 +143,16 @@ impl std::fmt::Debug for HubLink {
 }
 
 impl HubLink {
-    pub fn new(settings: IotHubSettings, dispatcher: Arc<Dispatcher>) -> Self {
+    pub fn new(
+        settings: IotHubSettings,
+        dispatcher: Arc<Dispatcher>,
+        telemetry_topic: String,
+    ) -> Self {
         Self {
             settings,
             dispatcher,
             rid: AtomicU64::new(0),
+            telemetry_topic,
         }
     }
 
@@ -180,7 +190,7 @@ impl HubLink {
                 topics::reported_patch(&n.to_string()),
                 QoS::AtMostOnce,
                 false,
-                identity_report().to_string(),
+                identity_report(&self.telemetry_topic).to_string(),
             )
             .await
         {

@@ -51,6 +51,8 @@ pub fn is_publisher(i: &Identity) -> bool {
 pub struct PublisherLink {
     pub liveness: Arc<LivenessTable>,
     pub registry: Arc<Registry>,
+    /// Learns the telemetry pattern the module reports (`__telemetryTopic__`).
+    pub rpc: Arc<crate::rpc::MqttRpc>,
 }
 
 impl PublisherLink {
@@ -79,6 +81,15 @@ impl PublisherLink {
             telemetry_topic: None,
         };
         self.liveness.apply(&root, &state);
+        if let Some(p) = i
+            .twin
+            .reported
+            .props
+            .get("__telemetryTopic__")
+            .and_then(Value::as_str)
+        {
+            self.rpc.learn_pattern(&root, Some(p));
+        }
         if let Err(e) = self.registry.publisher_seen(&id, &root).await {
             tracing::warn!(publisher = %id, error = %e, "hub: registering a publisher failed");
         }
