@@ -313,6 +313,49 @@ async fn the_module_serves_twin_operations_through_the_hub() {
     }
     drop(live);
 
+    // A publishing configuration in the module twin's desired properties replaces the file's.
+    let (s, body) = api
+        .call(
+            reqwest::Method::PATCH,
+            "/twins/edge-1/modules/publisher",
+            Some(json!({"properties": {"desired": {"publishedNodes": [{
+                "EndpointUrl": plc.endpoint_url(),
+                "UseSecurity": false,
+                "OpcNodes": [{ "Id": format!("{NS}Slow/0"), "OpcSamplingInterval": 100, "OpcPublishingInterval": 200 }],
+            }]}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, twin) = api
+            .call(
+                reqwest::Method::GET,
+                "/twins/edge-1/modules/publisher",
+                None,
+            )
+            .await;
+        let status = &twin["properties"]["reported"]["publishedNodesStatus"];
+        if status["status"] == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the configuration was not applied: {twin}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !text.contains("Slow/0") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, stream.chunk())
+            .await
+            .expect("telemetry of the twin's configuration")
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
     // The module goes away: the publisher is offline and calls answer 503 at once.
     drop(module);
     let deadline = Instant::now() + Duration::from_secs(20);

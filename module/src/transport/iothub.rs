@@ -31,6 +31,8 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
 const API_VERSION: &str = "2021-04-12";
 /// The MQTT port of IoT Hub and IoT Edge hubs (the SDKs' fixed port).
 const DEFAULT_PORT: u16 = 8883;
+/// Prefix of the twin GET that reads the configuration at connect.
+const CONFIG_RID: &str = "config-";
 /// Largest packet: IoT Hub's 256 KB message and a topic.
 const MAX_PACKET: usize = 256 * 1024 + 16 * 1024;
 
@@ -132,6 +134,8 @@ pub struct HubLink {
     rid: AtomicU64,
     /// The pattern of the broker topics telemetry would have (`--ttt`), reported.
     telemetry_topic: String,
+    /// The desired `$version` whose `publishedNodes` was last applied.
+    applied: AtomicU64,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -153,6 +157,7 @@ impl HubLink {
             dispatcher,
             rid: AtomicU64::new(0),
             telemetry_topic,
+            applied: AtomicU64::new(0),
         }
     }
 
@@ -196,6 +201,70 @@ impl HubLink {
         {
             warn!(error = %e, "reporting the module's identity failed");
         }
+        // The desired properties as they are now: a configuration set while the module was
+        // away applies at connect.
+        let n = self.rid.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(e) = client
+            .publish(
+                format!("$iothub/twin/GET/?$rid={CONFIG_RID}{n}"),
+                QoS::AtMostOnce,
+                false,
+                " ",
+            )
+            .await
+        {
+            warn!(error = %e, "reading the module twin failed");
+        }
+    }
+
+    /// Applies `publishedNodes` of the desired properties (a `publishednodes.json` array)
+    /// through SetConfiguredEndpoints, once per desired version, and reports the outcome.
+    fn apply_desired(&self, client: &AsyncClient, desired: serde_json::Value) {
+        let version = desired
+            .get("$version")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let Some(nodes) = desired
+            .get("publishedNodes")
+            .filter(|n| !n.is_null())
+            .cloned()
+        else {
+            return;
+        };
+        if self.applied.fetch_max(version, Ordering::AcqRel) >= version && version != 0 {
+            return;
+        }
+        let (client, dispatcher) = (client.clone(), self.dispatcher.clone());
+        let rid = self.rid.fetch_add(1, Ordering::Relaxed) + 1;
+        tokio::spawn(async move {
+            let body = json!({ "endpoints": nodes }).to_string();
+            let (status, answer) = dispatcher
+                .call("SetConfiguredEndpoints", body.as_bytes())
+                .await;
+            let error = (status >= 300).then(|| {
+                serde_json::from_slice::<serde_json::Value>(&answer)
+                    .ok()
+                    .and_then(|p| p.get("detail").cloned())
+                    .unwrap_or(serde_json::Value::Null)
+            });
+            info!(
+                version,
+                status, "publishing configuration from the module twin applied"
+            );
+            let report = json!({ "publishedNodesStatus": {
+                "version": version, "status": status, "error": error } });
+            if let Err(e) = client
+                .publish(
+                    topics::reported_patch(&rid.to_string()),
+                    QoS::AtMostOnce,
+                    false,
+                    report.to_string(),
+                )
+                .await
+            {
+                warn!(error = %e, "reporting the configuration's outcome failed");
+            }
+        });
     }
 
     /// Something the hub sent: a direct method is answered through the dispatcher.
@@ -212,9 +281,17 @@ impl HubLink {
                     warn!(error = %e, %method, "answering a direct method failed");
                 }
             });
+        } else if topic.starts_with("$iothub/twin/PATCH/properties/desired/") {
+            if let Ok(desired) = serde_json::from_slice::<serde_json::Value>(&payload) {
+                self.apply_desired(client, desired);
+            }
         } else if topic.starts_with("$iothub/twin/res/") {
             if !topic.starts_with("$iothub/twin/res/2") {
                 warn!(%topic, "the hub refused a twin request");
+            } else if topic.contains(&format!("$rid={CONFIG_RID}")) {
+                if let Ok(mut twin) = serde_json::from_slice::<serde_json::Value>(&payload) {
+                    self.apply_desired(client, twin["desired"].take());
+                }
             }
         } else {
             debug!(%topic, "message from the hub ignored");
