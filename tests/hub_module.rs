@@ -87,6 +87,13 @@ async fn twin_api(dir: &Path, mqtt_url: &str, hub_port: u16) -> (Proc, Api) {
         .spawn()
         .expect("spawn iiot twin-api");
     wait_for_port_of(port, "twin-api", &mut child).await;
+    // The device endpoint writes its CA as it starts, just after the REST API.
+    let ca = dir.join("data/hub-ca.pem");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ca.exists() {
+        assert!(Instant::now() < deadline, "no {}", ca.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     (
         Proc(child),
         Api {
@@ -383,4 +390,113 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         .await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(began.elapsed() < Duration::from_secs(3));
+}
+
+/// The IoT Edge workload API as the security daemon serves it to one module (trust bundle,
+/// and HMAC signatures with the module's key, which the module itself never gets), over
+/// HTTP: IoT Edge's runtime cannot run here, its API contract can.
+async fn workload_api(ca_pem: String, module_key: String) -> std::net::SocketAddr {
+    use axum::extract::Path as UrlPath;
+    use axum::routing::{get, post};
+    use axum::Json;
+    let app = axum::Router::new()
+        .route(
+            "/trust-bundle",
+            get(move || {
+                let pem = ca_pem.clone();
+                async move { Json(json!({ "certificate": pem })) }
+            }),
+        )
+        .route(
+            "/modules/{module}/genid/{genid}/sign",
+            post(
+                move |UrlPath((module, genid)): UrlPath<(String, String)>,
+                      Json(req): Json<Value>| {
+                    let key = module_key.clone();
+                    async move {
+                        use base64::Engine;
+                        assert_eq!((module.as_str(), genid.as_str()), ("publisher", "gen-7"));
+                        assert_eq!(req["keyId"], "primary");
+                        assert_eq!(req["algo"], "HMACSHA256");
+                        let data = base64::engine::general_purpose::STANDARD
+                            .decode(req["data"].as_str().unwrap())
+                            .unwrap();
+                        let digest = iiot_twin_api::hub::sas::hmac(&key, &data).unwrap();
+                        Json(json!({ "digest": digest }))
+                    }
+                },
+            ),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_module_connects_from_an_iot_edge_environment() {
+    let dir = temp_dir("hub-module-edge");
+    let broker = Mosquitto::start().await;
+    let hub_port = free_port();
+    let (_twin, api) = twin_api(&dir, &broker.url(), hub_port).await;
+    api.call(reqwest::Method::PUT, "/devices/edge-2", Some(json!({})))
+        .await;
+    let (_, m) = api
+        .call(
+            reqwest::Method::PUT,
+            "/devices/edge-2/modules/publisher",
+            Some(json!({"managedBy": "IotEdge"})),
+        )
+        .await;
+    let key = m["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let ca = std::fs::read_to_string(dir.join("data/hub-ca.pem")).unwrap();
+    let workload = workload_api(ca, key).await;
+
+    let module_port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
+        .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
+        .arg("--http-port")
+        .arg(module_port.to_string())
+        .arg("--api-key")
+        .arg(API_KEY)
+        .arg("--data-dir")
+        .arg(dir.join("module"))
+        // What edgeAgent sets for a module (IOTEDGE_APIVERSION is aziot-edged's).
+        .env("IOTEDGE_IOTHUBHOSTNAME", "hub1.localhost")
+        .env("IOTEDGE_DEVICEID", "edge-2")
+        .env("IOTEDGE_MODULEID", "publisher")
+        .env("IOTEDGE_GATEWAYHOSTNAME", format!("127.0.0.1:{hub_port}"))
+        .env("IOTEDGE_MODULEGENERATIONID", "gen-7")
+        .env("IOTEDGE_WORKLOADURI", format!("http://{workload}/"))
+        .env("IOTEDGE_APIVERSION", "2022-08-03")
+        .env_remove("IIOT_IOTHUB_CONNECTION_STRING")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn iiot module");
+    wait_for_port_of(module_port, "module", &mut child).await;
+    let _module = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, p) = api
+            .call(
+                reqwest::Method::GET,
+                "/registry/v2/publishers/edge-2_module_publisher",
+                None,
+            )
+            .await;
+        if p["connected"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the IoT Edge module never came online: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(dir.join("module/iotedge-trust-bundle.pem").exists());
 }

@@ -313,7 +313,6 @@ pub async fn start(config: ModuleConfig) -> Result<ModuleHandle, StartError> {
                 dispatcher.clone(),
                 pattern.as_str().to_string(),
             );
-            link.mqtt_options().map_err(StartError::IotHub)?;
             Some(TelemetryConfig::for_hub(Arc::new(link)))
         }
         None => telemetry_config,

@@ -249,11 +249,19 @@ impl ModuleArgs {
             QosArg::AtMostOnce => Qos::AtMostOnce,
             QosArg::AtLeastOnce => Qos::AtLeastOnce,
         });
+        use iiot_module::transport::{iothub::IotHubSettings, workload::EdgeEnvironment};
         if let Some(cs) = &self.iothub_connection_string {
-            config.iothub = Some(
-                iiot_module::transport::iothub::IotHubSettings::parse(cs, self.iothub_ca.clone())
-                    .map_err(anyhow::Error::msg)?,
-            );
+            let settings =
+                IotHubSettings::parse(cs, self.iothub_ca.clone()).map_err(anyhow::Error::msg)?;
+            // A CA file that cannot be used is an error now, not at the first connect.
+            settings
+                .options(String::new())
+                .map_err(anyhow::Error::msg)?;
+            config.iothub = Some(settings);
+        } else if let Some(env) = EdgeEnvironment::from_process().map_err(anyhow::Error::msg)? {
+            // Under IoT Edge: the environment edgeAgent gives every module.
+            tracing::info!(hub = %env.hub_host_name, device = %env.device_id, module = %env.module_id, "IoT Edge environment found; connecting to the edge hub");
+            config.iothub = Some(IotHubSettings::from_edge(env, &config.data_dir));
         }
         if let Some(url) = self.gds_url {
             let password_file = self

@@ -46,6 +46,23 @@ pub enum ConnectionStringError {
 }
 
 impl ConnectionString {
+    /// An identity whose key is held elsewhere (an IoT Edge module: the security daemon
+    /// signs its tokens); [`ConnectionString::shared_access_key`] is then empty.
+    pub fn without_key(
+        host_name: &str,
+        device_id: &str,
+        module_id: Option<&str>,
+        gateway_host_name: Option<&str>,
+    ) -> Self {
+        Self {
+            host_name: host_name.into(),
+            device_id: device_id.into(),
+            module_id: module_id.map(str::to_string),
+            shared_access_key: String::new(),
+            gateway_host_name: gateway_host_name.map(str::to_string),
+        }
+    }
+
     pub fn shared_access_key(&self) -> &str {
         &self.shared_access_key
     }

@@ -148,19 +148,54 @@ impl SasToken {
     }
 }
 
-/// Makes a token as the SDKs do (`sr` percent-encoded, `/` included), for tests, the
-/// benchmark and the module's own connection.
-pub fn sign(resource: &str, key: &str, expiry: i64, key_name: Option<&str>) -> Option<String> {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-    let sr = utf8_percent_encode(resource, NON_ALPHANUMERIC).to_string();
+/// A token before its signature: what must be signed, for a signer elsewhere (IoT Edge's
+/// security daemon signs module tokens; the module never holds the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsigned {
+    sr: String,
+    expiry: i64,
+}
+
+impl Unsigned {
+    /// `sr` percent-encoded as the SDKs do (`/` included).
+    pub fn new(resource: &str, expiry: i64) -> Self {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        Self {
+            sr: utf8_percent_encode(resource, NON_ALPHANUMERIC).to_string(),
+            expiry,
+        }
+    }
+
+    /// The text the HMAC covers: `sr + "\n" + se`.
+    pub fn to_sign(&self) -> String {
+        format!("{}\n{}", self.sr, self.expiry)
+    }
+
+    /// The token with `signature` (base64 HMAC-SHA256 of [`Unsigned::to_sign`]).
+    pub fn token(&self, signature: &str, key_name: Option<&str>) -> String {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        let (sr, se) = (&self.sr, self.expiry);
+        let sig = utf8_percent_encode(signature, NON_ALPHANUMERIC);
+        match key_name {
+            Some(n) => format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}&skn={n}"),
+            None => format!("SharedAccessSignature sr={sr}&sig={sig}&se={se}"),
+        }
+    }
+}
+
+/// Base64 HMAC-SHA256 of `data` under a base64 `key`: what IoT Edge's workload API `sign`
+/// answers, and the signature of a token.
+pub fn hmac(key: &str, data: &[u8]) -> Option<String> {
     let mut mac = HmacSha256::new_from_slice(&key_bytes(key)?).ok()?;
-    mac.update(format!("{sr}\n{expiry}").as_bytes());
-    let sig = b64().encode(mac.finalize().into_bytes());
-    let sig = utf8_percent_encode(&sig, NON_ALPHANUMERIC);
-    Some(match key_name {
-        Some(n) => format!("SharedAccessSignature sr={sr}&sig={sig}&se={expiry}&skn={n}"),
-        None => format!("SharedAccessSignature sr={sr}&sig={sig}&se={expiry}"),
-    })
+    mac.update(data);
+    Some(b64().encode(mac.finalize().into_bytes()))
+}
+
+/// Makes a token as the SDKs do, for tests, the benchmark and the module's own connection.
+pub fn sign(resource: &str, key: &str, expiry: i64, key_name: Option<&str>) -> Option<String> {
+    let unsigned = Unsigned::new(resource, expiry);
+    let sig = hmac(key, unsigned.to_sign().as_bytes())?;
+    Some(unsigned.token(&sig, key_name))
 }
 
 #[cfg(test)]

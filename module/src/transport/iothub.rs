@@ -41,7 +41,10 @@ const MAX_PACKET: usize = 256 * 1024 + 16 * 1024;
 pub struct IotHubSettings {
     pub connection: ConnectionString,
     /// CA certificates (PEM) the hub's certificate chains to; the system bundle otherwise.
+    /// Under IoT Edge: where the workload API's trust bundle is written.
     pub ca: Option<PathBuf>,
+    /// Under IoT Edge: the workload API that signs tokens and hands out the trust bundle.
+    pub edge: Option<super::workload::EdgeEnvironment>,
 }
 
 impl std::fmt::Debug for IotHubSettings {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for IotHubSettings {
         f.debug_struct("IotHubSettings")
             .field("connection", &self.connection)
             .field("ca", &self.ca)
+            .field("edge", &self.edge)
             .finish()
     }
 }
@@ -64,7 +68,44 @@ impl IotHubSettings {
         if sas::key_bytes(connection.shared_access_key()).is_none() {
             return Err("--iothub-connection-string: SharedAccessKey is not base64".into());
         }
-        Ok(Self { connection, ca })
+        Ok(Self {
+            connection,
+            ca,
+            edge: None,
+        })
+    }
+
+    /// The IoT Edge environment (as `create_from_edge_environment` reads it): the edge hub
+    /// at `IOTEDGE_GATEWAYHOSTNAME`, tokens signed by the workload API, the trust bundle kept
+    /// in `data_dir`.
+    pub fn from_edge(env: super::workload::EdgeEnvironment, data_dir: &std::path::Path) -> Self {
+        Self {
+            connection: ConnectionString::without_key(
+                &env.hub_host_name,
+                &env.device_id,
+                Some(&env.module_id),
+                Some(&env.gateway_host_name),
+            ),
+            ca: Some(data_dir.join("iotedge-trust-bundle.pem")),
+            edge: Some(env),
+        }
+    }
+
+    /// A token valid from now for [`TOKEN_TTL`]: signed with the connection string's key, or
+    /// by the workload API (which also refreshes the trust bundle file) under IoT Edge.
+    pub async fn fresh_token(&self) -> Result<String, String> {
+        let Some(edge) = &self.edge else {
+            return self.token();
+        };
+        let bundle = edge.trust_bundle().await?;
+        if let Some(path) = &self.ca {
+            write_bundle(path, &bundle)?;
+        }
+        let expiry = time::OffsetDateTime::now_utc().unix_timestamp()
+            + i64::try_from(TOKEN_TTL.as_secs()).unwrap_or(3600);
+        let unsigned = sas::Unsigned::new(&self.connection.resource(), expiry);
+        let signature = edge.sign(&unsigned.to_sign()).await?;
+        Ok(unsigned.token(&signature, None))
     }
 
     /// Host and port to dial: the gateway (or hub) name, with a port when it names one.
@@ -90,11 +131,11 @@ impl IotHubSettings {
         .ok_or_else(|| "cannot sign a SAS token with the connection string's key".to_string())
     }
 
-    /// MQTT 3.1.1 options for the identity.
-    pub fn options(&self) -> Result<MqttOptions, String> {
+    /// MQTT 3.1.1 options for the identity with `token`.
+    pub fn options(&self, token: String) -> Result<MqttOptions, String> {
         let (host, port) = self.endpoint();
         let mut o = MqttOptions::new(self.connection.client_id(), host, port);
-        o.set_credentials(self.connection.username(API_VERSION), self.token()?);
+        o.set_credentials(self.connection.username(API_VERSION), token);
         o.set_keep_alive(Duration::from_secs(60));
         // Subscriptions are made again on every CONNACK.
         o.set_clean_session(true);
@@ -110,6 +151,19 @@ impl IotHubSettings {
         o.set_transport(transport);
         Ok(o)
     }
+}
+
+/// Writes the trust bundle (public certificates) for the TLS transport to read.
+fn write_bundle(path: &std::path::Path, pem: &str) -> Result<(), String> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, pem)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            format!(
+                "writing the IoT Edge trust bundle to {}: {e}",
+                path.display()
+            )
+        })
 }
 
 /// OPC Publisher's reported identity (services select publishers by `__type__`), and the
@@ -136,6 +190,8 @@ pub struct HubLink {
     telemetry_topic: String,
     /// The desired `$version` whose `publishedNodes` was last applied.
     applied: AtomicU64,
+    /// The token of the next connect (a credential: never shown).
+    token: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for HubLink {
@@ -158,13 +214,27 @@ impl HubLink {
             rid: AtomicU64::new(0),
             telemetry_topic,
             applied: AtomicU64::new(0),
+            token: std::sync::Mutex::new(None),
         }
     }
 
-    /// The connection's options, with a token valid from now for [`TOKEN_TTL`]; the hub ends
-    /// the session when it expires and the transport reconnects with a new one.
+    /// Makes the token (and, under IoT Edge, fetches the trust bundle) for the next connect;
+    /// the hub ends the session when the token expires and the transport reconnects.
+    pub async fn prepare(&self) -> Result<(), String> {
+        let token = self.settings.fresh_token().await?;
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+        Ok(())
+    }
+
+    /// The connection's options with the token [`HubLink::prepare`] made.
     pub fn mqtt_options(&self) -> Result<MqttOptions, String> {
-        self.settings.options()
+        let token = self
+            .token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| "no token prepared".to_string())?;
+        self.settings.options(token)
     }
 
     pub fn describe(&self) -> String {
@@ -332,6 +402,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.endpoint(), ("127.0.0.9".into(), 18883));
         let token = s.token().unwrap();
+        let options = s.options(token.clone()).unwrap();
+        assert_eq!(options.client_id(), "gw/pub");
         let parsed = sas::SasToken::parse(&token).unwrap();
         assert_eq!(parsed.resource(), "hub1/devices/gw/modules/pub");
         parsed.verify(KEY, 0).unwrap();

@@ -6,3 +6,4 @@ pub mod liveness;
 pub mod mqtt_rpc;
 pub mod openapi;
 pub mod problem;
+pub mod workload;

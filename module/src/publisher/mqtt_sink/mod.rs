@@ -220,10 +220,10 @@ async fn run(
         let transport = match &config.hub {
             // The hub link makes its own TLS transport; check it can, so a bad CA file is
             // reported here like a bad broker TLS file.
-            Some(hub) => hub
-                .mqtt_options()
-                .map(|o| o.transport())
-                .map_err(|e| e.to_string()),
+            Some(hub) => match hub.prepare().await {
+                Ok(()) => hub.mqtt_options().map(|o| o.transport()),
+                Err(e) => Err(e),
+            },
             None => config.transport().map_err(|e| e.to_string()),
         };
         let end = match transport {
