@@ -103,6 +103,62 @@ async fn twin_api(dir: &Path, mqtt_url: &str, hub_port: u16) -> (Proc, Api) {
     )
 }
 
+/// Polls `GET path` every 200 ms until `done` holds for the answer, within 20 s.
+async fn wait_until(api: &Api, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, v) = api.call(reqwest::Method::GET, path, None).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Reads an SSE response into `text` until `done` holds for it, within 30 s.
+async fn read_until(
+    res: &mut reqwest::Response,
+    text: &mut String,
+    what: &str,
+    done: impl Fn(&str) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(text) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, res.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("{what}: {text}"))
+            .unwrap()
+            .expect("stream open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+}
+
+/// The module binary with `args` and `envs`, on a free port, data in `dir/module`.
+async fn module(dir: &Path, args: &[&std::ffi::OsStr], envs: &[(&str, String)]) -> Proc {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_iiot"));
+    cmd.args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
+        .arg("--http-port")
+        .arg(port.to_string())
+        .arg("--api-key")
+        .arg(API_KEY)
+        .arg("--data-dir")
+        .arg(dir.join("module"))
+        .args(args)
+        .env_remove("IIOT_IOTHUB_CONNECTION_STRING")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn iiot module");
+    wait_for_port_of(port, "module", &mut child).await;
+    Proc(child)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_module_serves_twin_operations_through_the_hub() {
     let dir = temp_dir("hub-module");
@@ -156,49 +212,27 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         .await
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
-    let module_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
-        .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
-        .arg("--http-port")
-        .arg(module_port.to_string())
-        .arg("--api-key")
-        .arg(API_KEY)
-        .arg("--data-dir")
-        .arg(dir.join("module"))
-        .arg("--auto-accept")
-        .arg("--pf")
-        .arg(&pn)
-        .arg("--iothub-ca")
-        .arg(dir.join("data/hub-ca.pem"))
-        .env("IIOT_IOTHUB_CONNECTION_STRING", &cs)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn iiot module");
-    wait_for_port_of(module_port, "module", &mut child).await;
-    let module = Proc(child);
+    let ca = dir.join("data/hub-ca.pem");
+    let module = module(
+        &dir,
+        &[
+            "--auto-accept".as_ref(),
+            "--pf".as_ref(),
+            pn.as_os_str(),
+            "--iothub-ca".as_ref(),
+            ca.as_os_str(),
+        ],
+        &[("IIOT_IOTHUB_CONNECTION_STRING", cs.clone())],
+    )
+    .await;
 
     // The module reports itself as OPC Publisher: a publisher, online.
     let publisher = "edge-1_module_publisher";
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, p) = api
-            .call(
-                reqwest::Method::GET,
-                &format!("/registry/v2/publishers/{publisher}"),
-                None,
-            )
-            .await;
-        if p["connected"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the publisher never came online: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let path = format!("/registry/v2/publishers/{publisher}");
+    wait_until(&api, &path, "the publisher never came online", |p| {
+        p["connected"] == true
+    })
+    .await;
     let (_, twin) = api
         .call(
             reqwest::Method::GET,
@@ -308,16 +342,10 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         .unwrap();
     assert_eq!(live.status(), StatusCode::OK);
     let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(seen.contains("event: telemetry") && seen.contains("Fast/0")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, live.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no live value through the hub: {seen}"))
-            .unwrap()
-            .expect("stream open");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_until(&mut live, &mut seen, "no live value through the hub", |t| {
+        t.contains("event: telemetry") && t.contains("Fast/0")
+    })
+    .await;
     drop(live);
 
     // A publishing configuration in the module twin's desired properties replaces the file's.
@@ -333,53 +361,27 @@ async fn the_module_serves_twin_operations_through_the_hub() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, twin) = api
-            .call(
-                reqwest::Method::GET,
-                "/twins/edge-1/modules/publisher",
-                None,
-            )
-            .await;
-        let status = &twin["properties"]["reported"]["publishedNodesStatus"];
-        if status["status"] == 200 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the configuration was not applied: {twin}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !text.contains("Slow/0") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, stream.chunk())
-            .await
-            .expect("telemetry of the twin's configuration")
-            .unwrap()
-            .expect("stream open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    wait_until(
+        &api,
+        "/twins/edge-1/modules/publisher",
+        "the configuration was not applied",
+        |t| t["properties"]["reported"]["publishedNodesStatus"]["status"] == 200,
+    )
+    .await;
+    read_until(
+        &mut stream,
+        &mut text,
+        "no telemetry of the twin's configuration",
+        |t| t.contains("Slow/0"),
+    )
+    .await;
 
     // The module goes away: the publisher is offline and calls answer 503 at once.
     drop(module);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, p) = api
-            .call(
-                reqwest::Method::GET,
-                &format!("/registry/v2/publishers/{publisher}"),
-                None,
-            )
-            .await;
-        if p["connected"] == false {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the publisher stays online: {p}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until(&api, &path, "the publisher stays online", |p| {
+        p["connected"] == false
+    })
+    .await;
     let began = Instant::now();
     let (s, body) = api
         .call(
@@ -455,48 +457,27 @@ async fn the_module_connects_from_an_iot_edge_environment() {
     let ca = std::fs::read_to_string(dir.join("data/hub-ca.pem")).unwrap();
     let workload = workload_api(ca, key).await;
 
-    let module_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iiot"))
-        .args(["--log", &log_level(), "module", "--http-host", "127.0.0.1"])
-        .arg("--http-port")
-        .arg(module_port.to_string())
-        .arg("--api-key")
-        .arg(API_KEY)
-        .arg("--data-dir")
-        .arg(dir.join("module"))
-        // What edgeAgent sets for a module (IOTEDGE_APIVERSION is aziot-edged's).
-        .env("IOTEDGE_IOTHUBHOSTNAME", "hub1.localhost")
-        .env("IOTEDGE_DEVICEID", "edge-2")
-        .env("IOTEDGE_MODULEID", "publisher")
-        .env("IOTEDGE_GATEWAYHOSTNAME", format!("127.0.0.1:{hub_port}"))
-        .env("IOTEDGE_MODULEGENERATIONID", "gen-7")
-        .env("IOTEDGE_WORKLOADURI", format!("http://{workload}/"))
-        .env("IOTEDGE_APIVERSION", "2022-08-03")
-        .env_remove("IIOT_IOTHUB_CONNECTION_STRING")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn iiot module");
-    wait_for_port_of(module_port, "module", &mut child).await;
-    let _module = Proc(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (_, p) = api
-            .call(
-                reqwest::Method::GET,
-                "/registry/v2/publishers/edge-2_module_publisher",
-                None,
-            )
-            .await;
-        if p["connected"] == true {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the IoT Edge module never came online: {p}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // What edgeAgent sets for a module (IOTEDGE_APIVERSION is aziot-edged's).
+    let _module = module(
+        &dir,
+        &[],
+        &[
+            ("IOTEDGE_IOTHUBHOSTNAME", "hub1.localhost".into()),
+            ("IOTEDGE_DEVICEID", "edge-2".into()),
+            ("IOTEDGE_MODULEID", "publisher".into()),
+            ("IOTEDGE_GATEWAYHOSTNAME", format!("127.0.0.1:{hub_port}")),
+            ("IOTEDGE_MODULEGENERATIONID", "gen-7".into()),
+            ("IOTEDGE_WORKLOADURI", format!("http://{workload}/")),
+            ("IOTEDGE_APIVERSION", "2022-08-03".into()),
+        ],
+    )
+    .await;
+    wait_until(
+        &api,
+        "/registry/v2/publishers/edge-2_module_publisher",
+        "the IoT Edge module never came online",
+        |p| p["connected"] == true,
+    )
+    .await;
     assert!(dir.join("module/iotedge-trust-bundle.pem").exists());
 }
