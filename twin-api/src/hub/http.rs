@@ -422,50 +422,61 @@ fn with_etag(body: Value, etag: &str) -> Response {
     res
 }
 
-async fn get_device(
+/// `{device_id}` and, on module routes, `{module_id}`: one handler serves both forms.
+#[derive(Debug, Deserialize)]
+struct Ids {
+    device_id: String,
+    #[serde(default)]
+    module_id: String,
+}
+
+impl Ids {
+    fn checked(&self) -> Result<(&str, &str), HubError> {
+        let m = (!self.module_id.is_empty()).then_some(self.module_id.as_str());
+        check_ids(&self.device_id, m)?;
+        Ok((&self.device_id, &self.module_id))
+    }
+}
+
+async fn get_identity(
     State(s): State<HubState>,
-    Path(device_id): Path<String>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, HubError> {
     let caller = s.authorize(&headers, &uri, Right::RegistryRead)?;
-    check_ids(&device_id, None)?;
-    let i = s.hub.get_identity(&device_id, "").await?;
+    let (d, m) = ids.checked()?;
+    let i = s.hub.get_identity(d, m).await?;
     Ok(with_etag(
         i.to_json(caller.may(Right::RegistryWrite)),
         &i.etag(),
     ))
 }
 
-async fn put_device(
+async fn put_identity(
     State(s): State<HubState>,
-    Path(device_id): Path<String>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, HubError> {
     s.authorize(&headers, &uri, Right::RegistryWrite)?;
-    check_ids(&device_id, None)?;
-    let i = s
-        .hub
-        .put_identity(&device_id, "", &body, if_match(&headers))
-        .await?;
-    tracing::info!(device = %device_id, "hub: device written");
+    let (d, m) = ids.checked()?;
+    let i = s.hub.put_identity(d, m, &body, if_match(&headers)).await?;
+    tracing::info!(device = %d, module = %m, "hub: identity written");
     Ok(with_etag(i.to_json(true), &i.etag()))
 }
 
-async fn delete_device(
+async fn delete_identity(
     State(s): State<HubState>,
-    Path(device_id): Path<String>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<StatusCode, HubError> {
     s.authorize(&headers, &uri, Right::RegistryWrite)?;
-    check_ids(&device_id, None)?;
-    s.hub
-        .delete_identity(&device_id, "", if_match(&headers))
-        .await?;
-    tracing::info!(device = %device_id, "hub: device deleted");
+    let (d, m) = ids.checked()?;
+    s.hub.delete_identity(d, m, if_match(&headers)).await?;
+    tracing::info!(device = %d, module = %m, "hub: identity deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -502,53 +513,6 @@ async fn list_devices(
     )))
 }
 
-async fn get_module(
-    State(s): State<HubState>,
-    Path((device_id, module_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, HubError> {
-    let caller = s.authorize(&headers, &uri, Right::RegistryRead)?;
-    check_ids(&device_id, Some(&module_id))?;
-    let i = s.hub.get_identity(&device_id, &module_id).await?;
-    Ok(with_etag(
-        i.to_json(caller.may(Right::RegistryWrite)),
-        &i.etag(),
-    ))
-}
-
-async fn put_module(
-    State(s): State<HubState>,
-    Path((device_id, module_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Response, HubError> {
-    s.authorize(&headers, &uri, Right::RegistryWrite)?;
-    check_ids(&device_id, Some(&module_id))?;
-    let i = s
-        .hub
-        .put_identity(&device_id, &module_id, &body, if_match(&headers))
-        .await?;
-    tracing::info!(device = %device_id, module = %module_id, "hub: module written");
-    Ok(with_etag(i.to_json(true), &i.etag()))
-}
-
-async fn delete_module(
-    State(s): State<HubState>,
-    Path((device_id, module_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<StatusCode, HubError> {
-    s.authorize(&headers, &uri, Right::RegistryWrite)?;
-    check_ids(&device_id, Some(&module_id))?;
-    s.hub
-        .delete_identity(&device_id, &module_id, if_match(&headers))
-        .await?;
-    tracing::info!(device = %device_id, module = %module_id, "hub: module deleted");
-    Ok(StatusCode::NO_CONTENT)
-}
-
 async fn list_modules(
     State(s): State<HubState>,
     Path(device_id): Path<String>,
@@ -570,93 +534,53 @@ async fn list_modules(
     )))
 }
 
-async fn twin_get(
-    s: HubState,
+async fn get_twin(
+    State(s): State<HubState>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
-    d: String,
-    m: String,
 ) -> Result<Response, HubError> {
     s.authorize(&headers, &uri, Right::ServiceConnect)?;
-    check_ids(&d, (!m.is_empty()).then_some(m.as_str()))?;
-    let i = s.hub.get_identity(&d, &m).await?;
+    let (d, m) = ids.checked()?;
+    let i = s.hub.get_identity(d, m).await?;
     Ok(with_etag(s.hub.twin_json(&i).await?, &i.twin.etag()))
 }
 
-async fn twin_write(
+async fn write_twin(
     s: HubState,
+    ids: Ids,
     headers: HeaderMap,
     uri: Uri,
-    d: String,
-    m: String,
     body: Bytes,
     replace: bool,
 ) -> Result<Response, HubError> {
     s.authorize(&headers, &uri, Right::ServiceConnect)?;
-    check_ids(&d, (!m.is_empty()).then_some(m.as_str()))?;
+    let (d, m) = ids.checked()?;
     let i = s
         .hub
-        .write_twin(&d, &m, &body, if_match(&headers), replace)
+        .write_twin(d, m, &body, if_match(&headers), replace)
         .await?;
     Ok(with_etag(s.hub.twin_json(&i).await?, &i.twin.etag()))
 }
 
-async fn get_twin(
-    State(s): State<HubState>,
-    Path(d): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, HubError> {
-    twin_get(s, headers, uri, d, String::new()).await
-}
-
 async fn patch_twin(
     State(s): State<HubState>,
-    Path(d): Path<String>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, HubError> {
-    twin_write(s, headers, uri, d, String::new(), body, false).await
+    write_twin(s, ids, headers, uri, body, false).await
 }
 
 async fn put_twin(
     State(s): State<HubState>,
-    Path(d): Path<String>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Result<Response, HubError> {
-    twin_write(s, headers, uri, d, String::new(), body, true).await
-}
-
-async fn get_module_twin(
-    State(s): State<HubState>,
-    Path((d, m)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, HubError> {
-    twin_get(s, headers, uri, d, m).await
-}
-
-async fn patch_module_twin(
-    State(s): State<HubState>,
-    Path((d, m)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Response, HubError> {
-    twin_write(s, headers, uri, d, m, body, false).await
-}
-
-async fn put_module_twin(
-    State(s): State<HubState>,
-    Path((d, m)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Response, HubError> {
-    twin_write(s, headers, uri, d, m, body, true).await
+    write_twin(s, ids, headers, uri, body, true).await
 }
 
 /// Longest method name, as IoT Hub limits it.
@@ -667,15 +591,15 @@ const MAX_METHOD_NAME: usize = 100;
 /// within `responseTimeoutInSeconds` (5–300, default 30). `connectTimeoutInSeconds` waits that
 /// long for the identity to connect first.
 async fn invoke_method(
-    s: HubState,
+    State(s): State<HubState>,
+    Path(ids): Path<Ids>,
     headers: HeaderMap,
     uri: Uri,
-    d: String,
-    m: String,
     body: Bytes,
 ) -> Result<Json<Value>, HubError> {
     s.authorize(&headers, &uri, Right::ServiceConnect)?;
-    check_ids(&d, (!m.is_empty()).then_some(m.as_str()))?;
+    let (d, m) = ids.checked()?;
+    let (d, m) = (d.to_string(), m.to_string());
     let body = json_object(&body)?;
     let name = body
         .get("methodName")
@@ -747,26 +671,6 @@ async fn invoke_method(
             }
         }
     }
-}
-
-async fn device_method(
-    State(s): State<HubState>,
-    Path(d): Path<String>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Json<Value>, HubError> {
-    invoke_method(s, headers, uri, d, String::new(), body).await
-}
-
-async fn module_method(
-    State(s): State<HubState>,
-    Path((d, m)): Path<(String, String)>,
-    headers: HeaderMap,
-    uri: Uri,
-    body: Bytes,
-) -> Result<Json<Value>, HubError> {
-    invoke_method(s, headers, uri, d, m, body).await
 }
 
 /// Where a query page resumes: the key of the last identity read.
@@ -905,12 +809,12 @@ pub fn routes(hub: Arc<Hub>, auth: Arc<Authenticator>) -> Router {
         .route("/devices/query", post(query_twins))
         .route(
             "/devices/{device_id}",
-            put(put_device).get(get_device).delete(delete_device),
+            put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route("/devices/{device_id}/modules", get(list_modules))
         .route(
             "/devices/{device_id}/modules/{module_id}",
-            put(put_module).get(get_module).delete(delete_module),
+            put(put_identity).get(get_identity).delete(delete_identity),
         )
         .route(
             "/twins/{device_id}",
@@ -918,15 +822,13 @@ pub fn routes(hub: Arc<Hub>, auth: Arc<Authenticator>) -> Router {
         )
         .route(
             "/twins/{device_id}/modules/{module_id}",
-            get(get_module_twin)
-                .patch(patch_module_twin)
-                .put(put_module_twin),
+            get(get_twin).patch(patch_twin).put(put_twin),
         )
         .route("/events/v2/hub/messages", get(super::stream::messages))
-        .route("/twins/{device_id}/methods", post(device_method))
+        .route("/twins/{device_id}/methods", post(invoke_method))
         .route(
             "/twins/{device_id}/modules/{module_id}/methods",
-            post(module_method),
+            post(invoke_method),
         )
         .with_state(HubState { hub, auth })
 }
