@@ -6,13 +6,16 @@
 //! ports, warm up, then measure through the public API exactly as a user's client would.
 //! `relay` runs plc-sim and the module as child processes of the `iiot` binary (the caller
 //! passes its path), so that their CPU and memory can be read from /proc. `container` builds
-//! the image from a given binary and runs it with podman.
+//! the image from a given binary and runs it with podman. `hub` runs the twin API with its
+//! hub as a child process for the same reason and drives its device endpoint with thousands
+//! of TLS connections from here.
 
 pub mod browse;
 pub mod container;
 mod error;
 pub mod gds;
 mod harness;
+pub mod hub;
 mod mqtt_rpc;
 pub mod read;
 pub mod relay;

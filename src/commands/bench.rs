@@ -30,6 +30,11 @@ pub enum BenchCommand {
     /// Enrollments per second through the vault's OPC UA face (GDS StartSigningRequest +
     /// FinishRequest on SignAndEncrypt sessions) beside its REST API, RSA-2048 CA.
     Gds(GdsArgs),
+    /// The hub's device endpoint (run as a child `iiot twin-api`): 10,000 concurrent TLS
+    /// connections with SAS tokens (connections/s, RSS per connection), durable QoS 1
+    /// telemetry (acknowledged messages/s) and direct methods at 1,000 calls/s (latency), beside
+    /// Mosquitto with TLS for the first two.
+    Hub(HubArgs),
 }
 
 pub async fn run(command: BenchCommand) -> Result<()> {
@@ -41,6 +46,7 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Vault(a) => iiot_bench::vault::run(a.into_config()).await?,
         BenchCommand::Gds(a) => iiot_bench::gds::run(a.into_config()).await?,
         BenchCommand::Container(a) => iiot_bench::container::run(a.into_config()?).await?,
+        BenchCommand::Hub(a) => iiot_bench::hub::run(a.into_config()?).await?,
     }
     Ok(())
 }
@@ -241,6 +247,84 @@ impl GdsArgs {
             csrs: self.csrs,
             openssl: self.openssl,
         }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct HubArgs {
+    /// Devices connected at once in the connection phase (each its own TLS connection and SAS
+    /// token); also how many are created.
+    #[arg(long, default_value_t = 10_000)]
+    pub devices: usize,
+    /// TLS handshakes + CONNECTs in flight while connecting.
+    #[arg(long, default_value_t = 64)]
+    pub dial_concurrency: usize,
+    /// Devices publishing telemetry.
+    #[arg(long, default_value_t = 100)]
+    pub ingest_devices: usize,
+    /// QoS 1 messages each publishing device keeps unacknowledged.
+    #[arg(long, default_value_t = 32)]
+    pub in_flight: usize,
+    /// Seconds of the telemetry window (per server).
+    #[arg(long, default_value_t = 10)]
+    pub ingest_seconds: u64,
+    /// Bytes of each telemetry body (JSON).
+    #[arg(long, default_value_t = 256)]
+    pub body_bytes: usize,
+    /// Devices answering direct methods.
+    #[arg(long, default_value_t = 10)]
+    pub method_devices: usize,
+    /// Direct-method calls per second offered (open loop).
+    #[arg(long, default_value_t = 1000)]
+    pub method_rate: u32,
+    /// Seconds of the direct-method window.
+    #[arg(long, default_value_t = 10)]
+    pub method_seconds: u64,
+    /// Seconds of load before each telemetry and method window, not counted.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: u64,
+    /// No connection phase.
+    #[arg(long)]
+    pub skip_connections: bool,
+    /// No telemetry phase.
+    #[arg(long)]
+    pub skip_ingest: bool,
+    /// No direct-method phase.
+    #[arg(long)]
+    pub skip_methods: bool,
+    /// No Mosquitto reference runs.
+    #[arg(long)]
+    pub skip_mosquitto: bool,
+    /// Keep the temporary directory (hub log and database, Mosquitto's files).
+    #[arg(long)]
+    pub keep: bool,
+}
+
+impl HubArgs {
+    /// The hub runs as a child process of this very binary.
+    pub fn into_config(self) -> Result<iiot_bench::hub::HubBenchConfig> {
+        anyhow::ensure!(
+            self.ingest_devices > 0 && self.method_devices > 0 && self.in_flight > 0,
+            "--ingest-devices, --method-devices and --in-flight must be positive"
+        );
+        Ok(iiot_bench::hub::HubBenchConfig {
+            iiot_exe: std::env::current_exe().context("locating the iiot binary")?,
+            devices: self.devices,
+            dial_concurrency: self.dial_concurrency,
+            ingest_devices: self.ingest_devices,
+            in_flight: self.in_flight,
+            ingest_seconds: self.ingest_seconds,
+            body_bytes: self.body_bytes,
+            method_devices: self.method_devices,
+            method_rate: self.method_rate,
+            method_seconds: self.method_seconds,
+            warmup: self.warmup,
+            skip_connections: self.skip_connections,
+            skip_ingest: self.skip_ingest,
+            skip_methods: self.skip_methods,
+            skip_mosquitto: self.skip_mosquitto,
+            keep: self.keep,
+        })
     }
 }
 
