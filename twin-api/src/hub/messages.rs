@@ -153,14 +153,23 @@ impl Messages {
         self.stop.subscribe()
     }
 
-    /// Stores `m` (its id and enqueued time are given here, in commit order); returns once it
-    /// is committed.
-    pub async fn append(&self, m: Message) -> Result<(), HubError> {
+    /// Hands `m` to the writer (its id and enqueued time are given there, in commit order);
+    /// the receiver answers once it is committed, so a session can go on reading meanwhile.
+    pub async fn submit(
+        &self,
+        m: Message,
+    ) -> Result<oneshot::Receiver<Result<(), String>>, HubError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .send((m, tx))
             .await
             .map_err(|_| HubError::Internal("the message writer stopped".into()))?;
+        Ok(rx)
+    }
+
+    /// Stores `m`; returns once it is committed.
+    pub async fn append(&self, m: Message) -> Result<(), HubError> {
+        let rx = self.submit(m).await?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(HubError::Internal(format!("storing a message: {e}"))),
@@ -217,22 +226,45 @@ impl Messages {
     }
 }
 
+/// Rows per INSERT: one statement (one trip to the database driver) carries many messages;
+/// 7 parameters each stays far below SQLite's and PostgreSQL's parameter limits.
+const ROWS_PER_INSERT: usize = 256;
+
 async fn commit(pool: &AnyPool, batch: &[(Message, Ack)]) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    for (m, _) in batch {
-        sqlx::query(
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let p = r * 7;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4,
+                    p + 5,
+                    p + 6,
+                    p + 7
+                )
+            })
+            .collect();
+        let sql = format!(
             "INSERT INTO hub_messages (id, device_id, module_id, enqueued_time, \
-             system_properties, properties, body) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&m.id)
-        .bind(&m.device_id)
-        .bind(&m.module_id)
-        .bind(&m.enqueued_time)
-        .bind(Value::Object(m.system_properties.clone()).to_string())
-        .bind(Value::Object(m.properties.clone()).to_string())
-        .bind(base64::engine::general_purpose::STANDARD.encode(&m.body))
-        .execute(&mut *tx)
-        .await?;
+             system_properties, properties, body) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (m, _) in chunk {
+            q = q
+                .bind(m.id.clone())
+                .bind(m.device_id.clone())
+                .bind(m.module_id.clone())
+                .bind(m.enqueued_time.clone())
+                .bind(Value::Object(m.system_properties.clone()).to_string())
+                .bind(Value::Object(m.properties.clone()).to_string())
+                .bind(base64::engine::general_purpose::STANDARD.encode(&m.body));
+        }
+        q.execute(&mut *tx).await?;
     }
     tx.commit().await
 }

@@ -28,6 +28,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_PACKET: usize = topics::MAX_TELEMETRY_BYTES + 16 * 1024;
 /// Outbound queue of one session.
 const OUTBOUND: usize = 64;
+/// Messages of one session waiting for their commit before it stops reading (MQTT's receive
+/// maximum, in effect).
+const MAX_UNACKED: usize = 256;
 /// Longest a write to a client may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Answers queued while handling one read are written once they reach this size, so a
@@ -60,11 +63,18 @@ impl std::fmt::Display for End {
     }
 }
 
+/// A message waiting for its commit: QoS, packet id, and whether it was stored.
+type PendingAck = std::pin::Pin<Box<dyn std::future::Future<Output = (u8, u16, bool)> + Send>>;
+
 struct Conn<S> {
     stream: S,
     version: Version,
     inbuf: BytesMut,
     out: BytesMut,
+    /// Telemetry waiting for its commit, in the order received: PUBACKs go out in that order
+    /// as commits land, while the session goes on reading (a device's messages then share
+    /// group commits with each other, not only with other devices').
+    acks: futures::stream::FuturesOrdered<PendingAck>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -238,6 +248,7 @@ where
         version: Version::V311,
         inbuf: BytesMut::with_capacity(1024),
         out: BytesMut::with_capacity(1024),
+        acks: futures::stream::FuturesOrdered::new(),
     };
     // CONNECT first, within CONNECT_TIMEOUT.
     let connect = tokio::time::timeout(CONNECT_TIMEOUT, async {
@@ -335,7 +346,7 @@ where
     });
     let end = loop {
         tokio::select! {
-            read = conn.stream.read_buf(&mut conn.inbuf) => {
+            read = conn.stream.read_buf(&mut conn.inbuf), if conn.acks.len() < MAX_UNACKED => {
                 match read {
                     Ok(0) => break End::Closed,
                     Ok(_) => {}
@@ -346,6 +357,27 @@ where
                     Ok(true) => {}
                     Ok(false) => break End::Closed,
                     Err(end) => break end,
+                }
+            }
+            Some((qos, pkid, stored)) = futures::StreamExt::next(&mut conn.acks), if !conn.acks.is_empty() => {
+                // This commit, and those that landed with it, in one write.
+                let mut landed = vec![(qos, pkid, stored)];
+                while let Some(Some(next)) =
+                    futures::FutureExt::now_or_never(futures::StreamExt::next(&mut conn.acks))
+                {
+                    landed.push(next);
+                }
+                if landed.iter().any(|(_, _, stored)| !stored) {
+                    // Not stored: no PUBACK, the device sends it again on its next session.
+                    break End::Io("a message could not be stored".into());
+                }
+                for (qos, pkid, _) in landed {
+                    if qos > 0 {
+                        let _ = codec::puback(conn.version, pkid, &mut conn.out);
+                    }
+                }
+                if let Err(e) = conn.flush().await {
+                    break e;
                 }
             }
             out = rx.recv() => match out {
@@ -577,15 +609,18 @@ impl Ctx<'_> {
                     properties: application,
                     body: payload,
                 };
-                // Stored before acknowledged; a failure closes without PUBACK, so the device
-                // sends again.
-                if let Err(e) = self.hub.messages.append(message).await {
-                    tracing::warn!(error = %e, device = %self.device_id, "hub: message not stored");
-                    return Err(End::Io(e.to_string()));
-                }
-                if qos > 0 {
-                    let _ = codec::puback(c.version, pkid, &mut c.out);
-                }
+                // Stored before acknowledged: the PUBACK goes out when the commit lands (see
+                // `Conn::acks`); a failure closes without it, so the device sends again.
+                let committed = match self.hub.messages.submit(message).await {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        tracing::warn!(error = %e, device = %self.device_id, "hub: message not stored");
+                        return Err(End::Io(e.to_string()));
+                    }
+                };
+                c.acks.push_back(Box::pin(async move {
+                    (qos, pkid, matches!(committed.await, Ok(Ok(()))))
+                }));
             }
             Inbound::TwinGet { rid } => {
                 match self.hub.store.get(self.device_id, self.module_id).await {
