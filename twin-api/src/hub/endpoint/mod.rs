@@ -94,15 +94,17 @@ pub async fn start(
             let (acceptor, hub, shutdown) = (acceptor.clone(), hub.clone(), shutdown.clone());
             tokio::spawn(async move {
                 let _slot = slot;
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "hub: TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
+                let tls =
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, Box::pin(acceptor.accept(tcp)))
+                        .await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "hub: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    };
                 let certificates = tls
                     .get_ref()
                     .1

@@ -251,26 +251,31 @@ where
         acks: futures::stream::FuturesOrdered::new(),
     };
     // CONNECT first, within CONNECT_TIMEOUT.
-    let connect = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        loop {
-            match codec::connect_version(&conn.inbuf) {
-                Ok(Some(v)) => {
-                    conn.version = v;
-                    return next_frame(&mut conn).await;
+    // The phases that run once or per packet are boxed: a session's future then keeps only
+    // the idle loop's state for its lifetime, not the largest phase's (memory per connection).
+    let connect = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        Box::pin(async {
+            loop {
+                match codec::connect_version(&conn.inbuf) {
+                    Ok(Some(v)) => {
+                        conn.version = v;
+                        return next_frame(&mut conn).await;
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(End::Goodbye(Goodbye::Malformed, e.to_string())),
                 }
-                Ok(None) => {}
-                Err(e) => return Err(End::Goodbye(Goodbye::Malformed, e.to_string())),
+                let n = conn
+                    .stream
+                    .read_buf(&mut conn.inbuf)
+                    .await
+                    .map_err(|e| End::Io(e.to_string()))?;
+                if n == 0 {
+                    return Ok(None);
+                }
             }
-            let n = conn
-                .stream
-                .read_buf(&mut conn.inbuf)
-                .await
-                .map_err(|e| End::Io(e.to_string()))?;
-            if n == 0 {
-                return Ok(None);
-            }
-        }
-    })
+        }),
+    )
     .await;
     let Ok(Ok(Some(Frame::Connect {
         client_id,
@@ -294,13 +299,13 @@ where
         tracing::info!(device = %device_id, module = %module_id, "hub: CONNECT refused: user name is not {{hub}}/{{clientId}}/…");
         return refuse(&mut conn, ConnAck::BadCredentials).await;
     }
-    let (identity, expires) = match authenticate(
+    let (identity, expires) = match Box::pin(authenticate(
         &hub,
         &peer,
         &device_id,
         &module_id,
         password.as_deref(),
-    )
+    ))
     .await
     {
         Ok(found) => found,
@@ -353,7 +358,7 @@ where
                     Err(e) => break End::Io(e.to_string()),
                 }
                 deadline = idle.map(|d| Instant::now() + d);
-                match ctx.drain(&mut conn).await {
+                match Box::pin(ctx.drain(&mut conn)).await {
                     Ok(true) => {}
                     Ok(false) => break End::Closed,
                     Err(end) => break end,
