@@ -221,9 +221,15 @@ impl Hub {
                 .map_err(|e| HubError::Argument(format!("the body is not a valid identity: {e}")))
         };
         request()?;
-        if !module_id.is_empty() && self.store.get(device_id, "").await?.is_none() {
-            return Err(HubError::DeviceNotFound(device_id.into()));
-        }
+        // The device a new module joins, by generation: checked again after the insert.
+        let device_generation = if module_id.is_empty() {
+            None
+        } else {
+            match self.store.get(device_id, "").await? {
+                Some(d) => Some(d.generation_id),
+                None => return Err(HubError::DeviceNotFound(device_id.into())),
+            }
+        };
         for _ in 0..20 {
             let now = now();
             let current = self.store.get(device_id, module_id).await?;
@@ -297,6 +303,20 @@ impl Hub {
                 sealed: None,
             };
             if self.store.insert(&identity).await? {
+                // A device deleted (and perhaps made again) while its module was being
+                // created would leave the module behind with its keys; the device's delete
+                // cannot see an insert that commits after it, so the insert looks again.
+                if let Some(generation) = &device_generation {
+                    let same = self
+                        .store
+                        .get(device_id, "")
+                        .await?
+                        .is_some_and(|d| d.generation_id == *generation);
+                    if !same {
+                        let _ = self.store.delete(&identity).await;
+                        return Err(HubError::DeviceNotFound(device_id.into()));
+                    }
+                }
                 return Ok(identity);
             }
         }
