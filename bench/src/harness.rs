@@ -102,3 +102,21 @@ pub(crate) async fn setup(tree: Option<(u32, u32)>, mqtt_url: Option<String>) ->
 pub(crate) fn connection(url: &str) -> Value {
     json!({ "endpoint": { "url": url, "securityMode": "None" } })
 }
+
+/// Stops a child service as an operator would (SIGTERM, so it shuts down cleanly and its
+/// figures are final), killing it if it has not exited within `grace`.
+pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: std::time::Duration) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill sends a signal to our own child, whose id we hold.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        if tokio::time::timeout(grace, child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
+}

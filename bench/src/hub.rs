@@ -51,7 +51,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 use crate::error::{bail, BenchError, Context, Result};
-use crate::harness::{free_port, private_mosquitto, TempDir};
+use crate::harness::{free_port, private_mosquitto, terminate, TempDir};
 
 /// What `iiot bench hub` measures and for how long.
 #[derive(Debug, Clone)]
@@ -1351,26 +1351,10 @@ impl HubProcess {
     }
 
     async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(10)).await;
     }
 }
 
-/// SIGTERM, up to 10 s to exit, then SIGKILL.
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill sends a signal to our own child, whose id we hold.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-        if tokio::time::timeout(Duration::from_secs(10), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
 
 /// Mosquitto with a TLS listener (P-256 server certificate from a CA of its own, as the hub
 /// has), anonymous, nothing persisted: the reference for the connection and telemetry loads.
@@ -1458,7 +1442,7 @@ impl TlsMosquitto {
     }
 
     async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(10)).await;
     }
 }
 

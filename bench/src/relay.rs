@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::error::{bail, BenchError, Context, Result};
-use crate::harness::{free_port, TempDir};
+use crate::harness::{free_port, terminate, TempDir};
 use crate::sink::{now_ns, Sink, RELAY_PREFIX};
 
 /// One run of the relay ladder; `iiot bench relay`'s flags, whose help says more.
@@ -526,7 +526,7 @@ impl Mosquitto {
     }
 
     async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(5)).await;
     }
 }
 
@@ -546,21 +546,6 @@ async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     }
 }
 
-/// SIGTERM, up to 5 s to exit, then SIGKILL.
-async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-        if tokio::time::timeout(Duration::from_secs(5), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
 
 struct PlcSim {
     child: Child,
@@ -607,7 +592,7 @@ impl PlcSim {
     }
 
     async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(5)).await;
     }
 }
 
@@ -1066,7 +1051,7 @@ async fn run_module(
         Ok(())
     }
     .await;
-    terminate(&mut child).await;
+    terminate(&mut child, Duration::from_secs(5)).await;
     result?;
     Ok(o)
 }
@@ -1130,7 +1115,7 @@ async fn run_peer(
     }
     .await;
     drop(stdin);
-    terminate(&mut child).await;
+    terminate(&mut child, Duration::from_secs(5)).await;
     if let Ok(Ok(Some(line))) =
         tokio::time::timeout(Duration::from_secs(1), lines.next_line()).await
     {
