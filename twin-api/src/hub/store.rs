@@ -136,27 +136,35 @@ impl HubStore {
         row.as_ref().map(|r| self.identity(r)).transpose()
     }
 
+    /// Binds what a write stores of `i`, from `revision` on, in [`COLUMNS`]' order (both
+    /// writes list them so).
+    fn bind_state<'q>(
+        &self,
+        q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        i: &'q Identity,
+    ) -> Result<sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, HubError> {
+        Ok(q.bind(i.revision)
+            .bind(json_of(&i.desc)?)
+            .bind(self.sealed_keys(i)?)
+            .bind(json_of(&i.twin)?)
+            .bind(i64::from(i.connected))
+            .bind(&i.connection_updated)
+            .bind(&i.last_activity)
+            .bind(i64::from(i.subscriptions))
+            .bind(&i.connection_id))
+    }
+
     /// Inserts `i`; `false` when the identity exists already.
     pub async fn insert(&self, i: &Identity) -> Result<bool, HubError> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let query = sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO hub_identities ({COLUMNS}) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 WHERE NOT EXISTS \
              (SELECT 1 FROM hub_identities WHERE device_id = $1 AND module_id = $2)"
         )))
         .bind(&i.device_id)
         .bind(&i.module_id)
-        .bind(&i.generation_id)
-        .bind(i.revision)
-        .bind(json_of(&i.desc)?)
-        .bind(self.sealed_keys(i)?)
-        .bind(json_of(&i.twin)?)
-        .bind(i64::from(i.connected))
-        .bind(&i.connection_updated)
-        .bind(&i.last_activity)
-        .bind(i64::from(i.subscriptions))
-        .bind(&i.connection_id)
-        .execute(&self.pool)
-        .await;
+        .bind(&i.generation_id);
+        let done = self.bind_state(query, i)?.execute(&self.pool).await;
         match done {
             Ok(d) => Ok(d.rows_affected() == 1),
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
@@ -167,26 +175,19 @@ impl HubStore {
     /// Writes `i` over the row whose revision is still `i.revision - 1`; `false` when someone
     /// else wrote it since it was read.
     async fn replace(&self, i: &Identity) -> Result<bool, HubError> {
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE hub_identities SET revision = $1, description = $2, sealed_keys = $3, \
              twin = $4, connected = $5, connection_updated = $6, last_activity = $7, \
              subscriptions = $8, connection_id = $9 \
              WHERE device_id = $10 AND module_id = $11 AND revision = $12",
-        )
-        .bind(i.revision)
-        .bind(json_of(&i.desc)?)
-        .bind(self.sealed_keys(i)?)
-        .bind(json_of(&i.twin)?)
-        .bind(i64::from(i.connected))
-        .bind(&i.connection_updated)
-        .bind(&i.last_activity)
-        .bind(i64::from(i.subscriptions))
-        .bind(&i.connection_id)
-        .bind(&i.device_id)
-        .bind(&i.module_id)
-        .bind(i.revision - 1)
-        .execute(&self.pool)
-        .await?;
+        );
+        let done = self
+            .bind_state(query, i)?
+            .bind(&i.device_id)
+            .bind(&i.module_id)
+            .bind(i.revision - 1)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
