@@ -500,9 +500,22 @@ async fn delete_identity(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct ListParams {
-    top: Option<String>,
+/// A page size given as `name` (`top`, `x-ms-max-item-count`): 1 to [`MAX_LIST`], `default`
+/// when absent.
+fn page_size(given: Option<&str>, name: &str, default: usize) -> Result<usize, HubError> {
+    match given {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n))
+            .ok_or_else(|| {
+                HubError::Argument(format!(
+                    "{name} '{v}' must be a number from 1 to {MAX_LIST}"
+                ))
+            }),
+    }
 }
 
 async fn list_devices(
@@ -512,20 +525,7 @@ async fn list_devices(
     uri: Uri,
 ) -> Result<Json<Value>, HubError> {
     let caller = s.authorize(&headers, &uri, Right::RegistryRead)?;
-    let params = ListParams {
-        top: params.get("top").cloned(),
-    };
-    let top = match params.top.as_deref() {
-        None => MAX_LIST,
-        Some(t) => t
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n))
-            .ok_or_else(|| {
-                HubError::Argument(format!("top '{t}' must be a number from 1 to {MAX_LIST}"))
-            })?,
-    };
+    let top = page_size(params.get("top").map(String::as_str), "top", MAX_LIST)?;
     let devices = s.hub.store.after(false, None, ("", ""), top).await?;
     let show = caller.may(Right::RegistryWrite);
     Ok(Json(Value::Array(
@@ -726,22 +726,13 @@ async fn query_twins(
         ));
     };
     let q = query::parse(text).map_err(|e| HubError::Argument(format!("query: {e}")))?;
-    let page = match headers
-        .get("x-ms-max-item-count")
-        .and_then(|v| v.to_str().ok())
-    {
-        None => DEFAULT_QUERY_PAGE,
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_LIST).contains(n))
-            .ok_or_else(|| {
-                HubError::Argument(format!(
-                    "x-ms-max-item-count '{v}' must be a number from 1 to {MAX_LIST}"
-                ))
-            })?,
-    };
+    let page = page_size(
+        headers
+            .get("x-ms-max-item-count")
+            .and_then(|v| v.to_str().ok()),
+        "x-ms-max-item-count",
+        DEFAULT_QUERY_PAGE,
+    )?;
     let mut after = match headers
         .get("x-ms-continuation")
         .and_then(|v| v.to_str().ok())
