@@ -60,6 +60,15 @@ fn decode(s: &str) -> String {
         .into_owned()
 }
 
+/// A host name as IoT Hub clients give it, with or without `:port` (SDKs put the port of a
+/// non-default endpoint there): the name alone.
+pub fn without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
 /// The bytes of a base64 key, or `None` when it is not base64.
 pub fn key_bytes(key: &str) -> Option<Vec<u8>> {
     b64().decode(key.trim()).ok()
@@ -129,10 +138,7 @@ impl SasToken {
         let resource = self.resource();
         let resource = resource.trim_end_matches('/');
         let (host, rest) = resource.split_once('/').unwrap_or((resource, ""));
-        let host = match host.rsplit_once(':') {
-            Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => host,
-        };
+        let host = without_port(host);
         let wanted = decode(path);
         let wanted = wanted.trim_matches('/');
         let under = rest.is_empty()

@@ -111,10 +111,8 @@ impl IotHubSettings {
     /// Host and port to dial: the gateway (or hub) name, with a port when it names one.
     pub fn endpoint(&self) -> (String, u16) {
         let host = self.connection.endpoint_host();
-        match host.rsplit_once(':') {
-            Some((h, p)) if p.parse::<u16>().is_ok() => {
-                (h.to_string(), p.parse().unwrap_or(DEFAULT_PORT))
-            }
+        match host.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+            Some((h, Ok(port))) => (h.to_string(), port),
             _ => (host.to_string(), DEFAULT_PORT),
         }
     }

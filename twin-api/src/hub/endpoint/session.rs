@@ -120,11 +120,7 @@ fn username_matches(username: &str, hostname: &str, client_id: &str) -> bool {
     let Some((host, rest)) = username.split_once('/') else {
         return false;
     };
-    let host = match host.rsplit_once(':') {
-        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
-        _ => host,
-    };
-    host.eq_ignore_ascii_case(hostname)
+    crate::hub::sas::without_port(host).eq_ignore_ascii_case(hostname)
         && rest
             .strip_prefix(client_id)
             .is_some_and(|tail| tail.is_empty() || tail.starts_with('/'))
