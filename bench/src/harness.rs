@@ -111,10 +111,7 @@ pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: std::tim
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
-        if tokio::time::timeout(grace, child.wait())
-            .await
-            .is_ok()
-        {
+        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
             return;
         }
     }

@@ -1355,7 +1355,6 @@ impl HubProcess {
     }
 }
 
-
 /// Mosquitto with a TLS listener (P-256 server certificate from a CA of its own, as the hub
 /// has), anonymous, nothing persisted: the reference for the connection and telemetry loads.
 struct TlsMosquitto {

@@ -546,7 +546,6 @@ async fn wait_for_port(port: u16, timeout: Duration) -> Result<()> {
     }
 }
 
-
 struct PlcSim {
     child: Child,
     url: String,
