@@ -202,9 +202,11 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let hub = hub::Hub::open(
         store.pool().clone(),
+        &url,
         &config.data_dir,
         &config.hub,
         http_addr.port(),
+        shutdown_rx.clone(),
     )
     .await?;
     hub.link_publishers(hub::publishers::PublisherLink {
@@ -251,6 +253,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
         }
     })];
     tasks.push(tokio::spawn(rpc.run(mqtt_task, shutdown_rx.clone())));
+    tasks.extend(hub.take_tasks());
     tasks.push(tokio::spawn(
         hub.clone()
             .prune_messages(config.hub.retention, shutdown_rx.clone()),

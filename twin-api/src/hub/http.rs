@@ -272,9 +272,9 @@ impl Hub {
                             || i.desc.primary_thumbprint != old.desc.primary_thumbprint
                             || i.desc.secondary_thumbprint != old.desc.secondary_thumbprint;
                         if module_id.is_empty() && !i.desc.enabled {
-                            self.live.close_device(device_id);
+                            self.close_device(device_id).await;
                         } else if credential_changed {
-                            self.live.close(device_id, module_id);
+                            self.close_identity(device_id, module_id).await;
                         }
                         return Ok(i);
                     }
@@ -336,9 +336,9 @@ impl Hub {
             condition.check(&current.etag())?;
             if self.store.delete(&current).await? {
                 if module_id.is_empty() {
-                    self.live.close_device(device_id);
+                    self.close_device(device_id).await;
                 } else {
-                    self.live.close(device_id, module_id);
+                    self.close_identity(device_id, module_id).await;
                 }
                 return Ok(());
             }
@@ -413,13 +413,12 @@ impl Hub {
             };
             patch.retain(|k, _| !k.starts_with('$'));
             patch.insert("$version".into(), i.twin.desired.version.into());
-            self.live.notify(
-                device_id,
-                module_id,
-                |s| s.desired.load(std::sync::atomic::Ordering::Acquire),
+            self.push_desired(
+                &i,
                 super::endpoint::topics::desired_patch(i.twin.desired.version),
                 Bytes::from(Value::Object(patch).to_string()),
-            );
+            )
+            .await;
         }
         Ok(i)
     }
@@ -659,7 +658,6 @@ async fn invoke_method(
     loop {
         let answer = s
             .hub
-            .live
             .invoke(
                 &d,
                 &m,

@@ -6,6 +6,11 @@
 //! message waiting for it instead of paid per message. A message is acknowledged only after
 //! its transaction committed; a failed commit fails the whole batch, whose senders then close
 //! their sessions without acknowledging (the device sends again).
+//!
+//! Replicas on one PostgreSQL database commit under one advisory lock and give ids above
+//! the greatest stored, so ids follow commit order across replicas too: a reader that has
+//! seen id `x` has seen every message below it. Each replica then follows the store (woken by
+//! its own commits and the others' notes) and feeds its live subscribers in id order.
 
 use std::time::Duration;
 
@@ -14,8 +19,9 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::{AnyPool, Row};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 
+use super::bus::{Bus, Note};
 use super::error::HubError;
 
 /// Most messages one transaction commits.
@@ -25,6 +31,12 @@ const QUEUE: usize = 16 * 1024;
 /// Live subscribers may fall this far behind before they lose messages (they then resume
 /// from the store by id).
 const FANOUT: usize = 4096;
+/// Messages a replica's follower reads from the store per query.
+const FOLLOW_PAGE: usize = 500;
+/// A follower also reads the store this often, in case a note was lost.
+const FOLLOW_POLL: Duration = Duration::from_secs(1);
+/// The advisory lock replicas' message commits take (ASCII "hub_msgs").
+const COMMIT_LOCK: i64 = 0x6875_625f_6d73_6773;
 
 /// One message as the hub keeps and shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -92,6 +104,8 @@ pub struct Messages {
     queue: mpsc::Sender<(Message, Ack)>,
     live: broadcast::Sender<Message>,
     stop: std::sync::Arc<tokio::sync::watch::Sender<bool>>,
+    /// Wakes the follower (replicas only).
+    wake: std::sync::Arc<Notify>,
 }
 
 /// The position of `now` among message ids: every message enqueued later has a greater id.
@@ -116,6 +130,13 @@ impl Ids {
         }
     }
 
+    /// Ids continue above `id` (the greatest stored, perhaps another replica's).
+    fn above(&mut self, id: &str) {
+        if let Some(micros) = id.get(..20).and_then(|m| m.parse::<i128>().ok()) {
+            self.last = self.last.max(micros);
+        }
+    }
+
     fn next(&mut self) -> (String, String) {
         let now = time::OffsetDateTime::now_utc();
         let micros = (now.unix_timestamp_nanos() / 1000).max(self.last + 1);
@@ -130,18 +151,42 @@ impl Ids {
 }
 
 impl Messages {
-    /// Starts the writer task on `pool`.
-    pub fn start(pool: AnyPool) -> Self {
+    /// Starts the writer task on `pool`; with a `bus` (replicas), also the follower that
+    /// `wake` wakes and the task telling other replicas of commits.
+    pub fn start(pool: AnyPool, bus: Option<Bus>, wake: std::sync::Arc<Notify>) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(FANOUT);
-        tokio::spawn(writer(pool.clone(), rx, live.clone()));
         let (stop, _) = tokio::sync::watch::channel(false);
+        let publish = match bus {
+            None => Publish::Direct(live.clone()),
+            Some(bus) => {
+                let committed = std::sync::Arc::new(Notify::new());
+                tokio::spawn(announce(bus, committed.clone(), stop.subscribe()));
+                tokio::spawn(follow(
+                    pool.clone(),
+                    live.clone(),
+                    wake.clone(),
+                    stop.subscribe(),
+                ));
+                Publish::Shared {
+                    follower: wake.clone(),
+                    committed,
+                }
+            }
+        };
+        tokio::spawn(writer(pool.clone(), rx, publish));
         Self {
             pool,
             queue,
             live,
             stop: std::sync::Arc::new(stop),
+            wake,
         }
+    }
+
+    /// Another replica committed messages: the follower reads them.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Ends the streams of consumers (the hub is stopping).
@@ -183,37 +228,7 @@ impl Messages {
 
     /// Up to `limit` stored messages after `after` (an id; `""` from the oldest kept).
     pub async fn after(&self, after: &str, limit: usize) -> Result<Vec<Message>, HubError> {
-        let rows = sqlx::query(
-            "SELECT id, device_id, module_id, enqueued_time, system_properties, properties, body \
-             FROM hub_messages WHERE id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let system: String = r.try_get("system_properties")?;
-                let props: String = r.try_get("properties")?;
-                let body: String = r.try_get("body")?;
-                let body = base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .map_err(|e| HubError::Internal(format!("stored message body: {e}")))?;
-                let map = |s: &str| {
-                    serde_json::from_str::<Map<String, Value>>(s)
-                        .map_err(|e| HubError::Internal(format!("stored message: {e}")))
-                };
-                Ok(Message {
-                    id: r.try_get("id")?,
-                    device_id: r.try_get("device_id")?,
-                    module_id: r.try_get("module_id")?,
-                    enqueued_time: r.try_get("enqueued_time")?,
-                    system_properties: map(&system)?,
-                    properties: map(&props)?,
-                    body: Bytes::from(body),
-                })
-            })
-            .collect()
+        read_after(&self.pool, after, limit).await
     }
 
     /// Deletes messages enqueued before `cutoff` (an id prefix made by [`new_id`]).
@@ -226,12 +241,147 @@ impl Messages {
     }
 }
 
+async fn read_after(pool: &AnyPool, after: &str, limit: usize) -> Result<Vec<Message>, HubError> {
+    let rows = sqlx::query(
+        "SELECT id, device_id, module_id, enqueued_time, system_properties, properties, body \
+             FROM hub_messages WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let system: String = r.try_get("system_properties")?;
+            let props: String = r.try_get("properties")?;
+            let body: String = r.try_get("body")?;
+            let body = base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .map_err(|e| HubError::Internal(format!("stored message body: {e}")))?;
+            let map = |s: &str| {
+                serde_json::from_str::<Map<String, Value>>(s)
+                    .map_err(|e| HubError::Internal(format!("stored message: {e}")))
+            };
+            Ok(Message {
+                id: r.try_get("id")?,
+                device_id: r.try_get("device_id")?,
+                module_id: r.try_get("module_id")?,
+                enqueued_time: r.try_get("enqueued_time")?,
+                system_properties: map(&system)?,
+                properties: map(&props)?,
+                body: Bytes::from(body),
+            })
+        })
+        .collect()
+}
+
+/// The greatest stored message id (`""` when none).
+async fn greatest_id<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    e: E,
+) -> Result<String, sqlx::Error> {
+    let row = sqlx::query("SELECT MAX(id) AS id FROM hub_messages")
+        .fetch_one(e)
+        .await?;
+    Ok(row.try_get::<Option<String>, _>("id")?.unwrap_or_default())
+}
+
+/// How committed messages reach live subscribers.
+enum Publish {
+    /// One replica: straight from the writer, in commit order.
+    Direct(broadcast::Sender<Message>),
+    /// Replicas: the follower reads the store (every replica's messages, in id order).
+    Shared {
+        follower: std::sync::Arc<Notify>,
+        committed: std::sync::Arc<Notify>,
+    },
+}
+
+/// Tells the other replicas that messages were committed; commits meanwhile share a note.
+async fn announce(
+    bus: Bus,
+    committed: std::sync::Arc<Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = committed.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = bus.send(None, Note::Messages).await {
+            tracing::debug!(error = %e, "hub: announcing messages failed");
+        }
+    }
+}
+
+/// Feeds live subscribers every replica's messages in id order from the store.
+async fn follow(
+    pool: AnyPool,
+    live: broadcast::Sender<Message>,
+    wake: std::sync::Arc<Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last = loop {
+        match greatest_id(&pool).await {
+            Ok(id) => break id,
+            Err(e) => {
+                tracing::warn!(error = %e, "hub: reading the last message id failed");
+                tokio::select! {
+                    () = tokio::time::sleep(FOLLOW_POLL) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(FOLLOW_POLL) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        loop {
+            match read_after(&pool, &last, FOLLOW_PAGE).await {
+                Ok(page) => {
+                    let full = page.len() == FOLLOW_PAGE;
+                    for m in page {
+                        last.clone_from(&m.id);
+                        let _ = live.send(m);
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hub: following stored messages failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
 /// Rows per INSERT: one statement (one trip to the database driver) carries many messages;
 /// 7 parameters each stays far below SQLite's and PostgreSQL's parameter limits.
 const ROWS_PER_INSERT: usize = 256;
 
-async fn commit(pool: &AnyPool, batch: &[(Message, Ack)]) -> Result<(), sqlx::Error> {
+/// Commits `batch`, giving its messages their ids; `shared`: under the replicas' lock, above
+/// the greatest id stored.
+async fn commit(
+    pool: &AnyPool,
+    batch: &mut [(Message, Ack)],
+    ids: &mut Ids,
+    shared: bool,
+) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if shared {
+        sqlx::query("SELECT CAST(pg_advisory_xact_lock($1) AS TEXT)")
+            .bind(COMMIT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        ids.above(&greatest_id(&mut *tx).await?);
+    }
+    for (m, _) in batch.iter_mut() {
+        (m.id, m.enqueued_time) = ids.next();
+    }
     for chunk in batch.chunks(ROWS_PER_INSERT) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|r| {
@@ -269,27 +419,32 @@ async fn commit(pool: &AnyPool, batch: &[(Message, Ack)]) -> Result<(), sqlx::Er
     tx.commit().await
 }
 
-async fn writer(
-    pool: AnyPool,
-    mut rx: mpsc::Receiver<(Message, Ack)>,
-    live: broadcast::Sender<Message>,
-) {
+async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<(Message, Ack)>, publish: Publish) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut ids = Ids::new();
+    let shared = matches!(publish, Publish::Shared { .. });
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        for (m, _) in batch.iter_mut() {
-            (m.id, m.enqueued_time) = ids.next();
-        }
-        let result = commit(&pool, &batch).await;
+        let result = commit(&pool, &mut batch, &mut ids, shared).await;
         if let Err(e) = &result {
             tracing::warn!(error = %e, messages = batch.len(), "storing device messages failed; not acknowledged");
             // A pause, so a database that is down is not hammered by retried sends.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        if let (
+            Ok(()),
+            Publish::Shared {
+                follower,
+                committed,
+            },
+        ) = (&result, &publish)
+        {
+            follower.notify_one();
+            committed.notify_one();
+        }
         for (m, ack) in batch.drain(..) {
             let ok = result.is_ok();
             let _ = ack.send(result.as_ref().map(drop).map_err(|e| e.to_string()));
-            if ok {
+            if let (true, Publish::Direct(live)) = (ok, &publish) {
                 let _ = live.send(m);
             }
         }

@@ -9,6 +9,7 @@
 //! service routes and (next) the device endpoint verify.
 
 mod bulk;
+pub mod bus;
 pub mod endpoint;
 pub mod error;
 mod files;
@@ -17,6 +18,7 @@ pub mod identity;
 pub mod messages;
 pub mod publishers;
 pub mod query;
+pub mod replicas;
 /// IoT Hub's SAS tokens; they live in the contract crate, shared with the module.
 pub use iiot_api::iothub::sas;
 pub mod secrets;
@@ -104,6 +106,9 @@ pub struct Hub {
     trust: endpoint::x509::Trust,
     /// The registry the publishers view feeds; set once the registry exists.
     publishers: std::sync::OnceLock<publishers::PublisherLink>,
+    pub(crate) replicas: replicas::Replicas,
+    /// Background tasks of the replicas' bus, for the service to wait on when it stops.
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -118,12 +123,15 @@ impl Hub {
     /// Opens the hub on the twin API's database: the key-encryption key (made at first
     /// start), the default policies (likewise), and the owner's connection string written to
     /// `<data_dir>/hub-connection-string` for the address the service is reached at
-    /// (`https_port`: the port when it is not 443).
+    /// (`https_port`: the port when it is not 443). On PostgreSQL (`database_url`) it joins
+    /// the other replicas on that database (see `replicas`).
     pub async fn open(
         pool: sqlx::AnyPool,
+        database_url: &str,
         data_dir: &Path,
         config: &HubConfig,
         port: u16,
+        shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> Result<Arc<Self>, HubError> {
         let kek_file = config
             .kek_file
@@ -149,17 +157,50 @@ impl Hub {
             }
             policies = store.policies().await?;
         }
-        let hub = Self {
+        let live = endpoint::live::Live::default();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let (bus, notes) = if database_url.starts_with("postgres") {
+            let lost = wake.clone();
+            let (bus, notes) = bus::Bus::connect(
+                database_url,
+                pool.clone(),
+                live.instance(),
+                move || lost.notify_one(),
+                shutdown.clone(),
+            )
+            .await?;
+            (Some(bus), Some(notes))
+        } else {
+            (None, None)
+        };
+        let hub = Arc::new(Self {
             store,
             hostname: config.hostname.to_ascii_lowercase(),
             policies,
-            live: endpoint::live::Live::default(),
-            messages: messages::Messages::start(pool),
+            live,
+            messages: messages::Messages::start(pool, bus.clone(), wake),
             trust: endpoint::x509::Trust::new(config.trust.clone()),
             publishers: std::sync::OnceLock::new(),
-        };
+            replicas: replicas::Replicas::new(bus),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
         hub.write_connection_string(&data_dir.join(CONNECTION_STRING_FILE), port)?;
-        Ok(Arc::new(hub))
+        let mut tasks = vec![tokio::spawn(hub.clone().beat(shutdown))];
+        if let Some(notes) = notes {
+            tasks.push(tokio::spawn(hub.clone().serve_replicas(notes)));
+        }
+        if let Ok(mut t) = hub.tasks.lock() {
+            t.extend(tasks);
+        }
+        Ok(hub)
+    }
+
+    /// The hub's background tasks, for the service to wait on when it stops.
+    pub fn take_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.tasks
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default()
     }
 
     /// Records that connection `connection_id` of an identity connected or disconnected (its
@@ -176,6 +217,7 @@ impl Hub {
     ) -> Option<identity::Identity> {
         let now = crate::registry::now();
         let mut written = false;
+        let mut previous = String::new();
         let done = self
             .store
             .update(device_id, module_id, |i| {
@@ -184,6 +226,7 @@ impl Hub {
                     return Ok(false);
                 }
                 written = true;
+                previous.clone_from(&i.connection_id);
                 i.connected = connected;
                 i.connection_id = if connected {
                     connection_id.to_string()
@@ -198,6 +241,9 @@ impl Hub {
                 Ok(true)
             })
             .await;
+        if connected && written && !previous.is_empty() && previous != connection_id {
+            self.taken_over(device_id, module_id, &previous).await;
+        }
         match done {
             Ok(i) => i.filter(|_| written),
             Err(e) => {
@@ -212,8 +258,17 @@ impl Hub {
         let _ = self.publishers.set(link);
     }
 
-    /// Tells the publishers view about an identity, if it is a publisher.
+    /// Tells the publishers views (this replica's and the others') about an identity, if
+    /// it is a publisher.
     pub(crate) async fn publisher_state(&self, i: &identity::Identity, online: bool) {
+        if publishers::is_publisher(i) {
+            self.publisher_seen(i, online).await;
+            self.announce_publisher(i, online).await;
+        }
+    }
+
+    /// Tells this replica's publishers view about an identity, if it is a publisher.
+    pub(crate) async fn publisher_seen(&self, i: &identity::Identity, online: bool) {
         if let Some(link) = self.publishers.get() {
             if publishers::is_publisher(i) {
                 link.seen(i, online).await;
@@ -235,7 +290,6 @@ impl Hub {
         let who = publishers::publisher_id(device_id, module_id);
         let method = format!("{}_V2", op.name());
         match self
-            .live
             .invoke(
                 device_id,
                 module_id,

@@ -14,6 +14,10 @@ use super::identity::{Description, Identity, Keys};
 use super::secrets::HubKek;
 use super::twin::TwinState;
 
+/// Length of a replica's instance id, the prefix of its connection ids
+/// (`{instance}-{n}`).
+pub const INSTANCE_LEN: i64 = 32;
+
 const COLUMNS: &str = "device_id, module_id, generation_id, revision, description, sealed_keys, \
                        twin, connected, connection_updated, last_activity, subscriptions, \
                        connection_id";
@@ -272,6 +276,85 @@ impl HubStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| self.identity(r)).collect()
+    }
+
+    /// The identities connected now (per the store), of modules only when `modules`.
+    pub async fn connected(&self, modules: bool) -> Result<Vec<Identity>, HubError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM hub_identities WHERE connected = 1 AND ($1 = 0 OR module_id <> '')"
+        )))
+        .bind(i64::from(modules))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.identity(r)).collect()
+    }
+
+    /// The replicas (instance ids) holding connections per the store.
+    pub async fn connection_instances(&self) -> Result<Vec<String>, HubError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT substr(connection_id, 1, {INSTANCE_LEN}) AS instance \
+             FROM hub_identities WHERE connected = 1 AND connection_id <> ''"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get("instance").map_err(HubError::from))
+            .collect()
+    }
+
+    /// `(device, module, connection)` of the identities replica `instance` connected.
+    pub async fn connected_to(
+        &self,
+        instance: &str,
+    ) -> Result<Vec<(String, String, String)>, HubError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT device_id, module_id, connection_id FROM hub_identities \
+             WHERE connected = 1 AND substr(connection_id, 1, {INSTANCE_LEN}) = $1"
+        )))
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("device_id")?,
+                    r.try_get("module_id")?,
+                    r.try_get("connection_id")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Records that replica `instance` is alive now; returns every replica's last beat
+    /// (unix seconds).
+    pub async fn heartbeat(
+        &self,
+        instance: &str,
+        now: i64,
+    ) -> Result<Vec<(String, i64)>, HubError> {
+        sqlx::query(
+            "INSERT INTO hub_replicas (instance, seen) VALUES ($1, $2) \
+             ON CONFLICT (instance) DO UPDATE SET seen = excluded.seen",
+        )
+        .bind(instance)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        let rows = sqlx::query("SELECT instance, seen FROM hub_replicas")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("instance")?, r.try_get("seen")?)))
+            .collect()
+    }
+
+    /// Forgets a replica's heartbeat (it stopped, or stopped long ago).
+    pub async fn forget_replica(&self, instance: &str) -> Result<(), HubError> {
+        sqlx::query("DELETE FROM hub_replicas WHERE instance = $1")
+            .bind(instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Whether each device is enabled, for module twins (whose status is their device's).

@@ -94,6 +94,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "ALTER TABLE hub_identities ADD COLUMN subscriptions BIGINT NOT NULL DEFAULT 0;
     ALTER TABLE hub_identities ADD COLUMN connection_id TEXT NOT NULL DEFAULT ''",
     ),
+    // Hub replicas: their heartbeats (a connection recorded by a replica that stopped beating
+    // is stale), and the bus notes too large for one PostgreSQL NOTIFY.
+    (
+        5,
+        "CREATE TABLE IF NOT EXISTS hub_replicas (
+        instance TEXT NOT NULL PRIMARY KEY,
+        seen BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS hub_bus (
+        id TEXT NOT NULL PRIMARY KEY,
+        body TEXT NOT NULL,
+        created BIGINT NOT NULL
+    )",
+    ),
 ];
 
 /// One stored identity.

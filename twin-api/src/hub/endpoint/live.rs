@@ -163,6 +163,28 @@ impl Live {
         }
     }
 
+    /// Ends connection `connection_id` of an identity if it is still the live one (another
+    /// replica's take-over must not end a session that connected here since).
+    pub fn close_connection(
+        &self,
+        device_id: &str,
+        module_id: &str,
+        connection_id: &str,
+        taken_over: bool,
+    ) {
+        if let Some(s) = self
+            .session(device_id, module_id)
+            .filter(|s| s.connection_id == connection_id)
+        {
+            let why = if taken_over {
+                Goodbye::TakenOver
+            } else {
+                Goodbye::NotAuthorized
+            };
+            let _ = s.close.send(Some(why));
+        }
+    }
+
     /// Ends every session of a device, its modules' included.
     pub fn close_device(&self, device_id: &str) {
         for s in self.sessions.iter().filter(|e| e.key().0 == device_id) {
@@ -251,6 +273,11 @@ impl Live {
             }
             _ => false,
         }
+    }
+
+    /// This replica's id: the prefix of its connection ids.
+    pub fn instance(&self) -> &str {
+        &self.instance
     }
 
     pub fn connected(&self) -> usize {
