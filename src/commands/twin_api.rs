@@ -71,6 +71,15 @@ pub struct TwinApiArgs {
     /// Hours device messages are kept for the routes (at most ten years).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     pub hub_retention_hours: u64,
+    /// Also publish every device message (QoS 1, at least once) on the broker of
+    /// --mqtt-url, on this topic: `{deviceId}`, `{moduleId}` and `{topic}` (the message's
+    /// `topic` property, the broker topic a module would have used) are filled in.
+    #[arg(long, value_parser = parse_route_topic)]
+    pub hub_route_topic: Option<iiot_twin_api::hub::route::TopicTemplate>,
+}
+
+fn parse_route_topic(s: &str) -> Result<iiot_twin_api::hub::route::TopicTemplate, String> {
+    iiot_twin_api::hub::route::TopicTemplate::parse(s)
 }
 
 impl TwinApiArgs {
@@ -110,6 +119,7 @@ impl TwinApiArgs {
             trust: self.hub_trust,
             max_connections: self.hub_max_connections,
             retention: Duration::from_secs(self.hub_retention_hours * 3600),
+            route_topic: self.hub_route_topic,
         };
         c.tls = self
             .tls_cert

@@ -254,6 +254,20 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     })];
     tasks.push(tokio::spawn(rpc.run(mqtt_task, shutdown_rx.clone())));
     tasks.extend(hub.take_tasks());
+    if let Some(template) = config.hub.route_topic.clone() {
+        let options = rpc::broker_options(
+            &config.mqtt_url,
+            &config.mqtt_tls,
+            &format!("{client_id}-route"),
+        )?;
+        tasks.push(tokio::spawn(hub::route::run(
+            hub.clone(),
+            template,
+            options,
+            url.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(
         hub.clone()
             .prune_messages(config.hub.retention, shutdown_rx.clone()),

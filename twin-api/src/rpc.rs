@@ -38,6 +38,32 @@ pub enum Outcome {
     ModuleOffline,
 }
 
+/// How the twin API's clients (RPC, the hub's broker route) connect to the broker at `url`.
+pub fn broker_options(
+    url: &str,
+    tls_files: &TlsFiles,
+    client_id: &str,
+) -> Result<MqttOptions, TwinApiError> {
+    let b = BrokerUrl::parse(url).map_err(TwinApiError::MqttUrl)?;
+    let mut options = MqttOptions::new(client_id, &b.host, b.port);
+    tls_files.warn_if_unused(b.tls);
+    options.set_transport(tls_files.transport(b.tls).map_err(TwinApiError::MqttTls)?);
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_clean_start(true);
+    // Telemetry batches of watched modules arrive here: rumqttc's 10 KiB default would drop
+    // the connection on the first large one (a module sends up to `--ms`, 256 KiB by default;
+    // OPC Publisher allows more).
+    options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
+    if let (Some(u), Some(p)) = (&b.username, &b.password) {
+        options.set_credentials(u, p);
+    }
+    // Without TCP_NODELAY each request and each answer pays Nagle's ~40 ms.
+    let mut network = options.network_options();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
+    Ok(options)
+}
+
 /// Calls waiting for their answer, by correlation id.
 #[derive(Default)]
 pub struct Pending {
@@ -211,23 +237,7 @@ impl MqttRpc {
         liveness: Arc<LivenessTable>,
         events: EventSender,
     ) -> Result<(Arc<Self>, MqttTask), TwinApiError> {
-        let b = BrokerUrl::parse(url).map_err(TwinApiError::MqttUrl)?;
-        let mut options = MqttOptions::new(client_id, &b.host, b.port);
-        tls_files.warn_if_unused(b.tls);
-        options.set_transport(tls_files.transport(b.tls).map_err(TwinApiError::MqttTls)?);
-        options.set_keep_alive(Duration::from_secs(30));
-        options.set_clean_start(true);
-        // Telemetry batches of watched modules arrive here: rumqttc's 10 KiB default would
-        // drop the connection on the first large one (a module sends up to `--ms`, 256 KiB by
-        // default; OPC Publisher allows more).
-        options.set_max_packet_size(Some(MAX_INCOMING_PACKET));
-        if let (Some(u), Some(p)) = (&b.username, &b.password) {
-            options.set_credentials(u, p);
-        }
-        // Without TCP_NODELAY each request and each answer pays Nagle's ~40 ms.
-        let mut network = options.network_options();
-        network.set_tcp_nodelay(true);
-        options.set_network_options(network);
+        let options = broker_options(url, tls_files, client_id)?;
         let (client, event_loop) = AsyncClient::new(options, 1024);
         let rpc = Arc::new(Self {
             client,

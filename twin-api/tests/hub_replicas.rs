@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use harness::{TwinApi, ADMIN};
 use iiot_testkit::{temp_dir, Mosquitto};
+use iiot_twin_api::hub::route::TopicTemplate;
 use iiot_twin_api::hub::sas;
 use reqwest::{Method, StatusCode};
 use rumqttc::{
@@ -46,6 +47,7 @@ async fn replica(broker: &str, dir: &Path, name: &str, db: &str, kek: &Path) -> 
         c.hub.hostname = HUB.into();
         c.hub.device_port = Some(0);
         c.hub.kek_file = Some(kek);
+        c.hub.route_topic = Some(TopicTemplate::parse("hub/{deviceId}").unwrap());
     })
     .await;
     Replica { api, data }
@@ -234,6 +236,21 @@ async fn scenario(db: String) {
     let dir = temp_dir("hub-replicas");
     let broker = Mosquitto::start().await;
     let kek = dir.join("shared-hub.kek");
+    // Both replicas route device messages to the broker; one at a time does.
+    let port: u16 = broker.url().rsplit(':').next().unwrap().parse().unwrap();
+    let routed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut o = MqttOptions::new("route-reader", "127.0.0.1", port);
+    o.set_max_packet_size(1 << 20, 1 << 20);
+    let (reader, mut reader_ev) = AsyncClient::new(o, 100);
+    reader.subscribe("hub/#", QoS::AtLeastOnce).await.unwrap();
+    let count = routed.clone();
+    let reader_task = tokio::spawn(async move {
+        while let Ok(e) = reader_ev.poll().await {
+            if let Event::Incoming(Packet::Publish(_)) = e {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
     let a = replica(&broker.url(), &dir, "a", &db, &kek).await;
     let b = replica(&broker.url(), &dir, "b", &db, &kek).await;
 
@@ -316,6 +333,17 @@ async fn scenario(db: String) {
         seqs.dedup();
         assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "{device}'s messages");
     }
+    wait_for("every message routed to the broker", async || {
+        (routed.load(std::sync::atomic::Ordering::SeqCst) >= 200).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        routed.load(std::sync::atomic::Ordering::SeqCst),
+        200,
+        "one replica routes each message once"
+    );
+    reader_task.abort();
     // ... and replay from B's store in the same order.
     let mut replay = b
         .api

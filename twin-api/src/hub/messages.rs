@@ -231,6 +231,11 @@ impl Messages {
         read_after(&self.pool, after, limit).await
     }
 
+    /// The id of the newest stored message (`""` when none).
+    pub async fn newest(&self) -> Result<String, HubError> {
+        Ok(greatest_id(&self.pool).await?)
+    }
+
     /// Deletes messages enqueued before `cutoff` (an id prefix made by [`new_id`]).
     pub async fn prune_before(&self, cutoff: &str) -> Result<u64, HubError> {
         let done = sqlx::query("DELETE FROM hub_messages WHERE id < $1")

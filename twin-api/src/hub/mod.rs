@@ -19,6 +19,7 @@ pub mod messages;
 pub mod publishers;
 pub mod query;
 pub mod replicas;
+pub mod route;
 /// IoT Hub's SAS tokens; they live in the contract crate, shared with the module.
 pub use iiot_api::iothub::sas;
 pub mod secrets;
@@ -59,6 +60,8 @@ pub struct HubConfig {
     pub max_connections: usize,
     /// How long device messages are kept for the routes.
     pub retention: std::time::Duration,
+    /// Publish every device message on the twin API's broker, on this topic template.
+    pub route_topic: Option<route::TopicTemplate>,
 }
 
 impl Default for HubConfig {
@@ -71,6 +74,7 @@ impl Default for HubConfig {
             trust: None,
             max_connections: 20_000,
             retention: std::time::Duration::from_secs(24 * 3600),
+            route_topic: None,
         }
     }
 }

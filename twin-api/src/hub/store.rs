@@ -348,6 +348,27 @@ impl HubStore {
             .collect()
     }
 
+    /// How far route `name` has delivered (a message id), when it ever ran.
+    pub async fn route_position(&self, name: &str) -> Result<Option<String>, HubError> {
+        let row = sqlx::query("SELECT position FROM hub_routes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("position")).transpose()?)
+    }
+
+    pub async fn set_route_position(&self, name: &str, position: &str) -> Result<(), HubError> {
+        sqlx::query(
+            "INSERT INTO hub_routes (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        )
+        .bind(name)
+        .bind(position)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Forgets a replica's heartbeat (it stopped, or stopped long ago).
     pub async fn forget_replica(&self, instance: &str) -> Result<(), HubError> {
         sqlx::query("DELETE FROM hub_replicas WHERE instance = $1")

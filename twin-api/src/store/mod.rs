@@ -95,7 +95,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE hub_identities ADD COLUMN connection_id TEXT NOT NULL DEFAULT ''",
     ),
     // Hub replicas: their heartbeats (a connection recorded by a replica that stopped beating
-    // is stale), and the bus notes too large for one PostgreSQL NOTIFY.
+    // is stale), the bus notes too large for one PostgreSQL NOTIFY, and how far each route
+    // has delivered the device messages.
     (
         5,
         "CREATE TABLE IF NOT EXISTS hub_replicas (
@@ -106,6 +107,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         id TEXT NOT NULL PRIMARY KEY,
         body TEXT NOT NULL,
         created BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS hub_routes (
+        name TEXT NOT NULL PRIMARY KEY,
+        position TEXT NOT NULL
     )",
     ),
 ];
