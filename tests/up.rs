@@ -111,6 +111,7 @@ fn port_args(plc: u16, http: u16, twin: u16, vault: u16) -> Vec<String> {
         ("--twin-port", twin),
         ("--vault-port", vault),
         ("--gds-port", free_port()),
+        ("--hub-port", free_port()),
     ]
     .into_iter()
     .flat_map(|(flag, port)| [flag.to_string(), port.to_string()])
@@ -178,12 +179,8 @@ async fn up_takes_a_free_mqtt_port_when_1883_is_taken() {
     let _held = std::net::TcpListener::bind("127.0.0.1:1883").ok();
     let data_dir = temp_dir("up-port");
     let mut args = vec!["--data-dir".to_string(), data_dir.display().to_string()];
-    args.extend(port_args(
-        free_port(),
-        free_port(),
-        free_port(),
-        free_port(),
-    ));
+    let (plc, twin) = (free_port(), free_port());
+    args.extend(port_args(plc, free_port(), twin, free_port()));
     let mut up = Up::start(&args);
     up.ready().await;
     let port = up.mqtt_port();
@@ -201,8 +198,74 @@ async fn up_takes_a_free_mqtt_port_when_1883_is_taken() {
         "the printed mosquitto_sub line does not use port {port}:\n{}",
         up.text()
     );
+    // The module's telemetry reaches the broker through the hub's route.
     telemetry_arrives(port, None).await;
+    module_answers_through_the_hub(&data_dir, twin, plc).await;
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// `up`'s module is an IoT Hub module of `up`'s hub: a publisher online in the twin API, and
+/// a direct method through the hub's service route reads the simulated PLC.
+async fn module_answers_through_the_hub(data_dir: &Path, twin: u16, plc: u16) {
+    let key = std::fs::read_to_string(data_dir.join("api-key")).unwrap();
+    let key = key.trim();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{twin}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let p: serde_json::Value = http
+            .get(format!(
+                "{base}/registry/v2/publishers/iiot-up_module_publisher"
+            ))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if p["connected"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub module never came online: {p}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let call = serde_json::json!({
+        "methodName": "ValueRead_V2",
+        "responseTimeoutInSeconds": 30,
+        "payload": {
+            "connection": {"endpoint": {
+                "url": format!("opc.tcp://127.0.0.1:{plc}/"),
+                "securityMode": "SignAndEncrypt"
+            }},
+            "request": {"nodeId": "nsu=urn:iiot:plc-sim;s=Fast/0"}
+        }
+    });
+    loop {
+        let answer: serde_json::Value = http
+            .post(format!("{base}/twins/iiot-up/modules/publisher/methods"))
+            .bearer_auth(key)
+            .json(&call)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if answer["status"] == 200 {
+            assert!(answer["payload"]["value"].is_u64(), "{answer}");
+            return;
+        }
+        // Until the vault's certificates are in place the PLC refuses the module's session.
+        assert!(
+            Instant::now() < deadline,
+            "the direct method never read the PLC: {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// On a non-loopback address the embedded broker asks for the generated credentials, which

@@ -12,8 +12,9 @@
 //! port given by flag is the user's choice and stops `up` when it is taken.
 
 mod certificates;
+mod hub_identity;
 
-use iiot_module::api::topics::{ModuleTopics, TopicTemplates};
+use iiot_module::api::topics::TopicTemplates;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
 
@@ -51,6 +52,10 @@ pub struct UpArgs {
     /// Vault OPC UA face (GDS) port [default: 4842, or a free port when 4842 is taken].
     #[arg(long)]
     pub gds_port: Option<u16>,
+    /// The hub's device endpoint (MQTT over TLS), which the module connects to as an IoT
+    /// Hub module [default: 8883, or a free port when 8883 is taken].
+    #[arg(long)]
+    pub hub_port: Option<u16>,
     /// Address the HTTP API and broker listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: IpAddr,
@@ -58,6 +63,8 @@ pub struct UpArgs {
 
 /// The module's publisher id (its MQTT root) in `iiot up`.
 const PUBLISHER_ID: &str = "iiot-up";
+/// The hub's name: the module's connection string and SAS tokens name it.
+const HUB_HOSTNAME: &str = "localhost";
 
 /// The user name of the embedded broker's credentials (off loopback).
 const MQTT_USER: &str = "iiot";
@@ -99,6 +106,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
             choose_port(args.bind, args.vault_port, &VAULT_PORT)?,
         ),
         (&GDS_PORT, choose_port(args.bind, args.gds_port, &GDS_PORT)?),
+        (&HUB_PORT, choose_port(args.bind, args.hub_port, &HUB_PORT)?),
     ];
     for (spec, reserved) in &chosen {
         if let Some(taken) = reserved.instead_of {
@@ -109,7 +117,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
         }
     }
     // Releases the reservations: each service binds its port right below.
-    let [plc_port, mqtt_port, http_port, twin_port, vault_port, gds_port] =
+    let [plc_port, mqtt_port, http_port, twin_port, vault_port, gds_port, hub_port] =
         chosen.map(|(_, r)| r.port);
 
     // Beyond loopback anyone on the network reaches the broker, and the module's MQTT RPC
@@ -168,11 +176,36 @@ pub async fn run(args: UpArgs) -> Result<()> {
     }
     std::fs::write(&plc_url_file, plc.endpoint_url())
         .with_context(|| format!("writing {}", plc_url_file.display()))?;
+    // The twin API with its hub: the module connects to it as an IoT Hub module, and the
+    // hub routes the module's telemetry to the broker topics it would have used itself.
+    let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
+    twin_config.http_bind = SocketAddr::new(args.bind, twin_port);
+    twin_config.mqtt_url = mqtt_url;
+    twin_config.data_dir = data_dir.join("twin-api");
+    twin_config.hub.hostname = HUB_HOSTNAME.into();
+    twin_config.hub.device_port = Some(hub_port);
+    twin_config.hub.route_topic = Some(
+        iiot_twin_api::hub::route::TopicTemplate::parse("{topic}").map_err(anyhow::Error::msg)?,
+    );
+    let hub_ca = twin_config.data_dir.join("hub-ca.pem");
+    let twin = iiot_twin_api::start(twin_config).await.map_err(|e| {
+        anyhow::anyhow!("twin API: {e} (choose another port with --twin-port or --hub-port)")
+    })?;
+    let hub_address = SocketAddr::new(reachable(args.bind), hub_port);
+    let module_key = hub_identity::provision(twin.http_addr, &api_key).await?;
+    let connection_string = format!(
+        "HostName={HUB_HOSTNAME};DeviceId={PUBLISHER_ID};ModuleId={}\
+         ;SharedAccessKey={module_key};GatewayHostName={hub_address}",
+        hub_identity::MODULE_ID
+    );
+    let iothub =
+        iiot_module::transport::iothub::IotHubSettings::parse(&connection_string, Some(hub_ca))
+            .map_err(anyhow::Error::msg)?;
     let module = iiot_module::start(iiot_module::ModuleConfig {
         http_bind: SocketAddr::new(args.bind, http_port),
         api_key: api_key.clone(),
         data_dir: module_dir,
-        mqtt_url: Some(mqtt_url.clone()),
+        iothub: Some(iothub),
         publisher_id: PUBLISHER_ID.into(),
         published_nodes_file: Some(published_nodes.clone()),
         // The module enrolls itself as `up`'s admin; its first contact trusts the GDS's own
@@ -202,25 +235,22 @@ pub async fn run(args: UpArgs) -> Result<()> {
         },
     ));
 
-    let mut twin_config = iiot_twin_api::TwinApiConfig::new(api_keys.clone());
-    twin_config.http_bind = SocketAddr::new(args.bind, twin_port);
-    twin_config.mqtt_url = mqtt_url;
-    twin_config.data_dir = data_dir.join("twin-api");
-    let twin = iiot_twin_api::start(twin_config)
-        .await
-        .map_err(|e| anyhow::anyhow!("twin API: {e} (choose another port with --twin-port)"))?;
-
     let http = module.http_addr;
     let url = plc.endpoint_url();
     println!();
     println!("iiot is up:");
     println!("  simulated PLC    {url}");
-    let topics = ModuleTopics::new(PUBLISHER_ID);
     let telemetry = TopicTemplates::default().telemetry_pattern(PUBLISHER_ID);
     println!(
-        "  MQTT broker      mqtt://{mqtt_addr}   (module methods on {})",
-        topics.methods_filter()
+        "  IoT hub          mqtts://{hub_address}   (the module is its IoT Hub module {PUBLISHER_ID}/{}; devices trust {})",
+        hub_identity::MODULE_ID,
+        data_dir.join("twin-api/hub-ca.pem").display()
     );
+    println!(
+        "                   service connection string in {}",
+        data_dir.join("twin-api/hub-connection-string").display()
+    );
+    println!("  MQTT broker      mqtt://{mqtt_addr}   (the hub routes device messages here)");
     // The password file's path, never the password.
     let mqtt_login = match &mqtt_credentials {
         Some(c) => {
@@ -330,6 +360,11 @@ const GDS_PORT: PortSpec = PortSpec {
     what: "vault GDS",
     flag: "--gds-port",
     default: iiot_vault::gds::DEFAULT_OPCUA_PORT,
+};
+const HUB_PORT: PortSpec = PortSpec {
+    what: "hub device endpoint",
+    flag: "--hub-port",
+    default: 8883,
 };
 
 /// A port chosen for one service. It stays bound until every port is chosen, so that two

@@ -57,8 +57,14 @@ pub async fn start(
     shutdown: watch::Receiver<bool>,
 ) -> Result<Endpoint, HubError> {
     let mut names = vec![hub.hostname.clone()];
-    if !config.bind.ip().is_unspecified() && config.bind.ip().to_string() != hub.hostname {
-        names.push(config.bind.ip().to_string());
+    // Bound to every interface, local clients still dial an address: the loopback one.
+    let ip = match config.bind.ip() {
+        std::net::IpAddr::V4(a) if a.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(a) if a.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        other => other,
+    };
+    if ip.to_string() != hub.hostname {
+        names.push(ip.to_string());
     }
     let (chain, key) =
         certs::server_identity(config.server.as_ref(), data_dir, hub.store.kek(), &names)?;
