@@ -214,11 +214,55 @@ async fn a_sas_device_sends_reports_and_answers() {
     let mut events = stream;
     let mut buf = String::new();
 
+    // A cloud-to-device message queued while the device is offline waits for it.
+    let c2d = |body: &'static str, headers: &'static [(&'static str, &'static str)]| {
+        let api = &api;
+        async move {
+            api.send(
+                Method::POST,
+                "/devices/sdk-device/messages/deviceBound",
+                Some(ADMIN),
+                headers,
+                Some(body.as_bytes().to_vec()),
+            )
+            .await
+        }
+    };
+    let (s, _, queued) = c2d(
+        r#"{"cmd":"start"}"#,
+        &[
+            ("iothub-messageid", "c2d-1"),
+            ("iothub-app-priority", "high"),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{queued}");
+    assert_eq!(queued["messageId"], "c2d-1");
+
     let mut sdk = Sdk::start(&dir, &["--connection-string-file", cs.to_str().unwrap()]);
     let ready = sdk.event("ready").await;
     assert_eq!(ready["event"], "ready", "{ready}");
     let (_, device) = rest(&api, Method::GET, "/devices/sdk-device", None).await;
     assert_eq!(device["connectionState"], "Connected");
+    let got = sdk
+        .call(json!({"cmd": "expect_c2d", "timeoutSecs": 20}))
+        .await;
+    assert_eq!(got["body"], r#"{"cmd":"start"}"#, "{got}");
+    assert_eq!(got["messageId"], "c2d-1", "{got}");
+    assert_eq!(got["contentType"], "application/json", "{got}");
+    assert_eq!(got["properties"]["priority"], "high", "{got}");
+    // ... and one sent while it is connected arrives at once.
+    let (s, _, _) = c2d(
+        "second",
+        &[("iothub-correlationid", "corr-2"), ("iothub-expiry", "60")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let got = sdk
+        .call(json!({"cmd": "expect_c2d", "timeoutSecs": 20}))
+        .await;
+    assert_eq!(got["body"], "second", "{got}");
+    assert_eq!(got["correlationId"], "corr-2", "{got}");
 
     // Telemetry: acknowledged, then in the stream with its properties.
     sdk.call(
@@ -311,6 +355,33 @@ async fn a_sas_device_sends_reports_and_answers() {
     );
     let (_, device) = rest(&api, Method::GET, "/devices/sdk-device", None).await;
     assert_eq!(device["connectionState"], "Disconnected");
+
+    // The device acknowledged both messages: nothing waits. IoT Hub's queue depth: 50.
+    for _ in 0..50 {
+        let (s, _, b) = c2d("queued", &[]).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+    }
+    let (s, h, b) = c2d("one too many", &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(
+        h.get("iothub-errorcode").unwrap(),
+        "DeviceMaximumQueueDepthExceeded"
+    );
+    let (s, b) = rest(&api, Method::DELETE, "/devices/sdk-device/commands", None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["totalMessagesPurged"], 50, "{b}");
+    let (s, _, b) = c2d("too long", &[("iothub-expiry", "999999")]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, _, b) = api
+        .send(
+            Method::POST,
+            "/devices/nobody/messages/deviceBound",
+            Some(ADMIN),
+            &[],
+            Some(b"x".to_vec()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
     api.shutdown().await;
 }
 

@@ -460,3 +460,72 @@ async fn kept_subscriptions_survive_a_restart_and_tokens_end_sessions() {
     );
     api.shutdown().await;
 }
+
+/// A cloud-to-device message stays queued until the device's PUBACK: one received but not
+/// acknowledged comes again on the next connection; once acknowledged, never again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_to_device_messages_wait_for_their_puback() {
+    let dir = temp_dir("hub-mqtt-c2d");
+    let data = dir.join("data");
+    let broker = Mosquitto::start().await;
+    let api = TwinApi::start(&broker.url(), &data, |c| {
+        c.hub.hostname = HUB.into();
+        c.hub.device_port = Some(0);
+    })
+    .await;
+    let key = device(&api, "dc").await;
+    let token = sas::sign(&format!("{HUB}/devices/dc"), &key, in_an_hour(), None).unwrap();
+    let (s, _, b) = api
+        .send(
+            Method::POST,
+            "/devices/dc/messages/deviceBound",
+            Some(ADMIN),
+            &[("iothub-messageid", "once")],
+            Some(b"payload".to_vec()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    // Receives the message, with `pkid`, and acknowledges it only when told to.
+    let receive = |ack: bool| {
+        let mut o = options(&api, &data, "dc", &token);
+        o.set_manual_acks(true);
+        async move {
+            let (c, mut ev) = AsyncClient::new(o, 10);
+            connack(&mut ev).await.unwrap();
+            c.subscribe("devices/dc/messages/devicebound/#", QoS::AtLeastOnce)
+                .await
+                .unwrap();
+            let got = tokio::time::timeout(Duration::from_secs(3), async {
+                loop {
+                    if let Event::Incoming(Packet::Publish(p)) = ev.poll().await.unwrap() {
+                        return p;
+                    }
+                }
+            })
+            .await
+            .ok();
+            if let (true, Some(p)) = (ack, &got) {
+                c.ack(p).await.unwrap();
+                // Poll until the PUBACK is out.
+                let _ = tokio::time::timeout(Duration::from_millis(500), ev.poll()).await;
+                let _ = tokio::time::timeout(Duration::from_millis(500), ev.poll()).await;
+            }
+            c.disconnect().await.unwrap();
+            let _ = tokio::time::timeout(Duration::from_millis(500), ev.poll()).await;
+            got
+        }
+    };
+    let first = receive(false).await.expect("the queued message");
+    assert_eq!(first.qos, QoS::AtLeastOnce);
+    assert!(
+        first.topic.starts_with("devices/dc/messages/devicebound/"),
+        "{}",
+        first.topic
+    );
+    assert!(first.topic.contains("%24.mid=once"), "{}", first.topic);
+    let again = receive(true).await.expect("not acknowledged: sent again");
+    assert_eq!(again.payload, first.payload);
+    assert!(receive(false).await.is_none(), "acknowledged: not again");
+    api.shutdown().await;
+}

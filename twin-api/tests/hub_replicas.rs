@@ -130,6 +130,15 @@ async fn connect(r: &Replica, client_id: &str, key: &str) -> Device {
         .subscribe("$iothub/twin/PATCH/properties/desired/#", QoS::AtMostOnce)
         .await
         .unwrap();
+    if !client_id.contains('/') {
+        client
+            .subscribe(
+                format!("devices/{client_id}/messages/devicebound/#"),
+                QoS::AtLeastOnce,
+            )
+            .await
+            .unwrap();
+    }
     Device {
         client,
         incoming,
@@ -385,13 +394,35 @@ async fn scenario(db: String) {
     .await;
 
     // The same identity connecting to A takes over: B closes the old session.
-    let _d1_again = connect(&a, "d1", &k1).await;
+    let mut d1_again = connect(&a, "d1", &k1).await;
     tokio::time::timeout(Duration::from_secs(10), d1.task)
         .await
         .expect("B ends the session taken over")
         .unwrap();
     let (s, answer) = call(&b, "/twins/d1/methods", &json!({"n": 1})).await;
     assert_eq!(s, StatusCode::OK, "B reaches d1 on A now: {answer}");
+    // A cloud-to-device message queued through B reaches d1 on A at once.
+    let (s, _, queued) = b
+        .api
+        .send(
+            Method::POST,
+            "/devices/d1/messages/deviceBound",
+            Some(ADMIN),
+            &[],
+            Some(b"to d1".to_vec()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{queued}");
+    loop {
+        let (topic, body) = tokio::time::timeout(Duration::from_secs(10), d1_again.incoming.recv())
+            .await
+            .expect("the cloud-to-device message")
+            .unwrap();
+        if topic.starts_with("devices/d1/messages/devicebound/") {
+            assert_eq!(body, b"to d1");
+            break;
+        }
+    }
 
     // Disabling d2 through B ends its session on A.
     let (s, _, body) = b

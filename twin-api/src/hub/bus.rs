@@ -75,6 +75,8 @@ pub enum Note {
         module: String,
         online: bool,
     },
+    /// A delivery waits for an identity connected to the receiver.
+    Deliver { device: String, module: String },
     /// Device messages were committed: streams read the store.
     Messages,
 }

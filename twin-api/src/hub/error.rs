@@ -31,6 +31,8 @@ pub enum HubError {
     TooLarge(String),
     #[error("'{0}' is not connected, or not subscribed to direct methods")]
     NotOnline(String),
+    #[error("device '{0}' has the most cloud-to-device messages waiting (50)")]
+    QueueFull(String),
     #[error("'{0}' did not answer within {1} s")]
     MethodTimeout(String, u64),
     /// Could not start: key files, connection string.
@@ -50,7 +52,7 @@ impl HubError {
             HubError::DeviceExists(_) | HubError::ModuleExists(..) => StatusCode::CONFLICT,
             HubError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             HubError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            HubError::Forbidden(_) => StatusCode::FORBIDDEN,
+            HubError::Forbidden(_) | HubError::QueueFull(_) => StatusCode::FORBIDDEN,
             HubError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HubError::NotOnline(_) => StatusCode::NOT_FOUND,
             HubError::MethodTimeout(..) => StatusCode::GATEWAY_TIMEOUT,
@@ -71,6 +73,7 @@ impl HubError {
             HubError::PreconditionFailed(_) => "PreconditionFailed",
             HubError::Unauthorized(_) | HubError::Forbidden(_) => "IotHubUnauthorizedAccess",
             HubError::TooLarge(_) => "MessageTooLarge",
+            HubError::QueueFull(_) => "DeviceMaximumQueueDepthExceeded",
             HubError::NotOnline(_) => "DeviceNotOnline",
             HubError::MethodTimeout(..) => "GatewayTimeout",
             HubError::Setup(_) | HubError::Storage(_) | HubError::Internal(_) => "ServerError",

@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use iiot_auth::{Authenticator, Role};
@@ -199,7 +199,11 @@ fn new_generation_id() -> String {
 }
 
 impl Hub {
-    async fn get_identity(&self, device_id: &str, module_id: &str) -> Result<Identity, HubError> {
+    pub(super) async fn get_identity(
+        &self,
+        device_id: &str,
+        module_id: &str,
+    ) -> Result<Identity, HubError> {
         self.store
             .get(device_id, module_id)
             .await?
@@ -443,14 +447,14 @@ fn with_etag(body: Value, etag: &str) -> Response {
 
 /// `{device_id}` and, on module routes, `{module_id}`: one handler serves both forms.
 #[derive(Debug, Deserialize)]
-struct Ids {
+pub(super) struct Ids {
     device_id: String,
     #[serde(default)]
     module_id: String,
 }
 
 impl Ids {
-    fn checked(&self) -> Result<(&str, &str), HubError> {
+    pub(super) fn checked(&self) -> Result<(&str, &str), HubError> {
         let m = (!self.module_id.is_empty()).then_some(self.module_id.as_str());
         check_ids(&self.device_id, m)?;
         Ok((&self.device_id, &self.module_id))
@@ -834,6 +838,11 @@ pub fn routes(hub: Arc<Hub>, auth: Arc<Authenticator>) -> Router {
             get(get_twin).patch(patch_twin).put(put_twin),
         )
         .route("/events/v2/hub/messages", get(super::stream::messages))
+        .route(
+            "/devices/{device_id}/messages/deviceBound",
+            post(super::c2d::send),
+        )
+        .route("/devices/{device_id}/commands", delete(super::c2d::purge))
         .route("/twins/{device_id}/methods", post(invoke_method))
         .route(
             "/twins/{device_id}/modules/{module_id}/methods",

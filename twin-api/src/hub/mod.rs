@@ -10,6 +10,8 @@
 
 mod bulk;
 pub mod bus;
+mod c2d;
+pub mod deliveries;
 pub mod endpoint;
 pub mod error;
 mod files;
@@ -107,6 +109,7 @@ pub struct Hub {
     pub(crate) policies: Vec<Policy>,
     pub(crate) live: endpoint::live::Live,
     pub(crate) messages: messages::Messages,
+    pub(crate) deliveries: deliveries::Deliveries,
     trust: endpoint::x509::Trust,
     /// The registry the publishers view feeds; set once the registry exists.
     publishers: std::sync::OnceLock<publishers::PublisherLink>,
@@ -182,7 +185,8 @@ impl Hub {
             hostname: config.hostname.to_ascii_lowercase(),
             policies,
             live,
-            messages: messages::Messages::start(pool, bus.clone(), wake),
+            messages: messages::Messages::start(pool.clone(), bus.clone(), wake),
+            deliveries: deliveries::Deliveries::new(pool),
             trust: endpoint::x509::Trust::new(config.trust.clone()),
             publishers: std::sync::OnceLock::new(),
             replicas: replicas::Replicas::new(bus),
@@ -337,6 +341,11 @@ impl Hub {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(messages = n, "hub: pruned old device messages"),
                 Err(e) => tracing::warn!(error = %e, "hub: pruning device messages failed"),
+            }
+            match self.deliveries.prune().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(deliveries = n, "hub: pruned expired deliveries"),
+                Err(e) => tracing::warn!(error = %e, "hub: pruning deliveries failed"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}

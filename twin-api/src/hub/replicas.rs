@@ -182,6 +182,19 @@ impl Hub {
         }
     }
 
+    /// Tells the identity's session, here or on another replica, that a delivery waits.
+    pub(crate) async fn wake_deliveries(&self, i: &Identity) {
+        if !self.live.wake_deliveries(&i.device_id, &i.module_id) {
+            if let Some(holder) = self.holder(i) {
+                let note = Note::Deliver {
+                    device: i.device_id.clone(),
+                    module: i.module_id.clone(),
+                };
+                self.send(Some(holder), note).await;
+            }
+        }
+    }
+
     /// Ends the session of an identity (deleted, or its credential changed) on every replica.
     pub(crate) async fn close_identity(&self, device_id: &str, module_id: &str) {
         self.live.close(device_id, module_id);
@@ -326,6 +339,9 @@ impl Hub {
                         tracing::warn!(error = %e, "hub: reading a publisher another replica saw failed");
                     }
                 },
+                Note::Deliver { device, module } => {
+                    self.live.wake_deliveries(&device, &module);
+                }
                 Note::Messages => self.messages.wake(),
             }
         }

@@ -95,8 +95,9 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ALTER TABLE hub_identities ADD COLUMN connection_id TEXT NOT NULL DEFAULT ''",
     ),
     // Hub replicas: their heartbeats (a connection recorded by a replica that stopped beating
-    // is stale), the bus notes too large for one PostgreSQL NOTIFY, and how far each route
-    // has delivered the device messages.
+    // is stale), the bus notes too large for one PostgreSQL NOTIFY, how far each route has
+    // delivered the device messages, and the messages waiting for a device (cloud-to-device)
+    // until it acknowledges them.
     (
         5,
         "CREATE TABLE IF NOT EXISTS hub_replicas (
@@ -111,7 +112,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     CREATE TABLE IF NOT EXISTS hub_routes (
         name TEXT NOT NULL PRIMARY KEY,
         position TEXT NOT NULL
-    )",
+    );
+    CREATE TABLE IF NOT EXISTS hub_deliveries (
+        id TEXT NOT NULL PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        module_id TEXT NOT NULL,
+        input TEXT NOT NULL,
+        properties TEXT NOT NULL,
+        body TEXT NOT NULL,
+        expires BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS hub_deliveries_identity ON hub_deliveries (device_id, module_id, id)",
     ),
 ];
 

@@ -68,6 +68,8 @@ pub struct Session {
     /// data queue so a full queue cannot swallow it.
     pub close: watch::Sender<Option<Goodbye>>,
     pub subscriptions: Arc<Subscriptions>,
+    /// Told when a delivery (cloud-to-device message, module input) waits for the identity.
+    pub deliveries: Arc<tokio::sync::Notify>,
 }
 
 /// Why a direct method did not get an answer.
@@ -131,6 +133,7 @@ impl Live {
             tx,
             close,
             subscriptions: Arc::new(Subscriptions::from_bits(subscriptions)),
+            deliveries: Arc::new(tokio::sync::Notify::new()),
         };
         if let Some(old) = self
             .sessions
@@ -272,6 +275,17 @@ impl Live {
                 }
             }
             _ => false,
+        }
+    }
+
+    /// Tells the identity's session, if it has one here, that a delivery waits.
+    pub fn wake_deliveries(&self, device_id: &str, module_id: &str) -> bool {
+        match self.session(device_id, module_id) {
+            Some(s) => {
+                s.deliveries.notify_one();
+                true
+            }
+            None => false,
         }
     }
 

@@ -33,6 +33,8 @@ const OUTBOUND: usize = 64;
 const MAX_UNACKED: usize = 256;
 /// Longest a write to a client may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deliveries sent to one session and not yet acknowledged.
+const MAX_INFLIGHT: usize = 16;
 /// Answers queued while handling one read are written once they reach this size, so a
 /// client pipelining requests cannot pile up unbounded answers.
 const FLUSH_AT: usize = 64 * 1024;
@@ -75,6 +77,24 @@ struct Conn<S> {
     /// as commits land, while the session goes on reading (a device's messages then share
     /// group commits with each other, not only with other devices').
     acks: futures::stream::FuturesOrdered<PendingAck>,
+    /// Deliveries (cloud-to-device messages, module inputs) sent with QoS 1 and not yet
+    /// acknowledged, by packet id; they stay stored until the PUBACK.
+    inflight: std::collections::HashMap<u16, String>,
+    /// The last delivery sent in this session: the next are read after it.
+    sent: String,
+    next_pkid: u16,
+}
+
+impl<S> Conn<S> {
+    /// A packet id no delivery in flight uses (never 0).
+    fn packet_id(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1).max(1);
+            if !self.inflight.contains_key(&self.next_pkid) {
+                return self.next_pkid;
+            }
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -245,6 +265,9 @@ where
         inbuf: BytesMut::with_capacity(1024),
         out: BytesMut::with_capacity(1024),
         acks: futures::stream::FuturesOrdered::new(),
+        inflight: std::collections::HashMap::new(),
+        sent: String::new(),
+        next_pkid: 0,
     };
     // CONNECT first, within CONNECT_TIMEOUT.
     // The phases that run once or per packet are boxed: a session's future then keeps only
@@ -337,6 +360,14 @@ where
         module_id: &module_id,
         session: &session,
     };
+    // Kept subscriptions: what waited meanwhile goes out at once.
+    Box::pin(ctx.pump(&mut conn)).await;
+    if conn.flush().await.is_err() {
+        hub.live.unregister(&device_id, &module_id, session.id);
+        hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
+            .await;
+        return;
+    }
     // IoT Hub's rule: silence for 1.5 keep-alive periods ends the session.
     let idle = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
     let mut deadline = idle.map(|d| Instant::now() + d);
@@ -391,6 +422,12 @@ where
                 }
                 None => break End::Closed,
             },
+            () = session.deliveries.notified() => {
+                Box::pin(ctx.pump(&mut conn)).await;
+                if let Err(e) = conn.flush().await {
+                    break e;
+                }
+            }
             changed = closed.changed() => {
                 let why = match changed {
                     Ok(()) => (*closed.borrow()).unwrap_or(Goodbye::ShuttingDown),
@@ -488,6 +525,7 @@ impl Ctx<'_> {
                     }
                     self.keep_subscriptions().await;
                     let _ = codec::suback(c.version, pkid, &granted, &mut c.out);
+                    Box::pin(self.pump(c)).await;
                 }
                 Frame::Unsubscribe { pkid, filters } => {
                     for f in &filters {
@@ -501,7 +539,19 @@ impl Ctx<'_> {
                 Frame::PingReq => {
                     let _ = codec::pingresp(c.version, &mut c.out);
                 }
-                Frame::PubAck { .. } => {}
+                Frame::PubAck { pkid } => {
+                    if let Some(id) = c.inflight.remove(&pkid) {
+                        if let Err(e) = self
+                            .hub
+                            .deliveries
+                            .complete(self.device_id, self.module_id, &id)
+                            .await
+                        {
+                            tracing::warn!(error = %e, device = %self.device_id, "hub: completing a delivery failed; it may come again");
+                        }
+                        Box::pin(self.pump(c)).await;
+                    }
+                }
                 Frame::Disconnect => {
                     c.flush().await?;
                     return Ok(false);
@@ -514,6 +564,48 @@ impl Ctx<'_> {
         }
         c.flush().await?;
         Ok(true)
+    }
+
+    /// Sends what waits for the identity (cloud-to-device messages to a device subscribed
+    /// to them, inputs to a module subscribed to its inputs), QoS 1, up to [`MAX_INFLIGHT`]
+    /// unacknowledged.
+    async fn pump<S>(&self, c: &mut Conn<S>) {
+        let subs = &self.session.subscriptions;
+        let wanted = if self.module_id.is_empty() {
+            subs.cloud_to_device.load(Ordering::Acquire)
+        } else {
+            subs.inputs.load(Ordering::Acquire)
+        };
+        let room = MAX_INFLIGHT.saturating_sub(c.inflight.len());
+        if !wanted || room == 0 {
+            return;
+        }
+        let pending = match self
+            .hub
+            .deliveries
+            .pending(self.device_id, self.module_id, &c.sent, room)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, device = %self.device_id, "hub: reading deliveries failed");
+                return;
+            }
+        };
+        for d in pending {
+            c.sent.clone_from(&d.id);
+            let topic = if self.module_id.is_empty() {
+                topics::cloud_to_device(self.device_id, &d.properties)
+            } else if d.input.is_empty() {
+                continue;
+            } else {
+                topics::module_input(self.device_id, self.module_id, &d.input, &d.properties)
+            };
+            let pkid = c.packet_id();
+            if codec::publish(c.version, &topic, 1, pkid, d.body, &mut c.out).is_ok() {
+                c.inflight.insert(pkid, d.id);
+            }
+        }
     }
 
     /// Stores the session's subscriptions with the identity when they changed.
