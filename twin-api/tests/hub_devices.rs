@@ -485,3 +485,83 @@ async fn wrong_keys_disabled_devices_and_take_overs() {
     first.end().await;
     api.shutdown().await;
 }
+
+/// IoT Edge routes from the device's `$edgeHub` twin (as a deployment manifest sets them):
+/// module `a`'s output messages reach module `b`'s inputs — by output name, and by a WHERE on
+/// properties and body — with their properties and edgeHub's sender properties; a message no
+/// route takes reaches no input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_routes_carry_module_outputs_to_module_inputs() {
+    let ip = "127.0.0.76";
+    let dir = temp_dir("hub-device-routes");
+    let broker = Mosquitto::start().await;
+    let api = hub(ip, &dir, &broker).await;
+    let (s, d) = rest(&api, Method::PUT, "/devices/edge-dev", Some(json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let a = register(&api, &dir, ip, "edge-dev", Some("a")).await;
+    let b = register(&api, &dir, ip, "edge-dev", Some("b")).await;
+    let (s, d) = rest(
+        &api,
+        Method::PUT,
+        "/devices/edge-dev/modules/$edgeHub",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let (s, t) = rest(
+        &api,
+        Method::PATCH,
+        "/twins/edge-dev/modules/$edgeHub",
+        Some(json!({"properties": {"desired": {
+            "schemaVersion": "1.1",
+            "routes": {
+                "toB": "FROM /messages/modules/a/outputs/out1 INTO BrokeredEndpoint(\"/modules/b/inputs/in1\")",
+                "hot": {"route": "FROM /messages/modules/a/* WHERE unit = 'C' AND $body.t > 25 INTO BrokeredEndpoint(\"/modules/b/inputs/hot\")",
+                        "priority": 0, "timeToLiveSecs": 600},
+                "upstream": "FROM /messages/* INTO $upstream"
+            },
+            "storeAndForwardConfiguration": {"timeToLiveSecs": 7200}
+        }}})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+
+    let mut receiver = Sdk::start(&dir, &["--connection-string-file", b.to_str().unwrap()]);
+    assert_eq!(receiver.event("ready").await["event"], "ready");
+    let mut sender = Sdk::start(&dir, &["--connection-string-file", a.to_str().unwrap()]);
+    assert_eq!(sender.event("ready").await["event"], "ready");
+    sender
+        .call(json!({"cmd": "send", "body": {"t": 30}, "output": "out1",
+            "properties": {"unit": "C"}, "messageId": "r-1",
+            "contentType": "application/json", "contentEncoding": "utf-8"}))
+        .await;
+    let mut inputs = Vec::new();
+    for _ in 0..2 {
+        let got = receiver
+            .call(json!({"cmd": "expect_input", "timeoutSecs": 20}))
+            .await;
+        let body: Value = serde_json::from_str(got["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, json!({"t": 30}), "{got}");
+        assert_eq!(got["messageId"], "r-1", "{got}");
+        assert_eq!(got["properties"]["unit"], "C", "{got}");
+        assert_eq!(got["properties"]["$.cmid"], "a", "{got}");
+        inputs.push(got["input"].as_str().unwrap().to_string());
+    }
+    inputs.sort();
+    assert_eq!(inputs, ["hot", "in1"]);
+    // Another output, too cold: no route to an input takes it.
+    sender
+        .call(json!({"cmd": "send", "body": {"t": 10}, "output": "out2",
+            "properties": {"unit": "C"}}))
+        .await;
+    receiver
+        .send(json!({"cmd": "expect_input", "timeoutSecs": 3}))
+        .await;
+    let none = receiver
+        .wait("expect_input", |l| l["cmd"] == "expect_input")
+        .await;
+    assert_eq!(none["ok"], false, "{none}");
+    sender.end().await;
+    receiver.end().await;
+    api.shutdown().await;
+}

@@ -115,10 +115,17 @@ pub(super) async fn send(
         body,
         expires,
     };
-    if !s.hub.deliveries.enqueue(&delivery).await? {
+    if !s
+        .hub
+        .deliveries
+        .enqueue(&delivery, deliveries::MAX_QUEUED)
+        .await?
+    {
         return Err(HubError::QueueFull(d.to_string()));
     }
-    s.hub.wake_deliveries(&identity).await;
+    s.hub
+        .wake_deliveries(&identity.device_id, &identity.module_id)
+        .await;
     let expiry = time::OffsetDateTime::from_unix_timestamp(expires)
         .ok()
         .and_then(|t| {

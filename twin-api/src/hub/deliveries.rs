@@ -1,5 +1,5 @@
 //! Messages the hub delivers to an identity — cloud-to-device messages to a device, and
-//! (next) messages routed to a module's input — kept in the store until the identity's
+//! messages an `$edgeHub` route sends to a module's input — kept in the store until the identity's
 //! PUBACK completes them, so a device that is offline, or drops before acknowledging, gets
 //! them when it connects (at least once), until they expire. IoT Hub's rules: at most 50
 //! waiting per device, 64 KB each, an hour to live unless the sender says otherwise (48 hours
@@ -12,8 +12,11 @@ use sqlx::{AnyPool, Row};
 
 use super::error::HubError;
 
-/// Most messages waiting for one identity (IoT Hub's cloud-to-device queue depth).
+/// Most messages waiting for one device (IoT Hub's cloud-to-device queue depth).
 pub const MAX_QUEUED: i64 = 50;
+/// Most messages waiting for one module input queue (edgeHub's store and forward, bounded
+/// so a module that never connects cannot fill the database).
+pub const MAX_INPUTS_QUEUED: i64 = 100_000;
 /// Largest cloud-to-device message body.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Time to live when the sender gives none.
@@ -59,8 +62,8 @@ impl Deliveries {
         Self { pool }
     }
 
-    /// Queues `d`; `Ok(false)` when its identity already has [`MAX_QUEUED`] waiting.
-    pub async fn enqueue(&self, d: &Delivery) -> Result<bool, HubError> {
+    /// Queues `d`; `Ok(false)` when its identity already has `limit` waiting.
+    pub async fn enqueue(&self, d: &Delivery, limit: i64) -> Result<bool, HubError> {
         let pairs: Vec<(&str, Option<&str>)> = d
             .properties
             .0
@@ -84,7 +87,7 @@ impl Deliveries {
         .bind(base64::engine::general_purpose::STANDARD.encode(&d.body))
         .bind(d.expires)
         .bind(unix_now())
-        .bind(MAX_QUEUED)
+        .bind(limit)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)

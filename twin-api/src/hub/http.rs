@@ -396,6 +396,9 @@ impl Hub {
             })
             .await?;
         let i = updated.ok_or_else(|| not_found(device_id, module_id))?;
+        if module_id == "$edgeHub" {
+            self.forget_routes(device_id);
+        }
         if i.twin.desired.version != before.0 {
             // A connected device hears of the change at once: the patch it asked for, or after
             // a replace the whole section with `null` for every member it lost; `$version` in

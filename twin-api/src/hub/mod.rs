@@ -12,6 +12,7 @@ mod bulk;
 pub mod bus;
 mod c2d;
 pub mod deliveries;
+pub mod edge_routes;
 pub mod endpoint;
 pub mod error;
 mod files;
@@ -40,6 +41,10 @@ use store::{HubStore, Policy, Right};
 
 /// File in the data directory that receives the owner policy's service connection string.
 pub const CONNECTION_STRING_FILE: &str = "hub-connection-string";
+/// How long a device's `$edgeHub` routes are used before they are read again (a change
+/// made through this replica applies at once).
+const ROUTES_KEPT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Default file of the key-encryption key, in the data directory.
 pub const KEK_FILE: &str = "hub.kek";
 
@@ -110,6 +115,8 @@ pub struct Hub {
     pub(crate) live: endpoint::live::Live,
     pub(crate) messages: messages::Messages,
     pub(crate) deliveries: deliveries::Deliveries,
+    /// Each device's `$edgeHub` routes, read again after [`ROUTES_KEPT`].
+    edge_routes: dashmap::DashMap<String, (std::time::Instant, Arc<Vec<edge_routes::Route>>)>,
     trust: endpoint::x509::Trust,
     /// The registry the publishers view feeds; set once the registry exists.
     publishers: std::sync::OnceLock<publishers::PublisherLink>,
@@ -187,6 +194,7 @@ impl Hub {
             live,
             messages: messages::Messages::start(pool.clone(), bus.clone(), wake),
             deliveries: deliveries::Deliveries::new(pool),
+            edge_routes: dashmap::DashMap::new(),
             trust: endpoint::x509::Trust::new(config.trust.clone()),
             publishers: std::sync::OnceLock::new(),
             replicas: replicas::Replicas::new(bus),
@@ -259,6 +267,33 @@ impl Hub {
                 None
             }
         }
+    }
+
+    /// The device's `$edgeHub` message routes (none when it has no `$edgeHub` module).
+    pub(crate) async fn routes_for(&self, device_id: &str) -> Arc<Vec<edge_routes::Route>> {
+        if let Some(e) = self.edge_routes.get(device_id) {
+            if e.0.elapsed() < ROUTES_KEPT {
+                return e.1.clone();
+            }
+        }
+        let routes = match self.store.get(device_id, "$edgeHub").await {
+            Ok(Some(i)) => Arc::new(edge_routes::from_desired(&i.twin.desired.props)),
+            Ok(None) => Arc::new(Vec::new()),
+            Err(e) => {
+                tracing::warn!(error = %e, device = %device_id, "hub: reading $edgeHub routes failed");
+                Arc::new(Vec::new())
+            }
+        };
+        self.edge_routes.insert(
+            device_id.to_string(),
+            (std::time::Instant::now(), routes.clone()),
+        );
+        routes
+    }
+
+    /// A device's `$edgeHub` twin changed: its routes are read again.
+    pub(crate) fn forget_routes(&self, device_id: &str) {
+        self.edge_routes.remove(device_id);
     }
 
     /// Feeds publisher identities into `registry` (see `publishers`).

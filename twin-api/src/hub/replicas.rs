@@ -183,9 +183,12 @@ impl Hub {
     }
 
     /// Tells the identity's session, here or on another replica, that a delivery waits.
-    pub(crate) async fn wake_deliveries(&self, i: &Identity) {
-        if !self.live.wake_deliveries(&i.device_id, &i.module_id) {
-            if let Some(holder) = self.holder(i) {
+    pub(crate) async fn wake_deliveries(&self, device_id: &str, module_id: &str) {
+        if self.live.wake_deliveries(device_id, module_id) || self.replicas.bus.is_none() {
+            return;
+        }
+        if let Ok(Some(i)) = self.store.get(device_id, module_id).await {
+            if let Some(holder) = self.holder(&i) {
                 let note = Note::Deliver {
                     device: i.device_id.clone(),
                     module: i.module_id.clone(),

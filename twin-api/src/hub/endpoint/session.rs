@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::codec::{self, ConnAck, Frame, Goodbye, Version};
 use super::live::Outbound;
 use super::topics::{self, Inbound, Subscription};
+use crate::hub::deliveries::Delivery;
 use crate::hub::identity::{AuthType, Identity};
 use crate::hub::messages::Message;
 use crate::hub::sas::SasToken;
@@ -462,8 +463,30 @@ where
     tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
 }
 
+/// Queues routed module inputs and tells their sessions; `false` when one could not be
+/// queued (the sender then gets no PUBACK and sends again).
+async fn queue_inputs(hub: &Hub, inputs: &[Delivery]) -> bool {
+    for d in inputs {
+        match hub
+            .deliveries
+            .enqueue(d, crate::hub::deliveries::MAX_INPUTS_QUEUED)
+            .await
+        {
+            Ok(true) => hub.wake_deliveries(&d.device_id, &d.module_id).await,
+            Ok(false) => {
+                tracing::warn!(device = %d.device_id, module = %d.module_id, input = %d.input, "hub: a module input queue is full; the routed message is dropped for it");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, device = %d.device_id, "hub: queueing a module input failed");
+                return false;
+            }
+        }
+    }
+    true
+}
+
 struct Ctx<'a> {
-    hub: &'a Hub,
+    hub: &'a Arc<Hub>,
     device_id: &'a str,
     module_id: &'a str,
     session: &'a super::live::Session,
@@ -564,6 +587,39 @@ impl Ctx<'_> {
         }
         c.flush().await?;
         Ok(true)
+    }
+
+    /// The module inputs `$edgeHub` routes send `m` to, as deliveries (queued once `m` is
+    /// stored).
+    async fn route_to_inputs(&self, m: &Message) -> Vec<Delivery> {
+        let routes = self.hub.routes_for(self.device_id).await;
+        if routes.is_empty() {
+            return Vec::new();
+        }
+        let now = unix_now();
+        let mut out: Vec<Delivery> = Vec::new();
+        for r in routes.iter() {
+            let crate::hub::edge_routes::Into::Input { module, input } = &r.into else {
+                continue;
+            };
+            if !r.matches(m)
+                || out
+                    .iter()
+                    .any(|d| d.module_id == *module && d.input == *input)
+            {
+                continue;
+            }
+            out.push(Delivery {
+                id: crate::hub::deliveries::new_id(),
+                device_id: self.device_id.to_string(),
+                module_id: module.clone(),
+                input: input.clone(),
+                properties: crate::hub::edge_routes::input_properties(m),
+                body: m.body.clone(),
+                expires: now + r.ttl_secs,
+            });
+        }
+        out
     }
 
     /// Sends what waits for the identity (cloud-to-device messages to a device subscribed
@@ -702,6 +758,12 @@ impl Ctx<'_> {
                     properties: application,
                     body: payload,
                 };
+                // Module outputs the device's `$edgeHub` routes send to module inputs.
+                let inputs = if self.module_id.is_empty() {
+                    Vec::new()
+                } else {
+                    self.route_to_inputs(&message).await
+                };
                 // Stored before acknowledged: the PUBACK goes out when the commit lands (see
                 // `Conn::acks`); a failure closes without it, so the device sends again.
                 let committed = match self.hub.messages.submit(message).await {
@@ -711,9 +773,18 @@ impl Ctx<'_> {
                         return Err(End::Io(e.to_string()));
                     }
                 };
-                c.acks.push_back(Box::pin(async move {
-                    (qos, pkid, matches!(committed.await, Ok(Ok(()))))
-                }));
+                if inputs.is_empty() {
+                    c.acks.push_back(Box::pin(async move {
+                        (qos, pkid, matches!(committed.await, Ok(Ok(()))))
+                    }));
+                } else {
+                    let hub = self.hub.clone();
+                    c.acks.push_back(Box::pin(async move {
+                        let stored = matches!(committed.await, Ok(Ok(())))
+                            && queue_inputs(&hub, &inputs).await;
+                        (qos, pkid, stored)
+                    }));
+                }
             }
             Inbound::TwinGet { rid } => {
                 match self.hub.store.get(self.device_id, self.module_id).await {
