@@ -255,6 +255,7 @@ pub async fn start(config: TwinApiConfig) -> Result<TwinApiHandle, TwinApiError>
     tasks.push(tokio::spawn(rpc.run(mqtt_task, shutdown_rx.clone())));
     tasks.extend(hub.take_tasks());
     if let Some(template) = config.hub.route_topic.clone() {
+        hub::route::prepare(&hub).await?;
         let options = rpc::broker_options(
             &config.mqtt_url,
             &config.mqtt_tls,

@@ -146,8 +146,6 @@ async fn device_messages_reach_broker_topics_once_across_restarts() {
         .as_str()
         .unwrap()
         .to_string();
-    // The route starts with the messages that arrive once it runs.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     send(
         &api,
         &data,
@@ -155,16 +153,18 @@ async fn device_messages_reach_broker_topics_once_across_restarts() {
         &key,
         &[
             (
-                "topic=plant%2Fline1%2Fdata&unit=C&%24.ct=application%2Fjson",
+                "topic=r1%2Fline1%2Fdata&unit=C&%24.ct=application%2Fjson",
                 r#"{"t":21.5}"#,
             ),
             ("", "plain"),
             ("topic=bad%2F%23", "wildcard"),
+            ("topic=r1%2Fstate", "forged state"),
+            ("topic=other%2Fmessages", "elsewhere"),
         ],
     )
     .await;
     let (topic, ct, props, body) = routed(&mut rx).await;
-    assert_eq!(topic, "plant/line1/data");
+    assert_eq!(topic, "r1/line1/data");
     assert_eq!(ct.as_deref(), Some("application/json"));
     assert_eq!(body, r#"{"t":21.5}"#);
     for want in [("unit", "C"), ("iothub-connection-device-id", "r1")] {
@@ -178,18 +178,21 @@ async fn device_messages_reach_broker_topics_once_across_restarts() {
         (topic.as_str(), body.as_str()),
         ("devices/r1/messages/events", "plain")
     );
-    let (topic, _, _, body) = routed(&mut rx).await;
-    assert_eq!(
-        (topic.as_str(), body.as_str()),
-        ("devices/r1/messages/events", "wildcard")
-    );
+    // A wildcard, another module's state topic, another device's namespace: the hub's own.
+    for want in ["wildcard", "forged state", "elsewhere"] {
+        let (topic, _, _, body) = routed(&mut rx).await;
+        assert_eq!(
+            (topic.as_str(), body.as_str()),
+            ("devices/r1/messages/events", want)
+        );
+    }
     api.shutdown().await;
 
     // Restarted: only what is new is routed.
     let api = start().await;
-    send(&api, &data, "r1", &key, &[("topic=after", "again")]).await;
+    send(&api, &data, "r1", &key, &[("topic=r1%2Fafter", "again")]).await;
     let (topic, _, _, body) = routed(&mut rx).await;
-    assert_eq!((topic.as_str(), body.as_str()), ("after", "again"));
+    assert_eq!((topic.as_str(), body.as_str()), ("r1/after", "again"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(rx.try_recv().is_err(), "a message routed twice");
     api.shutdown().await;

@@ -192,7 +192,8 @@ pub async fn run(args: UpArgs) -> Result<()> {
         anyhow::anyhow!("twin API: {e} (choose another port with --twin-port or --hub-port)")
     })?;
     let hub_address = SocketAddr::new(reachable(args.bind), hub_port);
-    let module_key = hub_identity::provision(twin.http_addr, &api_key).await?;
+    let twin_local = SocketAddr::new(reachable(args.bind), twin.http_addr.port());
+    let module_key = hub_identity::provision(twin_local, &api_key).await?;
     let connection_string = format!(
         "HostName={HUB_HOSTNAME};DeviceId={PUBLISHER_ID};ModuleId={}\
          ;SharedAccessKey={module_key};GatewayHostName={hub_address}",
@@ -308,7 +309,7 @@ pub async fn run(args: UpArgs) -> Result<()> {
     );
     println!();
     tokio::spawn(register_plc(
-        twin.http_addr,
+        twin_local,
         api_key.clone(),
         api_key_file.clone(),
         url.clone(),
@@ -456,7 +457,7 @@ async fn register_plc(
     let http = reqwest::Client::new();
     let base = format!("http://{twin}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
+    let application = loop {
         let answer = http
             .post(format!("{base}/registry/v2/applications"))
             .bearer_auth(&key)
@@ -464,7 +465,10 @@ async fn register_plc(
             .send()
             .await;
         match answer {
-            Ok(r) if r.status().is_success() => break,
+            Ok(r) if r.status().is_success() => {
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                break body["id"].as_str().map(str::to_string);
+            }
             // The module is not online in the registry yet: its first state message is on its way.
             Ok(r) if r.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE => {}
             Ok(r) => {
@@ -478,7 +482,7 @@ async fn register_plc(
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    };
     let endpoints: serde_json::Value = match http
         .get(format!("{base}/registry/v2/endpoints"))
         .bearer_auth(&key)
@@ -488,11 +492,18 @@ async fn register_plc(
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => return,
     };
-    let Some(id) = endpoints["items"]
+    // The endpoint of the application just registered (a data directory of an older `up`
+    // may hold others, owned by a publisher that no longer comes online).
+    let secure: Vec<&serde_json::Value> = endpoints["items"]
         .as_array()
         .into_iter()
         .flatten()
-        .find(|e| e["registration"]["endpoint"]["securityMode"] == "SignAndEncrypt")
+        .filter(|e| e["registration"]["endpoint"]["securityMode"] == "SignAndEncrypt")
+        .collect();
+    let Some(id) = secure
+        .iter()
+        .find(|e| application.is_some() && e["applicationId"].as_str() == application.as_deref())
+        .or_else(|| secure.first())
         .and_then(|e| e["registration"]["id"].as_str())
     else {
         return;

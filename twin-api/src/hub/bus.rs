@@ -224,6 +224,13 @@ impl Bus {
             note,
         })
         .map_err(|e| HubError::Internal(format!("encoding a bus note: {e}")))?;
+        // A spilled note is taken by the first replica that reads it: only for one receiver.
+        if text.len() > INLINE && to.is_none() {
+            return Err(HubError::Internal(format!(
+                "a note for every replica is {} bytes; at most {INLINE}",
+                text.len()
+            )));
+        }
         let payload = if text.len() > INLINE {
             let id = uuid::Uuid::new_v4().simple().to_string();
             sqlx::query("INSERT INTO hub_bus (id, body, created) VALUES ($1, $2, $3)")

@@ -427,6 +427,12 @@ async fn commit(
 async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<(Message, Ack)>, publish: Publish) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut ids = Ids::new();
+    // Ids continue above what is stored, also after a restart with a clock that stepped
+    // back: readers resume by id (the SSE stream's Last-Event-ID, the broker route).
+    match greatest_id(&pool).await {
+        Ok(id) => ids.above(&id),
+        Err(e) => tracing::warn!(error = %e, "hub: reading the last message id failed"),
+    }
     let shared = matches!(publish, Publish::Shared { .. });
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let result = commit(&pool, &mut batch, &mut ids, shared).await;

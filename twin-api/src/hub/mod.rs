@@ -173,13 +173,17 @@ impl Hub {
         }
         let live = endpoint::live::Live::default();
         let wake = Arc::new(tokio::sync::Notify::new());
+        let resync = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (bus, notes) = if database_url.starts_with("postgres") {
-            let lost = wake.clone();
+            let (lost, resync) = (wake.clone(), resync.clone());
             let (bus, notes) = bus::Bus::connect(
                 database_url,
                 pool.clone(),
                 live.instance(),
-                move || lost.notify_one(),
+                move || {
+                    lost.notify_one();
+                    resync.store(true, std::sync::atomic::Ordering::Release);
+                },
                 shutdown.clone(),
             )
             .await?;
@@ -197,7 +201,7 @@ impl Hub {
             edge_routes: dashmap::DashMap::new(),
             trust: endpoint::x509::Trust::new(config.trust.clone()),
             publishers: std::sync::OnceLock::new(),
-            replicas: replicas::Replicas::new(bus),
+            replicas: replicas::Replicas::new(bus, resync),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         hub.write_connection_string(&data_dir.join(CONNECTION_STRING_FILE), port)?;

@@ -7,10 +7,19 @@
 //! of changes by broadcast. Replicas beat every few seconds; connections recorded by one
 //! that stopped beating are marked disconnected by the others (and by the next start of a
 //! single replica that crashed), so `connectionState` does not stay `Connected` forever.
+//!
+//! A replica counts as stopped when its beat has not changed for [`GONE_AFTER`] of this
+//! replica's own (monotonic) time, so clocks that disagree cannot make a live replica look
+//! dead. Each replica also checks its sessions against the store every beat: a session the
+//! store no longer names as the identity's connection is recorded again (a mistaken sweep) or
+//! closed (taken over on another replica, deleted); after its bus connection dropped (notes
+//! may be lost) it checks each session fully — deleted, disabled — and closes those that
+//! take desired patches, which then GET their twin again on reconnect.
 
-use std::collections::HashSet;
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -25,10 +34,13 @@ use super::Hub;
 
 /// How often a replica beats.
 const BEAT: Duration = Duration::from_secs(5);
-/// A replica silent this long is gone: its connections are stale.
-const GONE_AFTER: i64 = 20;
+/// A replica whose beat has not changed for this long is gone: its connections are stale.
+const GONE_AFTER: Duration = Duration::from_secs(20);
 /// Heartbeats of replicas gone this long are deleted.
-const FORGET_AFTER: i64 = 24 * 3600;
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// Sessions younger than this are left alone by the check (their connection may not be
+/// recorded yet).
+const SETTLED: Duration = Duration::from_secs(10);
 /// Time a forwarded call may take beyond the device's own timeout (two notes' travel).
 const FORWARD_SLACK: Duration = Duration::from_secs(2);
 
@@ -39,17 +51,52 @@ pub struct Replicas {
     bus: Option<Bus>,
     /// Calls forwarded to another replica, by request id.
     calls: DashMap<String, oneshot::Sender<Answer>>,
-    /// Replicas that beat recently (this one included).
-    alive: RwLock<HashSet<String>>,
+    /// Each replica's last beat as read, and when (here) it last changed.
+    observed: Mutex<HashMap<String, (i64, Instant)>>,
+    /// Set when the bus connection dropped: sessions are checked fully at the next beat.
+    resync: Arc<AtomicBool>,
+    /// A sweep and check of sessions is running (they run beside the beat, never two).
+    checking: AtomicBool,
+    /// Publishers connected to other replicas have been loaded into this one's view.
+    publishers_loaded: AtomicBool,
 }
 
 impl Replicas {
-    pub fn new(bus: Option<Bus>) -> Self {
+    pub fn new(bus: Option<Bus>, resync: Arc<AtomicBool>) -> Self {
         Self {
             bus,
             calls: DashMap::new(),
-            alive: RwLock::new(HashSet::new()),
+            observed: Mutex::new(HashMap::new()),
+            resync,
+            checking: AtomicBool::new(false),
+            publishers_loaded: AtomicBool::new(false),
         }
+    }
+
+    /// Records the beats read; an instance first seen (in beats or connections) gets
+    /// [`GONE_AFTER`] from now.
+    fn observe(&self, beats: impl IntoIterator<Item = (String, i64)>) {
+        let now = Instant::now();
+        if let Ok(mut o) = self.observed.lock() {
+            for (instance, seen) in beats {
+                let e = o.entry(instance).or_insert((seen, now));
+                if e.0 != seen {
+                    *e = (seen, now);
+                }
+            }
+        }
+    }
+
+    /// Whether a replica stopped: observed, and its beat unchanged for [`GONE_AFTER`].
+    fn is_gone(&self, instance: &str) -> bool {
+        self.observed
+            .lock()
+            .ok()
+            .and_then(|o| {
+                o.get(instance)
+                    .map(|(_, changed)| changed.elapsed() >= GONE_AFTER)
+            })
+            .unwrap_or(false)
     }
 
     pub fn bus(&self) -> Option<&Bus> {
@@ -57,10 +104,7 @@ impl Replicas {
     }
 
     fn is_alive(&self, instance: &str) -> bool {
-        self.alive
-            .read()
-            .map(|a| a.contains(instance))
-            .unwrap_or(false)
+        !self.is_gone(instance)
     }
 }
 
@@ -350,29 +394,28 @@ impl Hub {
         }
     }
 
-    /// Beats every few seconds; marks the connections of replicas that stopped beating
-    /// disconnected; at the end forgets this replica's beat (its sessions have ended).
+    /// Beats every few seconds and, beside the beat, sweeps the connections of replicas
+    /// that stopped and checks this replica's sessions; at the end forgets this replica's
+    /// beat (its sessions have ended).
     pub(crate) async fn beat(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let mut first = true;
         loop {
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
             match self.store.heartbeat(self.instance(), now).await {
                 Ok(beats) => {
-                    let alive: HashSet<String> = beats
-                        .iter()
-                        .filter(|(_, seen)| *seen >= now - GONE_AFTER)
-                        .map(|(i, _)| i.clone())
-                        .collect();
-                    for (gone, _) in beats.iter().filter(|(_, s)| *s < now - FORGET_AFTER) {
+                    let forget = i64::try_from(FORGET_AFTER.as_secs()).unwrap_or(i64::MAX);
+                    for (gone, _) in beats.iter().filter(|(_, s)| *s < now - forget) {
                         let _ = self.store.forget_replica(gone).await;
                     }
-                    if let Ok(mut a) = self.replicas.alive.write() {
-                        *a = alive;
-                    }
-                    self.sweep().await;
-                    if first {
-                        first = false;
-                        self.load_publishers().await;
+                    self.replicas.observe(beats);
+                    if !self.replicas.checking.swap(true, Ordering::AcqRel) {
+                        let hub = self.clone();
+                        tokio::spawn(async move {
+                            hub.sweep().await;
+                            let full = hub.replicas.resync.swap(false, Ordering::AcqRel);
+                            hub.check_sessions(full).await;
+                            hub.load_publishers(full).await;
+                            hub.replicas.checking.store(false, Ordering::Release);
+                        });
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "hub: the replica heartbeat failed"),
@@ -401,9 +444,15 @@ impl Hub {
                 return;
             }
         };
+        // A replica holding connections without a beat row gets the same grace.
+        if let Ok(mut o) = self.replicas.observed.lock() {
+            for i in &instances {
+                o.entry(i.clone()).or_insert((i64::MIN, Instant::now()));
+            }
+        }
         for gone in instances
             .iter()
-            .filter(|i| *i != self.instance() && !self.replicas.is_alive(i))
+            .filter(|i| *i != self.instance() && self.replicas.is_gone(i))
         {
             let Ok(stale) = self.store.connected_to(gone).await else {
                 continue;
@@ -422,9 +471,67 @@ impl Hub {
         }
     }
 
-    /// Publishers connected to other replicas before this one started.
-    async fn load_publishers(&self) {
-        if self.replicas.bus.is_none() {
+    /// Checks this replica's sessions against the store (see the module notes); `full`
+    /// after the bus dropped.
+    async fn check_sessions(&self, full: bool) {
+        let recorded: HashSet<(String, String, String)> =
+            match self.store.connected_to(self.instance()).await {
+                Ok(r) => r.into_iter().collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "hub: reading this replica's connections failed");
+                    return;
+                }
+            };
+        for (device, module, connection, desired) in self.live.sessions(SETTLED) {
+            let key = (device.clone(), module.clone(), connection.clone());
+            if recorded.contains(&key) && !full {
+                continue;
+            }
+            let identity = match self.store.get(&device, &module).await {
+                Ok(i) => i,
+                Err(_) => continue,
+            };
+            let enabled = match &identity {
+                Some(i) if i.is_module() => {
+                    self.store.device_enabled(&device).await.unwrap_or(true)
+                }
+                Some(i) => i.desc.enabled,
+                None => false,
+            };
+            match identity {
+                Some(i) if enabled && i.connection_id == connection => {
+                    if full && desired {
+                        // A desired patch may have been lost with the bus: the device GETs
+                        // its twin again when it reconnects.
+                        self.live
+                            .close_connection(&device, &module, &connection, false);
+                    }
+                }
+                Some(i) if enabled && !i.connected => {
+                    // Swept while it was still here: recorded again.
+                    if let Some(i) = self
+                        .set_connected(&device, &module, &connection, true, false)
+                        .await
+                    {
+                        self.publisher_state(&i, true).await;
+                    }
+                }
+                _ => {
+                    // Deleted, disabled, or connected through another replica since.
+                    self.live
+                        .close_connection(&device, &module, &connection, false);
+                }
+            }
+        }
+    }
+
+    /// Publishers connected to other replicas: loaded once this replica's publishers view
+    /// exists, and again after the bus dropped (`full`).
+    async fn load_publishers(&self, full: bool) {
+        if self.replicas.bus.is_none() || self.publishers.get().is_none() {
+            return;
+        }
+        if self.replicas.publishers_loaded.swap(true, Ordering::AcqRel) && !full {
             return;
         }
         match self.store.connected(true).await {

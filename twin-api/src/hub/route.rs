@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::Value;
@@ -28,12 +28,14 @@ const WINDOW: usize = 100;
 /// How long the broker may take to acknowledge a window.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failure (broker or database) before trying again.
-const RETRY: Duration = Duration::from_secs(2);
+const RETRY: Duration = Duration::from_secs(5);
 /// The advisory lock of the replica that routes (ASCII "hubroute").
 const ROUTE_LOCK: i64 = 0x6875_6272_6f75_7465;
 
 /// Where a message goes: a topic name with `{deviceId}`, `{moduleId}` and `{topic}` (the
-/// message's `topic` property, which the module sets to the broker topic it would have used).
+/// message's `topic` property, which the module sets to the broker topic it would have used,
+/// taken only under `{deviceId}/` and not on a module's `state`, `events` or `methods`
+/// topics; otherwise IoT Hub's own device-to-cloud topic of the message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicTemplate(String);
 
@@ -42,6 +44,17 @@ const PLACEHOLDERS: [&str; 3] = ["{deviceId}", "{moduleId}", "{topic}"];
 /// Whether `t` may be published to: MQTT's rules for a topic name.
 fn valid_topic(t: &str) -> bool {
     !t.is_empty() && t.len() <= 4096 && !t.contains(['+', '#', '\0'])
+}
+
+/// Whether a device may name `topic`: only under its own id, and not where the twin API's
+/// modules announce themselves or take requests (`{root}/state`, `/events`, `/methods`), so
+/// a device cannot publish as another or forge a module's state.
+fn in_namespace(topic: &str, device: &str) -> bool {
+    let Some(rest) = topic.strip_prefix(device).and_then(|r| r.strip_prefix('/')) else {
+        return false;
+    };
+    let level = rest.split('/').next().unwrap_or_default();
+    !rest.is_empty() && !matches!(level, "state" | "events" | "methods")
 }
 
 /// Device and module ids may hold `+` and `#`, which no topic name may: escaped as in URLs.
@@ -81,7 +94,7 @@ impl TopicTemplate {
             .properties
             .get("topic")
             .and_then(Value::as_str)
-            .filter(|t| valid_topic(t))
+            .filter(|t| valid_topic(t) && in_namespace(t, &device))
             .map_or(own, str::to_string);
         self.0
             .replace("{deviceId}", &device)
@@ -126,6 +139,26 @@ enum Stop {
     Failed(String),
 }
 
+/// Failures in a row at one position: a message the broker keeps refusing (say, larger than
+/// it takes) is skipped after [`MAX_STRIKES`], with an error, rather than stopping the route.
+#[derive(Default)]
+struct Strikes {
+    position: String,
+    count: u32,
+}
+
+const MAX_STRIKES: u32 = 3;
+
+/// Sets the route's first position (the newest message) unless it has one: messages stored
+/// from now on are routed, also those that arrive before the route's task runs.
+pub async fn prepare(hub: &Hub) -> Result<(), super::HubError> {
+    if hub.store.route_position(NAME).await?.is_none() {
+        let newest = hub.messages.newest().await?;
+        hub.store.set_route_position(NAME, &newest).await?;
+    }
+    Ok(())
+}
+
 /// Routes until `shutdown`; `database_url` is PostgreSQL's when replicas may share it.
 pub async fn run(
     hub: Arc<Hub>,
@@ -134,10 +167,15 @@ pub async fn run(
     database_url: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut strikes = Strikes::default();
     loop {
         // On PostgreSQL: route only while holding the lock, on a connection of its own.
         let lock = if database_url.starts_with("postgres") {
-            match leadership(&database_url).await {
+            let taken = tokio::select! {
+                t = leadership(&database_url) => t,
+                () = async { let _ = shutdown.wait_for(|s| *s).await; } => return,
+            };
+            match taken {
                 Ok(Some(conn)) => Ok(Some(conn)),
                 Ok(None) => Err("another replica routes".to_string()),
                 Err(e) => Err(format!("taking the route's lock: {e}")),
@@ -146,7 +184,7 @@ pub async fn run(
             Ok(None)
         };
         let outcome = match lock {
-            Ok(conn) => deliver(&hub, &template, &options, conn, &mut shutdown).await,
+            Ok(conn) => deliver(&hub, &template, &options, conn, &mut strikes, &mut shutdown).await,
             Err(why) => Err(Stop::Failed(why)),
         };
         match outcome {
@@ -178,31 +216,22 @@ async fn deliver(
     template: &TopicTemplate,
     options: &MqttOptions,
     mut lock: Option<sqlx::AnyConnection>,
+    strikes: &mut Strikes,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     let failed = |e: &dyn std::fmt::Display| Stop::Failed(e.to_string());
-    let mut position = match hub
+    prepare(hub).await.map_err(|e| failed(&e))?;
+    let mut position = hub
         .store
         .route_position(NAME)
         .await
         .map_err(|e| failed(&e))?
-    {
-        Some(p) => p,
-        // A new route starts with the messages that arrive from now on.
-        None => {
-            let newest = hub.messages.newest().await.map_err(|e| failed(&e))?;
-            hub.store
-                .set_route_position(NAME, &newest)
-                .await
-                .map_err(|e| failed(&e))?;
-            newest
-        }
-    };
+        .unwrap_or_default();
     let (client, mut events) = AsyncClient::new(options.clone(), WINDOW * 2);
     let mut live = hub.messages.subscribe();
     tracing::info!(%position, "hub route: delivering device messages to the broker");
     loop {
-        let page = hub
+        let mut page = hub
             .messages
             .after(&position, WINDOW)
             .await
@@ -223,34 +252,34 @@ async fn deliver(
             }
             continue;
         }
-        for m in &page {
-            client
-                .publish_with_properties(
-                    template.topic_for(m),
-                    QoS::AtLeastOnce,
-                    false,
-                    Bytes::clone(&m.body),
-                    properties(m),
-                )
+        // Still the only replica routing: the lock lives as long as its connection.
+        if let Some(conn) = lock.as_mut() {
+            conn.ping().await.map_err(|e| failed(&e))?;
+        }
+        if strikes.position == position && strikes.count >= MAX_STRIKES {
+            let poison = page.remove(0);
+            tracing::error!(id = %poison.id, device = %poison.device_id, topic = %template.topic_for(&poison), "hub route: the broker keeps refusing a message; it is skipped");
+            position.clone_from(&poison.id);
+            hub.store
+                .set_route_position(NAME, &position)
                 .await
                 .map_err(|e| failed(&e))?;
+            *strikes = Strikes::default();
+            continue;
         }
-        let mut acked = 0;
-        let acks = async {
-            while acked < page.len() {
-                match events.poll().await {
-                    Ok(Event::Incoming(Packet::PubAck(_))) => acked += 1,
-                    Ok(_) => {}
-                    Err(e) => return Err(failed(&e)),
-                }
+        let outcome = publish_window(&client, &mut events, template, &page).await;
+        if let Err(e) = outcome {
+            if strikes.position == position {
+                strikes.count += 1;
+            } else {
+                *strikes = Strikes {
+                    position: position.clone(),
+                    count: 1,
+                };
             }
-            Ok(())
-        };
-        // Not cut short by a shutdown: acknowledged messages are then recorded as such and
-        // not published again at the next start.
-        tokio::time::timeout(ACK_TIMEOUT, acks)
-            .await
-            .map_err(|_| Stop::Failed("the broker did not acknowledge in time".into()))??;
+            return Err(e);
+        }
+        *strikes = Strikes::default();
         if let Some(last) = page.last() {
             position.clone_from(&last.id);
             hub.store
@@ -259,6 +288,53 @@ async fn deliver(
                 .map_err(|e| failed(&e))?;
         }
     }
+}
+
+/// Publishes `page` and waits for the broker's acknowledgements (not cut short by a
+/// shutdown: acknowledged messages are then recorded as such and not published again).
+async fn publish_window(
+    client: &AsyncClient,
+    events: &mut rumqttc::v5::EventLoop,
+    template: &TopicTemplate,
+    page: &[Message],
+) -> Result<(), Stop> {
+    let failed = |e: &dyn std::fmt::Display| Stop::Failed(e.to_string());
+    for m in page {
+        client
+            .publish_with_properties(
+                template.topic_for(m),
+                QoS::AtLeastOnce,
+                false,
+                Bytes::clone(&m.body),
+                properties(m),
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+    }
+    let mut acked = 0;
+    let acks = async {
+        while acked < page.len() {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                    acked += 1;
+                    if !matches!(
+                        ack.reason,
+                        PubAckReason::Success | PubAckReason::NoMatchingSubscribers
+                    ) {
+                        // Refused for good (not authorised, topic invalid, …): said loudly,
+                        // not retried forever.
+                        tracing::error!(reason = ?ack.reason, "hub route: the broker refused a routed message");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(ACK_TIMEOUT, acks)
+        .await
+        .map_err(|_| Stop::Failed("the broker did not acknowledge in time".into()))?
 }
 
 #[cfg(test)]
@@ -286,9 +362,24 @@ mod tests {
     fn templates_name_topics_and_refuse_what_mqtt_would() {
         let t = TopicTemplate::parse("{topic}").unwrap();
         assert_eq!(
-            t.topic_for(&message("d", "m", Some("up/messages/x"))),
+            t.topic_for(&message("up", "m", Some("up/messages/x"))),
             "up/messages/x"
         );
+        // Only under the device's own id, and never a module's state, events or methods.
+        for elsewhere in [
+            "other/messages/x",
+            "up/state",
+            "up/methods/ValueRead_V2",
+            "up/events",
+            "up",
+            "up/",
+        ] {
+            assert_eq!(
+                t.topic_for(&message("up", "m", Some(elsewhere))),
+                "devices/up/modules/m/messages/events",
+                "{elsewhere}"
+            );
+        }
         // No topic property, or one no broker takes: the hub's own topic.
         assert_eq!(
             t.topic_for(&message("d", "m", None)),

@@ -70,6 +70,7 @@ pub struct Session {
     pub subscriptions: Arc<Subscriptions>,
     /// Told when a delivery (cloud-to-device message, module input) waits for the identity.
     pub deliveries: Arc<tokio::sync::Notify>,
+    pub opened: std::time::Instant,
 }
 
 /// Why a direct method did not get an answer.
@@ -134,6 +135,7 @@ impl Live {
             close,
             subscriptions: Arc::new(Subscriptions::from_bits(subscriptions)),
             deliveries: Arc::new(tokio::sync::Notify::new()),
+            opened: std::time::Instant::now(),
         };
         if let Some(old) = self
             .sessions
@@ -287,6 +289,25 @@ impl Live {
             }
             None => false,
         }
+    }
+
+    /// `(device, module, connection, subscribed to desired patches)` of every session open
+    /// for at least `age` (younger ones may not have recorded their connection yet).
+    pub fn sessions(&self, age: Duration) -> Vec<(String, String, String, bool)> {
+        self.sessions
+            .iter()
+            .filter(|e| e.value().opened.elapsed() >= age)
+            .map(|e| {
+                let (d, m) = e.key();
+                let s = e.value();
+                (
+                    d.clone(),
+                    m.clone(),
+                    s.connection_id.clone(),
+                    s.subscriptions.desired.load(Ordering::Acquire),
+                )
+            })
+            .collect()
     }
 
     /// This replica's id: the prefix of its connection ids.
