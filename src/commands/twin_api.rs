@@ -73,7 +73,8 @@ pub struct TwinApiArgs {
     pub hub_retention_hours: u64,
     /// Also publish every device message (QoS 1, at least once) on the broker of
     /// --mqtt-url, on this topic: `{deviceId}`, `{moduleId}` and `{topic}` (the message's
-    /// `topic` property, the broker topic a module would have used) are filled in.
+    /// `topic` property, the broker topic a module would have used, when it lies under
+    /// `{deviceId}/`) are filled in.
     #[arg(long, value_parser = parse_route_topic)]
     pub hub_route_topic: Option<iiot_twin_api::hub::route::TopicTemplate>,
 }
