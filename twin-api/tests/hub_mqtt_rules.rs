@@ -19,12 +19,8 @@ use iiot_twin_api::hub::sas;
 use reqwest::{Method, StatusCode};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Packet, QoS,
-    TlsConfiguration, Transport,
 };
 use serde_json::{json, Value};
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const HUB: &str = "localhost";
 
@@ -33,17 +29,6 @@ type Offence = Box<dyn Fn(&AsyncClient) -> futures::future::BoxFuture<'_, ()> + 
 
 fn in_an_hour() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp() + 3600
-}
-
-fn tls(data: &Path) -> Transport {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(data.join("hub-ca.pem")).unwrap())
-        .unwrap();
-    let config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config)))
 }
 
 async fn device(api: &TwinApi, id: &str) -> String {
@@ -67,7 +52,7 @@ fn options(api: &TwinApi, data: &Path, id: &str, password: &str) -> MqttOptions 
     let addr = api.device_addr.unwrap();
     let mut o = MqttOptions::new(id, HUB, addr.port());
     o.set_credentials(format!("{HUB}/{id}/?api-version=2021-04-12"), password);
-    o.set_transport(tls(data));
+    o.set_transport(harness::hub_tls(data));
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(512 * 1024, 512 * 1024);
     o
@@ -323,7 +308,7 @@ async fn an_mqtt5_device_reads_and_reports_its_twin() {
         format!("{HUB}/d5/?api-version=2021-04-12"),
         sas::sign(&format!("{HUB}/devices/d5"), &key, in_an_hour(), None).unwrap(),
     );
-    o.set_transport(tls(&data));
+    o.set_transport(harness::hub_tls(&data));
     let (c, mut ev) = C5::new(o, 10);
     c.subscribe("$iothub/twin/res/#", Q5::AtLeastOnce)
         .await

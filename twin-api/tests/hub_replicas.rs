@@ -22,14 +22,9 @@ use iiot_testkit::{temp_dir, Mosquitto};
 use iiot_twin_api::hub::route::TopicTemplate;
 use iiot_twin_api::hub::sas;
 use reqwest::{Method, StatusCode};
-use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
-};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const HUB: &str = "localhost";
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -51,17 +46,6 @@ async fn replica(broker: &str, dir: &Path, name: &str, db: &str, kek: &Path) -> 
     })
     .await;
     Replica { api, data }
-}
-
-fn tls(data: &Path) -> Transport {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(data.join("hub-ca.pem")).unwrap())
-        .unwrap();
-    let config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config)))
 }
 
 /// Creates an identity through `r` and returns its primary key.
@@ -96,7 +80,7 @@ async fn connect(r: &Replica, client_id: &str, key: &str) -> Device {
     let port = r.api.device_addr.unwrap().port();
     let mut o = MqttOptions::new(client_id, HUB, port);
     o.set_credentials(format!("{HUB}/{client_id}/?api-version=2021-04-12"), token);
-    o.set_transport(tls(&r.data));
+    o.set_transport(harness::hub_tls(&r.data));
     o.set_keep_alive(Duration::from_secs(30));
     o.set_max_packet_size(512 * 1024, 512 * 1024);
     let (client, mut ev) = AsyncClient::new(o, 100);

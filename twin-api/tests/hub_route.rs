@@ -9,7 +9,6 @@
 mod harness;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use harness::{TwinApi, ADMIN};
@@ -20,11 +19,8 @@ use reqwest::{Method, StatusCode};
 use rumqttc::v5::mqttbytes::v5::Packet as Packet5;
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::v5::{AsyncClient as Client5, Event as Event5, MqttOptions as Options5};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 const HUB: &str = "localhost";
 
@@ -65,17 +61,6 @@ async fn subscriber(port: u16) -> mpsc::UnboundedReceiver<Routed> {
     rx
 }
 
-fn tls(data: &Path) -> Transport {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(data.join("hub-ca.pem")).unwrap())
-        .unwrap();
-    let config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config)))
-}
-
 /// Connects device `id` and sends each `(property bag, body)` with QoS 1, waiting for every
 /// PUBACK (the hub stored them).
 async fn send(api: &TwinApi, data: &Path, id: &str, key: &str, messages: &[(&str, &str)]) {
@@ -83,7 +68,7 @@ async fn send(api: &TwinApi, data: &Path, id: &str, key: &str, messages: &[(&str
     let token = sas::sign(&format!("{HUB}/devices/{id}"), key, expiry, None).unwrap();
     let mut o = MqttOptions::new(id, HUB, api.device_addr.unwrap().port());
     o.set_credentials(format!("{HUB}/{id}/?api-version=2021-04-12"), token);
-    o.set_transport(tls(data));
+    o.set_transport(harness::hub_tls(data));
     let (c, mut ev) = AsyncClient::new(o, 10);
     for (bag, body) in messages {
         c.publish(

@@ -25,7 +25,7 @@ use super::bus::{Bus, Note};
 use super::error::HubError;
 
 /// Most messages one transaction commits.
-const MAX_BATCH: usize = 2048;
+pub(super) const MAX_BATCH: usize = 2048;
 /// Messages waiting for the writer before senders wait for room.
 const QUEUE: usize = 16 * 1024;
 /// Live subscribers may fall this far behind before they lose messages (they then resume
@@ -95,7 +95,7 @@ impl Message {
     }
 }
 
-type Ack = oneshot::Sender<Result<(), String>>;
+pub(super) type Ack = oneshot::Sender<Result<(), String>>;
 
 /// The handle sessions and the SSE route use.
 #[derive(Clone)]
@@ -117,13 +117,13 @@ pub fn new_id(now: time::OffsetDateTime) -> String {
 /// Gives messages their ids in commit order: microseconds since 1970, never less than the
 /// previous id plus one (a clock stepping back cannot reorder them), and a random suffix so
 /// replicas' ids do not collide.
-struct Ids {
+pub(super) struct Ids {
     last: i128,
     suffix: String,
 }
 
 impl Ids {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             last: 0,
             suffix: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
@@ -131,13 +131,13 @@ impl Ids {
     }
 
     /// Ids continue above `id` (the greatest stored, perhaps another replica's).
-    fn above(&mut self, id: &str) {
+    pub(super) fn above(&mut self, id: &str) {
         if let Some(micros) = id.get(..20).and_then(|m| m.parse::<i128>().ok()) {
             self.last = self.last.max(micros);
         }
     }
 
-    fn next(&mut self) -> (String, String) {
+    pub(super) fn next(&mut self) -> (String, String) {
         let now = time::OffsetDateTime::now_utc();
         let micros = (now.unix_timestamp_nanos() / 1000).max(self.last + 1);
         self.last = micros;
@@ -151,9 +151,15 @@ impl Ids {
 }
 
 impl Messages {
-    /// Starts the writer task on `pool`; with a `bus` (replicas), also the follower that
-    /// `wake` wakes and the task telling other replicas of commits.
-    pub fn start(pool: AnyPool, bus: Option<Bus>, wake: std::sync::Arc<Notify>) -> Self {
+    /// Starts the writer task on `pool` (on SQLite, `sqlite_file`: a thread of its own, see
+    /// `sqlite_writer`); with a `bus` (replicas), also the follower that `wake` wakes and the
+    /// task telling other replicas of commits.
+    pub fn start(
+        pool: AnyPool,
+        sqlite_file: Option<std::path::PathBuf>,
+        bus: Option<Bus>,
+        wake: std::sync::Arc<Notify>,
+    ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUE);
         let (live, _) = broadcast::channel(FANOUT);
         let (stop, _) = tokio::sync::watch::channel(false);
@@ -174,7 +180,19 @@ impl Messages {
                 }
             }
         };
-        tokio::spawn(writer(pool.clone(), rx, publish));
+        match (sqlite_file, publish) {
+            (Some(file), Publish::Direct(live)) => {
+                let spawned = std::thread::Builder::new()
+                    .name("hub-writer".into())
+                    .spawn(move || super::sqlite_writer::run(&file, rx, live));
+                if let Err(e) = spawned {
+                    tracing::error!(error = %e, "hub: starting the message writer failed");
+                }
+            }
+            (_, publish) => {
+                tokio::spawn(writer(pool.clone(), rx, publish));
+            }
+        }
         Self {
             pool,
             queue,

@@ -26,6 +26,7 @@ pub mod route;
 /// IoT Hub's SAS tokens; they live in the contract crate, shared with the module.
 pub use iiot_api::iothub::sas;
 pub mod secrets;
+mod sqlite_writer;
 pub mod store;
 mod stream;
 pub mod twin;
@@ -196,7 +197,12 @@ impl Hub {
             hostname: config.hostname.to_ascii_lowercase(),
             policies,
             live,
-            messages: messages::Messages::start(pool.clone(), bus.clone(), wake),
+            messages: messages::Messages::start(
+                pool.clone(),
+                sqlite_writer::file_of(database_url),
+                bus.clone(),
+                wake,
+            ),
             deliveries: deliveries::Deliveries::new(pool),
             edge_routes: dashmap::DashMap::new(),
             trust: endpoint::x509::Trust::new(config.trust.clone()),

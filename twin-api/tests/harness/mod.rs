@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use iiot_twin_api::{ApiKeys, TwinApiConfig, TwinApiHandle};
 use reqwest::{Method, StatusCode};
+use rumqttc::{TlsConfiguration, Transport};
 use serde_json::{json, Value};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 pub const READER: &str = "reader-key-0123456789";
 pub const WRITER: &str = "writer-key-0123456789";
@@ -164,4 +168,16 @@ pub async fn raw_post(base: &str, path: &str, key: &str, length: usize) -> (u16,
         .and_then(Result::ok)
         .unwrap_or(Value::Null);
     (status, content_type, body)
+}
+
+/// rumqttc's TLS to a hub's device endpoint, trusting the CA the hub wrote to `data`.
+pub fn hub_tls(data: &Path) -> Transport {
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(data.join("hub-ca.pem")).expect("hub CA"))
+        .expect("hub CA");
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Transport::tls_with_config(TlsConfiguration::Rustls(std::sync::Arc::new(config)))
 }

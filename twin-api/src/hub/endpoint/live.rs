@@ -63,7 +63,9 @@ pub struct Session {
     pub id: u64,
     /// Unique across replicas and restarts: recorded with the identity while connected.
     pub connection_id: String,
-    pub tx: mpsc::Sender<Outbound>,
+    /// Boxed: a channel keeps a block of slots per session from the start, and what a
+    /// session is sent is rare (calls, patches) next to how many sessions wait idle.
+    pub tx: mpsc::Sender<Box<Outbound>>,
     /// Set to end the session (a take-over, a disabled or deleted identity); apart from the
     /// data queue so a full queue cannot swallow it.
     pub close: watch::Sender<Option<Goodbye>>,
@@ -123,7 +125,7 @@ impl Live {
         &self,
         device_id: &str,
         module_id: &str,
-        tx: mpsc::Sender<Outbound>,
+        tx: mpsc::Sender<Box<Outbound>>,
         subscriptions: u8,
     ) -> (Session, watch::Receiver<Option<Goodbye>>) {
         let (close, closed) = watch::channel(None);
@@ -219,10 +221,10 @@ impl Live {
             rid: rid.clone(),
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let request = Outbound {
+        let request = Box::new(Outbound {
             topic: super::topics::method_request(method, &rid),
             payload,
-        };
+        });
         // A device that reads nothing fills its queue: the call then times out, it does not
         // hang.
         match tokio::time::timeout_at(deadline, session.tx.send(request)).await {
@@ -268,7 +270,7 @@ impl Live {
     ) -> bool {
         match self.session(device_id, module_id) {
             Some(s) if wanted(&s.subscriptions) => {
-                match s.tx.try_send(Outbound { topic, payload }) {
+                match s.tx.try_send(Box::new(Outbound { topic, payload })) {
                     Ok(()) => true,
                     Err(_) => {
                         let _ = s.close.send(Some(Goodbye::ShuttingDown));

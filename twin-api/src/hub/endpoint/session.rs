@@ -34,6 +34,9 @@ const OUTBOUND: usize = 64;
 const MAX_UNACKED: usize = 256;
 /// Longest a write to a client may take.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection's read or write buffer larger than this is given back once empty (a burst
+/// or one large message should not stay allocated while the device idles).
+const KEEP_BUFFER: usize = 32 * 1024;
 /// Deliveries sent to one session and not yet acknowledged.
 const MAX_INFLIGHT: usize = 16;
 /// Answers queued while handling one read are written once they reach this size, so a
@@ -109,6 +112,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 Err(_) => return Err(End::Io("the client stopped reading".into())),
             }
             self.out.clear();
+            if self.out.capacity() > KEEP_BUFFER {
+                self.out = BytesMut::new();
+            }
         }
         Ok(())
     }
@@ -263,8 +269,10 @@ where
     let mut conn = Conn {
         stream,
         version: Version::V311,
-        inbuf: BytesMut::with_capacity(1024),
-        out: BytesMut::with_capacity(1024),
+        // Grown as packets need (and given back, see `KEEP_BUFFER`): most connections sit
+        // idle, and each byte they hold is multiplied by the number of devices.
+        inbuf: BytesMut::new(),
+        out: BytesMut::new(),
         acks: futures::stream::FuturesOrdered::new(),
         inflight: std::collections::HashMap::new(),
         sent: String::new(),
@@ -414,7 +422,8 @@ where
                 }
             }
             out = rx.recv() => match out {
-                Some(Outbound { topic, payload }) => {
+                Some(out) => {
+                    let Outbound { topic, payload } = *out;
                     if codec::publish(conn.version, &topic, 0, 0, payload, &mut conn.out).is_ok() {
                         if let Err(e) = conn.flush().await {
                             break e;
@@ -505,7 +514,12 @@ impl Ctx<'_> {
         loop {
             let frame = match codec::read(c.version, &mut c.inbuf, MAX_PACKET) {
                 Ok(Some(f)) => f,
-                Ok(None) => break,
+                Ok(None) => {
+                    if c.inbuf.is_empty() && c.inbuf.capacity() > KEEP_BUFFER {
+                        c.inbuf = BytesMut::new();
+                    }
+                    break;
+                }
                 Err(codec::CodecError::TooLarge(n)) => {
                     return Err(c
                         .bye(Goodbye::TooLarge, format!("packet over {n} bytes"))
