@@ -261,23 +261,23 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut Conn<S>, code: Con
     let _ = conn.stream.shutdown().await;
 }
 
-/// Serves one connection to its end.
-pub async fn serve<S>(stream: S, peer: Peer, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
-{
-    let mut conn = Conn {
-        stream,
-        version: Version::V311,
-        // Grown as packets need (and given back, see `KEEP_BUFFER`): most connections sit
-        // idle, and each byte they hold is multiplied by the number of devices.
-        inbuf: BytesMut::new(),
-        out: BytesMut::new(),
-        acks: futures::stream::FuturesOrdered::new(),
-        inflight: std::collections::HashMap::new(),
-        sent: String::new(),
-        next_pkid: 0,
-    };
+/// What the session keeps of its CONNECT once admitted; the rest (the identity as read, the
+/// token, the client's certificates) is dropped with the phase, not held for the session.
+struct Admitted {
+    device_id: String,
+    module_id: String,
+    keep_alive: u16,
+    clean: bool,
+    kept: u8,
+    expires: Option<i64>,
+}
+
+/// Reads CONNECT and admits the identity, or refuses it (`None`, CONNACK sent).
+async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut Conn<S>,
+    peer: Peer,
+    hub: &Hub,
+) -> Option<Admitted> {
     // CONNECT first, within CONNECT_TIMEOUT.
     // The phases that run once or per packet are boxed: a session's future then keeps only
     // the idle loop's state for its lifetime, not the largest phase's (memory per connection).
@@ -288,7 +288,7 @@ where
                 match codec::connect_version(&conn.inbuf) {
                     Ok(Some(v)) => {
                         conn.version = v;
-                        return next_frame(&mut conn).await;
+                        return next_frame(conn).await;
                     }
                     Ok(None) => {}
                     Err(e) => return Err(End::Goodbye(Goodbye::Malformed, e.to_string())),
@@ -314,21 +314,23 @@ where
     }))) = connect
     else {
         tracing::debug!(peer = ?peer.addr, "hub: no valid CONNECT");
-        return;
+        return None;
     };
     let Some((device_id, module_id)) = client_identity(&client_id) else {
         tracing::info!(peer = ?peer.addr, "hub: CONNECT refused: client id is not an identity");
-        return refuse(&mut conn, ConnAck::BadClientId).await;
+        refuse(conn, ConnAck::BadClientId).await;
+        return None;
     };
     if !username
         .as_deref()
         .is_some_and(|u| username_matches(u, &hub.hostname, &client_id))
     {
         tracing::info!(device = %device_id, module = %module_id, "hub: CONNECT refused: user name is not {{hub}}/{{clientId}}/…");
-        return refuse(&mut conn, ConnAck::BadCredentials).await;
+        refuse(conn, ConnAck::BadCredentials).await;
+        return None;
     }
     let (identity, expires) = match Box::pin(authenticate(
-        &hub,
+        hub,
         &peer,
         &device_id,
         &module_id,
@@ -339,12 +341,51 @@ where
         Ok(found) => found,
         Err(code) => {
             tracing::info!(device = %device_id, module = %module_id, ?code, "hub: CONNECT refused");
-            return refuse(&mut conn, code).await;
+            refuse(conn, code).await;
+            return None;
         }
     };
     // Clean session 0 keeps the subscriptions of the identity's last session (stored with
     // it, so also across restarts and replicas): Microsoft's SDKs do not subscribe again.
     let kept = if clean { 0 } else { identity.subscriptions };
+    Some(Admitted {
+        device_id,
+        module_id,
+        keep_alive,
+        clean,
+        kept,
+        expires,
+    })
+}
+
+/// Serves one connection to its end.
+pub async fn serve<S>(stream: S, peer: Peer, hub: Arc<Hub>, mut shutdown: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let mut conn = Conn {
+        stream,
+        version: Version::V311,
+        // Grown as packets need (and given back, see `KEEP_BUFFER`): most connections sit
+        // idle, and each byte they hold is multiplied by the number of devices.
+        inbuf: BytesMut::new(),
+        out: BytesMut::new(),
+        acks: futures::stream::FuturesOrdered::new(),
+        inflight: std::collections::HashMap::new(),
+        sent: String::new(),
+        next_pkid: 0,
+    };
+    let Some(Admitted {
+        device_id,
+        module_id,
+        keep_alive,
+        clean,
+        kept,
+        expires,
+    }) = Box::pin(admit(&mut conn, peer, &hub)).await
+    else {
+        return;
+    };
     let (tx, mut rx) = mpsc::channel(OUTBOUND);
     let (session, mut closed) = hub.live.register(&device_id, &module_id, tx, kept);
     if let Some(i) = hub
