@@ -388,19 +388,29 @@ where
     };
     let (tx, mut rx) = mpsc::channel(OUTBOUND);
     let (session, mut closed) = hub.live.register(&device_id, &module_id, tx, kept);
-    if let Some(i) = hub
-        .set_connected(&device_id, &module_id, &session.connection_id, true, clean)
-        .await
-    {
-        hub.publisher_state(&i, true).await;
-    }
+    Box::pin(record(
+        &hub,
+        &device_id,
+        &module_id,
+        &session.connection_id,
+        true,
+        clean,
+    ))
+    .await;
     tracing::info!(device = %device_id, module = %module_id, version = ?conn.version, "hub: device connected");
     if codec::connack(conn.version, ConnAck::Accepted, kept != 0, &mut conn.out).is_err()
         || conn.flush().await.is_err()
     {
         hub.live.unregister(&device_id, &module_id, session.id);
-        hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
-            .await;
+        Box::pin(record(
+            &hub,
+            &device_id,
+            &module_id,
+            &session.connection_id,
+            false,
+            false,
+        ))
+        .await;
         return;
     }
 
@@ -414,8 +424,15 @@ where
     Box::pin(ctx.pump(&mut conn)).await;
     if conn.flush().await.is_err() {
         hub.live.unregister(&device_id, &module_id, session.id);
-        hub.set_connected(&device_id, &module_id, &session.connection_id, false, false)
-            .await;
+        Box::pin(record(
+            &hub,
+            &device_id,
+            &module_id,
+            &session.connection_id,
+            false,
+            false,
+        ))
+        .await;
         return;
     }
     // IoT Hub's rule: silence for 1.5 keep-alive periods ends the session.
@@ -504,13 +521,35 @@ where
         }
     };
     hub.live.unregister(&device_id, &module_id, session.id);
+    Box::pin(record(
+        &hub,
+        &device_id,
+        &module_id,
+        &session.connection_id,
+        false,
+        false,
+    ))
+    .await;
+    tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
+}
+
+/// Records that a session connected or ended (`connectionState`, the publishers view).
+/// Awaited boxed: its database futures are large, and inline they would size every session's
+/// task for its whole life (memory per connection).
+async fn record(
+    hub: &Hub,
+    device_id: &str,
+    module_id: &str,
+    connection_id: &str,
+    connected: bool,
+    clean: bool,
+) {
     if let Some(i) = hub
-        .set_connected(&device_id, &module_id, &session.connection_id, false, false)
+        .set_connected(device_id, module_id, connection_id, connected, clean)
         .await
     {
-        hub.publisher_state(&i, false).await;
+        hub.publisher_state(&i, connected).await;
     }
-    tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
 }
 
 /// Queues routed module inputs and tells their sessions; `false` when one could not be
