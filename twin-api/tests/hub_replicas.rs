@@ -489,7 +489,31 @@ async fn scenario(db: String) {
     let (s, answer) = call(&b, "/twins/d1/methods", &json!({"n": 2})).await;
     assert_eq!(s, StatusCode::OK, "{answer}");
 
-    drop((publisher, d1_again));
+    // The replicas' listening connections drop (notes sent meanwhile are lost): each checks
+    // its sessions, closes those that take desired patches (they GET the twin again on
+    // reconnect), and the bus works again once the listeners reconnect.
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    let killed = sqlx::query(
+        "SELECT CAST(pg_terminate_backend(pid) AS TEXT) AS done FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE '%LISTEN%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(killed.len() >= 2, "both replicas' listeners");
+    tokio::time::timeout(Duration::from_secs(20), d1_again.task)
+        .await
+        .expect("the session that takes desired patches is closed after the bus dropped")
+        .unwrap();
+    let _d1_back = connect(&a, "d1", &k1).await;
+    wait_for("B reaches d1 on A through the bus again", async || {
+        let (s, _) = call(&b, "/twins/d1/methods", &json!({"n": 3})).await;
+        (s == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    drop(publisher);
     a.api.shutdown().await;
     b.api.shutdown().await;
 }
