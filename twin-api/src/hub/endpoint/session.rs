@@ -401,16 +401,7 @@ where
     if codec::connack(conn.version, ConnAck::Accepted, kept != 0, &mut conn.out).is_err()
         || conn.flush().await.is_err()
     {
-        hub.live.unregister(&device_id, &module_id, session.id);
-        Box::pin(record(
-            &hub,
-            &device_id,
-            &module_id,
-            &session.connection_id,
-            false,
-            false,
-        ))
-        .await;
+        Box::pin(ended(&hub, &device_id, &module_id, &session)).await;
         return;
     }
 
@@ -423,16 +414,7 @@ where
     // Kept subscriptions: what waited meanwhile goes out at once.
     Box::pin(ctx.pump(&mut conn)).await;
     if conn.flush().await.is_err() {
-        hub.live.unregister(&device_id, &module_id, session.id);
-        Box::pin(record(
-            &hub,
-            &device_id,
-            &module_id,
-            &session.connection_id,
-            false,
-            false,
-        ))
-        .await;
+        Box::pin(ended(&hub, &device_id, &module_id, &session)).await;
         return;
     }
     // IoT Hub's rule: silence for 1.5 keep-alive periods ends the session.
@@ -520,17 +502,22 @@ where
             }
         }
     };
-    hub.live.unregister(&device_id, &module_id, session.id);
-    Box::pin(record(
-        &hub,
-        &device_id,
-        &module_id,
+    Box::pin(ended(&hub, &device_id, &module_id, &session)).await;
+    tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
+}
+
+/// A session ended: out of the live sessions, and recorded (if it still was the identity's).
+async fn ended(hub: &Hub, device_id: &str, module_id: &str, session: &super::live::Session) {
+    hub.live.unregister(device_id, module_id, session.id);
+    record(
+        hub,
+        device_id,
+        module_id,
         &session.connection_id,
         false,
         false,
-    ))
+    )
     .await;
-    tracing::info!(device = %device_id, module = %module_id, %end, "hub: device disconnected");
 }
 
 /// Records that a session connected or ended (`connectionState`, the publishers view).
