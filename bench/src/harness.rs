@@ -117,3 +117,41 @@ pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: std::tim
     }
     let _ = child.kill().await;
 }
+
+/// CPU seconds (user + system) and resident bytes of a process.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ProcSample {
+    pub cpu_s: f64,
+    pub rss: u64,
+}
+
+/// Clock ticks per second, the unit of `/proc/{pid}/stat`'s CPU times.
+pub(crate) fn clock_ticks() -> f64 {
+    // SAFETY: sysconf reads a constant of the system.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// A process's CPU time and RSS from `/proc` (zeros once it is gone).
+pub(crate) fn proc_sample(pid: impl std::fmt::Display, tck: f64) -> ProcSample {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name (which may hold spaces): utime is field 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss_kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    ProcSample {
+        cpu_s: (ticks(11) + ticks(12)) / tck,
+        rss: rss_kb * 1024,
+    }
+}

@@ -51,7 +51,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 
 use crate::error::{bail, BenchError, Context, Result};
-use crate::harness::{free_port, private_mosquitto, terminate, TempDir};
+use crate::harness::{clock_ticks, free_port, private_mosquitto, proc_sample, terminate, TempDir};
 
 /// What `iiot bench hub` measures and for how long.
 #[derive(Debug, Clone)]
@@ -1229,42 +1229,6 @@ impl Load {
         let now = Load::sample(ours, tck);
         let wall = now.at.duration_since(self.at).as_secs_f64().max(1e-9);
         ((now.busy_s - self.busy_s) - (now.ours_s - self.ours_s)).max(0.0) / wall
-    }
-}
-
-/// CPU seconds (user + system) and resident bytes of a process.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProcSample {
-    cpu_s: f64,
-    rss: u64,
-}
-
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf reads a constant of the system.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
-    }
-}
-
-fn proc_sample(pid: u32, tck: f64) -> ProcSample {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name (which may hold spaces): utime is field 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    ProcSample {
-        cpu_s: (ticks(11) + ticks(12)) / tck,
-        rss: rss_kb * 1024,
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::error::{bail, BenchError, Context, Result};
-use crate::harness::{free_port, terminate, TempDir};
+use crate::harness::{clock_ticks, free_port, proc_sample, terminate, TempDir};
 use crate::sink::{now_ns, Sink, RELAY_PREFIX};
 
 /// One run of the relay ladder; `iiot bench relay`'s flags, whose help says more.
@@ -592,41 +592,6 @@ impl PlcSim {
 
     async fn stop(mut self) {
         terminate(&mut self.child, Duration::from_secs(5)).await;
-    }
-}
-
-/// CPU seconds (user + system) and resident bytes of a process.
-#[derive(Debug, Clone, Copy, Default)]
-struct ProcSample {
-    cpu_s: f64,
-    rss: u64,
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-fn proc_sample(pid: &str, tck: f64) -> ProcSample {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    ProcSample {
-        cpu_s: (ticks(11) + ticks(12)) / tck,
-        rss: rss_kb * 1024,
     }
 }
 
