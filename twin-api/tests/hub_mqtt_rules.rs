@@ -31,6 +31,15 @@ fn in_an_hour() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp() + 3600
 }
 
+/// A twin API whose hub's device endpoint listens on a free port, named [`HUB`].
+async fn hub(broker: &str, data: &Path) -> TwinApi {
+    TwinApi::start(broker, data, |c| {
+        c.hub.hostname = HUB.into();
+        c.hub.device_port = Some(0);
+    })
+    .await
+}
+
 async fn device(api: &TwinApi, id: &str) -> String {
     let (s, _, d) = api
         .send(
@@ -87,11 +96,7 @@ async fn bad_credentials_and_topics_end_only_the_offender() {
     let dir = temp_dir("hub-mqtt-rules");
     let data = dir.join("data");
     let broker = Mosquitto::start().await;
-    let api = TwinApi::start(&broker.url(), &data, |c| {
-        c.hub.hostname = HUB.into();
-        c.hub.device_port = Some(0);
-    })
-    .await;
+    let api = hub(&broker.url(), &data).await;
     let k1 = device(&api, "d1").await;
     let k2 = device(&api, "d2").await;
     let token = |id: &str, key: &str, exp: i64| {
@@ -297,11 +302,7 @@ async fn an_mqtt5_device_reads_and_reports_its_twin() {
     let dir = temp_dir("hub-mqtt5");
     let data = dir.join("data");
     let broker = Mosquitto::start().await;
-    let api = TwinApi::start(&broker.url(), &data, |c| {
-        c.hub.hostname = HUB.into();
-        c.hub.device_port = Some(0);
-    })
-    .await;
+    let api = hub(&broker.url(), &data).await;
     let key = device(&api, "d5").await;
     let mut o = O5::new("d5", HUB, api.device_addr.unwrap().port());
     o.set_credentials(
@@ -355,12 +356,7 @@ async fn kept_subscriptions_survive_a_restart_and_tokens_end_sessions() {
     let data = dir.join("data");
     let broker = Mosquitto::start().await;
     let url = broker.url();
-    let start = || {
-        TwinApi::start(&url, &data, |c| {
-            c.hub.hostname = HUB.into();
-            c.hub.device_port = Some(0);
-        })
-    };
+    let start = || hub(&url, &data);
     let api = start().await;
     let key = device(&api, "dk").await;
     let token = |exp: i64| sas::sign(&format!("{HUB}/devices/dk"), &key, exp, None).unwrap();
@@ -453,11 +449,7 @@ async fn cloud_to_device_messages_wait_for_their_puback() {
     let dir = temp_dir("hub-mqtt-c2d");
     let data = dir.join("data");
     let broker = Mosquitto::start().await;
-    let api = TwinApi::start(&broker.url(), &data, |c| {
-        c.hub.hostname = HUB.into();
-        c.hub.device_port = Some(0);
-    })
-    .await;
+    let api = hub(&broker.url(), &data).await;
     let key = device(&api, "dc").await;
     let token = sas::sign(&format!("{HUB}/devices/dc"), &key, in_an_hour(), None).unwrap();
     let (s, _, b) = api

@@ -534,7 +534,7 @@ impl Hub {
         if self.replicas.publishers_loaded.swap(true, Ordering::AcqRel) && !full {
             return;
         }
-        match self.store.connected(true).await {
+        match self.store.connected_modules().await {
             Ok(ids) => {
                 for i in ids.iter().filter(|i| self.holder(i).is_some()) {
                     self.publisher_seen(i, true).await;

@@ -220,7 +220,7 @@ async fn deliver(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<(), Stop> {
     let failed = |e: &dyn std::fmt::Display| Stop::Failed(e.to_string());
-    prepare(hub).await.map_err(|e| failed(&e))?;
+    // Set at start-up by `prepare`.
     let mut position = hub
         .store
         .route_position(NAME)

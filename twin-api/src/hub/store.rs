@@ -278,12 +278,11 @@ impl HubStore {
         rows.iter().map(|r| self.identity(r)).collect()
     }
 
-    /// The identities connected now (per the store), of modules only when `modules`.
-    pub async fn connected(&self, modules: bool) -> Result<Vec<Identity>, HubError> {
+    /// The module identities connected now (per the store).
+    pub async fn connected_modules(&self) -> Result<Vec<Identity>, HubError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM hub_identities WHERE connected = 1 AND ($1 = 0 OR module_id <> '')"
+            "SELECT {COLUMNS} FROM hub_identities WHERE connected = 1 AND module_id <> ''"
         )))
-        .bind(i64::from(modules))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| self.identity(r)).collect()

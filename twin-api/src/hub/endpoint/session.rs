@@ -243,15 +243,20 @@ async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Err(e) => return Err(c.bye(Goodbye::Malformed, e.to_string()).await),
         }
-        let n = c
-            .stream
-            .read_buf(&mut c.inbuf)
-            .await
-            .map_err(|e| End::Io(e.to_string()))?;
-        if n == 0 {
+        if !read_more(c).await? {
             return Ok(None);
         }
     }
+}
+
+/// Reads what the client sent next into `inbuf`; `false` when it closed the connection.
+async fn read_more<S: AsyncRead + Unpin>(c: &mut Conn<S>) -> Result<bool, End> {
+    let n = c
+        .stream
+        .read_buf(&mut c.inbuf)
+        .await
+        .map_err(|e| End::Io(e.to_string()))?;
+    Ok(n > 0)
 }
 
 /// Answers CONNECT with a refusal and closes.
@@ -293,12 +298,7 @@ async fn admit<S: AsyncRead + AsyncWrite + Unpin>(
                     Ok(None) => {}
                     Err(e) => return Err(End::Goodbye(Goodbye::Malformed, e.to_string())),
                 }
-                let n = conn
-                    .stream
-                    .read_buf(&mut conn.inbuf)
-                    .await
-                    .map_err(|e| End::Io(e.to_string()))?;
-                if n == 0 {
+                if !read_more(conn).await? {
                     return Ok(None);
                 }
             }
